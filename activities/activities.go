@@ -1,0 +1,291 @@
+// Package activities holds every side effect of Backflow's workflows:
+// Postgres writes through the store and provider calls through connectors.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/store"
+)
+
+// Error types workflows branch on; they are non-retryable.
+const (
+	ErrTypeDeclined   = "RefundDeclined"
+	ErrTypeInvalid    = "InvalidRefundRequest"
+	ErrTypeNotPending = "RefundNotPending"
+	ErrTypeRule       = "RuleViolation"
+)
+
+// Policy is the timing of one refund, read from configuration by the
+// activity and recorded in history so the workflow stays deterministic.
+type Policy struct {
+	StuckAfter            time.Duration // PROCESSING longer than this is flagged stuck
+	PollInitial           time.Duration // first status poll after an asynchronous answer
+	PollMax               time.Duration // polling backs off up to this
+	SubmitAttempts        int32         // provider attempts before the refund waits as stuck
+	SubmitInitialInterval time.Duration
+	StuckRetryEvery       time.Duration // how often a stuck refund re-checks by itself
+}
+
+// DefaultPolicy is the production timing.
+func DefaultPolicy() Policy {
+	return Policy{
+		StuckAfter:            15 * time.Minute,
+		PollInitial:           5 * time.Second,
+		PollMax:               5 * time.Minute,
+		SubmitAttempts:        8,
+		SubmitInitialInterval: time.Second,
+		StuckRetryEvery:       15 * time.Minute,
+	}
+}
+
+// Activities holds the dependencies of every activity. Workflows call its
+// methods through a nil *Activities; the worker registers a real one.
+type Activities struct {
+	Store     *store.Store
+	Providers *providers.Registry
+	Policy    Policy
+	// StartRefund starts a refund's workflow (the reconciler's repair).
+	StartRefund StartRefundWorkflow
+	// Observe, when set, is told about each finished refund (metrics).
+	Observe func(store.Refund)
+}
+
+// Delivery is one event to deliver to one webhook endpoint.
+type Delivery = store.Delivery
+
+// RefundPlan is what the workflow needs to drive one refund.
+type RefundPlan struct {
+	RefundID         uuid.UUID
+	MerchantID       uuid.UUID
+	Status           string
+	Method           string
+	Provider         string
+	Amount           int64
+	Currency         string
+	RequiresApproval bool
+	Submit           SubmitRequest
+	Policy           Policy
+	Deliveries       []Delivery // refund.created deliveries, on the first run only
+}
+
+// SubmitRequest is the provider call of one refund, fixed for its lifetime.
+type SubmitRequest struct {
+	RefundID uuid.UUID
+	Provider string
+	Method   string
+	Refund   providers.RefundRequest
+	Payout   providers.PayoutRequest
+}
+
+// BeginRefund records that the workflow runs and returns the refund's plan.
+func (a *Activities) BeginRefund(ctx context.Context, refundID uuid.UUID) (RefundPlan, error) {
+	r, t, err := a.Store.BeginRefund(ctx, refundID)
+	if err != nil {
+		return RefundPlan{}, fmt.Errorf("begin refund: %w", err)
+	}
+	plan := RefundPlan{
+		RefundID: r.ID, MerchantID: r.MerchantID, Status: r.Status, Method: r.Method, Provider: r.Provider,
+		Amount: r.Amount, Currency: r.Currency, RequiresApproval: r.RequiresApproval, Policy: a.Policy,
+		Submit: buildSubmit(r, t),
+	}
+	if r.Status == store.StatusPending {
+		plan.Deliveries, err = a.Store.UndispatchedDeliveries(ctx, r.ID)
+		if err != nil {
+			return plan, fmt.Errorf("list deliveries: %w", err)
+		}
+	}
+	return plan, nil
+}
+
+func buildSubmit(r store.Refund, t store.Transaction) SubmitRequest {
+	// The provider idempotency key is the refund id and nothing else.
+	key := r.ID.String()
+	req := SubmitRequest{RefundID: r.ID, Provider: r.Provider, Method: r.Method}
+	if r.Method == store.MethodPayoutRefund {
+		req.Payout = providers.PayoutRequest{
+			IdempotencyKey: key, RefundID: key, PaymentReference: t.ProviderReference,
+			Amount: r.Amount, Currency: r.Currency, Description: r.Description,
+		}
+		if t.PayoutDestination != nil {
+			req.Payout.Destination = *t.PayoutDestination
+		}
+		return req
+	}
+	lines := make([]providers.LineItem, 0, len(r.LineItems))
+	for _, li := range r.LineItems {
+		lines = append(lines, providers.LineItem{ID: li.ID, Quantity: li.Quantity, Amount: li.Amount})
+	}
+	req.Refund = providers.RefundRequest{
+		IdempotencyKey: key, RefundID: key, PaymentReference: t.ProviderReference, Amount: r.Amount,
+		Currency: r.Currency, Reason: r.Reason, ReasonCode: r.ReasonCode, Description: r.Description,
+		Reference: r.Reference, Metadata: r.Metadata, LineItems: lines, TargetType: r.TargetType, TargetID: r.TargetID,
+		FullAmountOfOrder: r.Amount == t.Amount,
+	}
+	return req
+}
+
+// MarkProcessing moves the refund to PROCESSING right before the provider call.
+func (a *Activities) MarkProcessing(ctx context.Context, refundID uuid.UUID) error {
+	_, err := a.Store.MarkProcessing(ctx, refundID)
+	var rule *store.RuleError
+	if errors.As(err, &rule) {
+		return temporal.NewNonRetryableApplicationError(rule.Message, ErrTypeNotPending, err)
+	}
+	return err
+}
+
+// SubmitResult is a provider answer and the attempt that got it.
+type SubmitResult struct {
+	providers.Result
+	Attempt int32
+}
+
+// SubmitRefund sends the refund (or payout) to the provider. Calling it again
+// returns the same provider-side refund: the idempotency key never changes.
+func (a *Activities) SubmitRefund(ctx context.Context, req SubmitRequest) (SubmitResult, error) {
+	conn, err := a.connector(req.Provider)
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	res, err := withHeartbeat(ctx, func(ctx context.Context) (providers.Result, error) {
+		if req.Method == store.MethodPayoutRefund {
+			return conn.Payout(ctx, req.Payout)
+		}
+		return conn.Refund(ctx, req.Refund)
+	})
+	return a.recordAnswer(ctx, req, res, err)
+}
+
+// CheckRefund asks the provider for the refund's current status.
+func (a *Activities) CheckRefund(ctx context.Context, req SubmitRequest, providerReference string) (SubmitResult, error) {
+	conn, err := a.connector(req.Provider)
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	res, err := withHeartbeat(ctx, func(ctx context.Context) (providers.Result, error) {
+		if req.Method == store.MethodPayoutRefund {
+			return conn.PayoutStatus(ctx, providerReference, req.Payout.IdempotencyKey)
+		}
+		return conn.RefundStatus(ctx, providerReference, req.Refund.IdempotencyKey)
+	})
+	return a.recordAnswer(ctx, req, res, err)
+}
+
+// recordAnswer keeps the provider reference so callbacks find the refund, and
+// turns connector errors into Temporal errors with the right retry behaviour.
+func (a *Activities) recordAnswer(ctx context.Context, req SubmitRequest, res providers.Result, err error) (SubmitResult, error) {
+	out := SubmitResult{Result: res, Attempt: 1}
+	if activity.IsActivity(ctx) {
+		out.Attempt = activity.GetInfo(ctx).Attempt
+	}
+	if err != nil {
+		return out, temporalError(err)
+	}
+	if res.ProviderReference != "" && !res.Status.Final() {
+		if err := a.Store.SetProviderReference(ctx, req.RefundID, res.ProviderReference); err != nil {
+			return out, fmt.Errorf("record provider reference: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func (a *Activities) connector(name string) (providers.Connector, error) {
+	conn, ok := a.Providers.Get(name)
+	if !ok {
+		// A provider missing from this worker's config may be added back: retry.
+		return nil, fmt.Errorf("provider %q is not configured on this worker", name)
+	}
+	return conn, nil
+}
+
+// temporalError maps a connector error to a Temporal error: declines and
+// invalid requests are final, everything else is retried (429 after Retry-After).
+func temporalError(err error) error {
+	var pe *providers.Error
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch pe.Kind {
+	case providers.KindDeclined:
+		return temporal.NewNonRetryableApplicationError(pe.Message, ErrTypeDeclined, err, pe.Code)
+	case providers.KindInvalid:
+		return temporal.NewNonRetryableApplicationError(pe.Message, ErrTypeInvalid, err, pe.Code)
+	}
+	if pe.RetryAfter > 0 {
+		return temporal.NewApplicationErrorWithOptions(pe.Error(), "ProviderRetryAfter",
+			temporal.ApplicationErrorOptions{NextRetryDelay: pe.RetryAfter, Cause: err})
+	}
+	return err
+}
+
+// withHeartbeat heartbeats while a provider call is in flight so a dead
+// worker is noticed within the heartbeat timeout, not the whole call timeout.
+func withHeartbeat[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	if !activity.IsActivity(ctx) {
+		return fn(ctx)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return fn(ctx)
+}
+
+// FinalizeInput ends one refund.
+type FinalizeInput struct {
+	RefundID uuid.UUID
+	Outcome  store.Outcome
+}
+
+// FinalizeResult is the refund's final state and the webhook deliveries to start.
+type FinalizeResult struct {
+	Status     string
+	Deliveries []Delivery
+}
+
+// FinalizeRefund settles or releases the reservation exactly once.
+func (a *Activities) FinalizeRefund(ctx context.Context, in FinalizeInput) (FinalizeResult, error) {
+	r, ev, err := a.Store.Finalize(ctx, in.RefundID, in.Outcome)
+	var rule *store.RuleError
+	if errors.As(err, &rule) {
+		return FinalizeResult{}, temporal.NewNonRetryableApplicationError(rule.Message, ErrTypeRule, err)
+	}
+	if err != nil {
+		return FinalizeResult{}, fmt.Errorf("finalize refund: %w", err)
+	}
+	out := FinalizeResult{Status: r.Status}
+	if ev != nil {
+		if a.Observe != nil {
+			a.Observe(r)
+		}
+		out.Deliveries, err = a.Store.UndispatchedDeliveries(ctx, r.ID)
+		if err != nil {
+			return out, fmt.Errorf("list deliveries: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// SetStuck flags or clears the refund's stuck flag in Postgres.
+func (a *Activities) SetStuck(ctx context.Context, refundID uuid.UUID, stuck bool) error {
+	return a.Store.SetStuck(ctx, refundID, stuck)
+}

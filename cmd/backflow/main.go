@@ -1,0 +1,147 @@
+// Command backflow runs every Backflow process: the API, the worker, the
+// sandbox PSP, migrations, the demo seed and the ops CLI.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/backflow/backflow/activities"
+	"github.com/backflow/backflow/app"
+	"github.com/backflow/backflow/config"
+	"github.com/backflow/backflow/migrations"
+	"github.com/backflow/backflow/providers/sandbox"
+	"github.com/backflow/backflow/server"
+	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/worker"
+)
+
+const usage = `usage: backflow <command>
+
+commands:
+  api       serve the merchant and ops HTTP API
+  worker    run the Temporal worker (refund workflows, webhooks, reconciler)
+  sandbox   serve the sandbox PSP (cardpay, paydesk, orchestra, momo, banktransfer)
+  migrate   apply database migrations
+  seed      create the demo merchant, keys and sample transactions (idempotent)
+
+configuration: environment variables, see README.md`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "backflow:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "api":
+		return runAPI(ctx, cfg)
+	case "worker":
+		return runWorker(ctx, cfg)
+	case "sandbox":
+		return runSandbox(ctx, cfg)
+	case "migrate":
+		return runMigrate(ctx, cfg)
+	case "seed":
+		return runSeed(ctx, cfg, args[1:])
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+func runAPI(ctx context.Context, cfg config.Config) error {
+	logger := app.NewLogger(cfg.LogLevel)
+	deps, err := app.Open(ctx, cfg, logger, client.Options{})
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+	srv := server.New(server.Deps{Store: deps.Store, Temporal: deps.Temporal, Providers: deps.Providers,
+		TaskQueue: cfg.TaskQueue, Logger: logger})
+	logger.Info("api listening", "addr", cfg.HTTPAddr, "config", cfg)
+	return serve(ctx, cfg.HTTPAddr, srv.Handler())
+}
+
+func runWorker(ctx context.Context, cfg config.Config) error {
+	logger := app.NewLogger(cfg.LogLevel)
+	deps, err := app.Open(ctx, cfg, logger, client.Options{})
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+	ns := deps.Namespace
+	if err := worker.EnsureSearchAttributes(ctx, deps.Temporal, ns); err != nil {
+		// Temporal Cloud manages search attributes through its control plane.
+		logger.Warn("could not register search attributes; register them by hand", "error", err)
+	}
+	if err := worker.EnsureReconcileSchedule(ctx, deps.Temporal, cfg.TaskQueue, cfg.ReconcileEvery); err != nil {
+		return err
+	}
+	policy := activities.DefaultPolicy()
+	policy.StuckAfter = cfg.StuckAfter
+	acts := &activities.Activities{Store: deps.Store, Providers: deps.Providers, Policy: policy}
+	w := worker.New(deps.Temporal, cfg.TaskQueue, acts, sdkworker.Options{})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer w.Stop()
+	logger.Info("worker running", "taskQueue", cfg.TaskQueue, "namespace", ns, "config", cfg)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
+	return serve(ctx, cfg.WorkerHTTPAddr, mux)
+}
+
+func runSandbox(ctx context.Context, cfg config.Config) error {
+	logger := app.NewLogger(cfg.LogLevel)
+	psp := sandbox.New(sandbox.Options{CallbackURL: cfg.PublicURL, Logger: logger})
+	defer psp.Close()
+	logger.Info("sandbox PSP listening", "addr", cfg.SandboxAddr, "callbacks", cfg.PublicURL)
+	return serve(ctx, cfg.SandboxAddr, psp)
+}
+
+func runMigrate(ctx context.Context, cfg config.Config) error {
+	pool, err := store.Connect(ctx, cfg.DatabaseURL, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrations.Up(ctx, pool); err != nil {
+		return err
+	}
+	fmt.Println("migrations applied")
+	return nil
+}
+
+// serve runs an HTTP server until ctx ends, then shuts it down gracefully.
+func serve(ctx context.Context, addr string, h http.Handler) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}

@@ -1,0 +1,123 @@
+// Package config reads Backflow's configuration from environment variables.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Config is the whole configuration of every Backflow process. Temporal
+// connection settings are not here: they follow the SDK's own env conventions
+// (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*),
+// read by go.temporal.io/sdk/contrib/envconfig.
+type Config struct {
+	DatabaseURL    string        // DATABASE_URL
+	DBMaxConns     int32         // BACKFLOW_DB_MAX_CONNS
+	HTTPAddr       string        // BACKFLOW_HTTP_ADDR: API listen address
+	WorkerHTTPAddr string        // BACKFLOW_WORKER_HTTP_ADDR: worker /metrics and health
+	PublicURL      string        // BACKFLOW_PUBLIC_URL: where providers send callbacks
+	TaskQueue      string        // BACKFLOW_TASK_QUEUE
+	SandboxAddr    string        // BACKFLOW_SANDBOX_ADDR: sandbox PSP listen address
+	SandboxURL     string        // BACKFLOW_SANDBOX_URL: sandbox base URL the connectors use
+	ProvidersJSON  string        // BACKFLOW_PROVIDERS: JSON provider list; empty → sandbox providers
+	ProvidersFile  string        // BACKFLOW_PROVIDERS_FILE: same, from a file
+	StripeURL      string        // BACKFLOW_STRIPE_URL: enables the stripe provider
+	StripeAPIKey   string        // BACKFLOW_STRIPE_API_KEY
+	StuckAfter     time.Duration // BACKFLOW_STUCK_AFTER: SLA after which a PROCESSING refund is flagged stuck
+	ProviderTimeout time.Duration // BACKFLOW_PROVIDER_TIMEOUT: HTTP timeout of one provider call
+	ReconcileEvery time.Duration // BACKFLOW_RECONCILE_EVERY: reconciler schedule interval
+	LogLevel       slog.Level    // BACKFLOW_LOG_LEVEL
+}
+
+// Load reads the configuration from the environment, applying defaults.
+func Load() (Config, error) {
+	c := Config{
+		DatabaseURL:    env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/backflow?sslmode=disable"),
+		HTTPAddr:       env("BACKFLOW_HTTP_ADDR", ":8080"),
+		WorkerHTTPAddr: env("BACKFLOW_WORKER_HTTP_ADDR", ":9091"),
+		PublicURL:      env("BACKFLOW_PUBLIC_URL", "http://127.0.0.1:8080"),
+		TaskQueue:      env("BACKFLOW_TASK_QUEUE", "backflow-refunds"),
+		SandboxAddr:    env("BACKFLOW_SANDBOX_ADDR", ":8090"),
+		SandboxURL:     env("BACKFLOW_SANDBOX_URL", "http://127.0.0.1:8090"),
+		ProvidersJSON:  os.Getenv("BACKFLOW_PROVIDERS"),
+		ProvidersFile:  os.Getenv("BACKFLOW_PROVIDERS_FILE"),
+		StripeURL:      os.Getenv("BACKFLOW_STRIPE_URL"),
+		StripeAPIKey:   os.Getenv("BACKFLOW_STRIPE_API_KEY"),
+	}
+	var errs []error
+	c.DBMaxConns = int32(intEnv("BACKFLOW_DB_MAX_CONNS", 20, &errs))
+	c.StuckAfter = durationEnv("BACKFLOW_STUCK_AFTER", 15*time.Minute, &errs)
+	c.ProviderTimeout = durationEnv("BACKFLOW_PROVIDER_TIMEOUT", 10*time.Second, &errs)
+	c.ReconcileEvery = durationEnv("BACKFLOW_RECONCILE_EVERY", time.Minute, &errs)
+	if err := c.LogLevel.UnmarshalText([]byte(env("BACKFLOW_LOG_LEVEL", "INFO"))); err != nil {
+		errs = append(errs, fmt.Errorf("BACKFLOW_LOG_LEVEL: %w", err))
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("read config: %v", errs)
+	}
+	return c, nil
+}
+
+// LogValue masks secrets when the config is logged.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("databaseURL", maskURL(c.DatabaseURL)),
+		slog.String("httpAddr", c.HTTPAddr),
+		slog.String("workerHTTPAddr", c.WorkerHTTPAddr),
+		slog.String("publicURL", c.PublicURL),
+		slog.String("taskQueue", c.TaskQueue),
+		slog.String("sandboxURL", c.SandboxURL),
+		slog.Bool("stripe", c.StripeURL != ""),
+		slog.Duration("stuckAfter", c.StuckAfter),
+		slog.Duration("providerTimeout", c.ProviderTimeout),
+		slog.Duration("reconcileEvery", c.ReconcileEvery),
+	)
+}
+
+func maskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "invalid"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+func env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func intEnv(key string, def int, errs *[]error) int {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		*errs = append(*errs, fmt.Errorf("%s: want a positive integer, got %q", key, v))
+		return def
+	}
+	return n
+}
+
+func durationEnv(key string, def time.Duration, errs *[]error) time.Duration {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		*errs = append(*errs, fmt.Errorf("%s: want a positive duration like 30s, got %q", key, v))
+		return def
+	}
+	return d
+}

@@ -1,0 +1,136 @@
+package providers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+)
+
+func init() { register(TypeOrchestra, newOrchestra) }
+
+// orchestra is the orchestration platform connector (source 003): a Bearer
+// token with scope transactions.write, minor units 1..99,999,999, refunds to
+// the payment method or to a gift-card redemption, and refund records whose
+// status moves through processing to succeeded, declined, failed or voided.
+type orchestra struct {
+	base
+	noPayouts
+}
+
+func newOrchestra(cfg Config, client *http.Client) (Connector, error) {
+	if err := requireFields("baseUrl", cfg.BaseURL, "apiKey", cfg.APIKey); err != nil {
+		return nil, err
+	}
+	return &orchestra{base: base{
+		name:   cfg.Name,
+		caps:   Capabilities{RefundAPI: true, PartialRefunds: true, AsyncOutcome: true},
+		secret: cfg.CallbackSecret,
+		api: &httpAPI{
+			provider:  cfg.Name,
+			baseURL:   cfg.BaseURL,
+			client:    client,
+			authorize: bearer(cfg.APIKey),
+			decodeErr: orchestraError,
+		},
+	}}, nil
+}
+
+type orchestraRefundRequest struct {
+	Amount     int64  `json:"amount"`
+	TargetType string `json:"target_type"`
+	TargetID   string `json:"target_id,omitempty"`
+}
+
+type orchestraRefund struct {
+	Type                   string `json:"type"`
+	ID                     string `json:"id"`
+	TransactionID          string `json:"transaction_id"`
+	PaymentServiceRefundID string `json:"payment_service_refund_id"`
+	Status                 string `json:"status"`
+	Currency               string `json:"currency"`
+	Amount                 int64  `json:"amount"`
+	IdempotencyKey         string `json:"idempotency_key"`
+}
+
+var orchestraStatuses = map[string]Status{
+	"processing": StatusProcessing,
+	"succeeded":  StatusSucceeded,
+	"declined":   StatusDeclined,
+	"failed":     StatusFailed,
+	"voided":     StatusFailed, // voided refunds will not proceed
+}
+
+// orchestraTargets maps Backflow target types to the API's.
+var orchestraTargets = map[string]string{
+	"":                     "payment-method",
+	"PAYMENT_METHOD":       "payment-method",
+	"GIFT_CARD_REDEMPTION": "gift-card-redemption",
+}
+
+func (r orchestraRefund) result() Result {
+	res := Result{Status: statusOf(orchestraStatuses, r.Status), ProviderReference: r.ID}
+	if res.Status == StatusDeclined || res.Status == StatusFailed {
+		res.FailureCode = r.Status // the record carries no finer reason
+		res.FailureMessage = "refund " + r.Status + " by the payment service"
+	}
+	return res
+}
+
+// orchestraError decodes {"type":"error","code","status","message"}. A token
+// without the transactions.write scope gets 403, an invalid request.
+func orchestraError(status int, header http.Header, body []byte) *Error {
+	var e struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal(body, &e) // an unreadable body still classifies by status
+	return classify(status, header, e.Code, e.Message, false)
+}
+
+// Refund refunds the transaction req.PaymentReference. The amount is always
+// sent, also for full refunds, so the provider cannot refund more than
+// Backflow reserved.
+func (c *orchestra) Refund(ctx context.Context, req RefundRequest) (Result, error) {
+	target, ok := orchestraTargets[req.TargetType]
+	if !ok {
+		return Result{}, Invalid("bad_target_type", fmt.Sprintf("%s cannot refund to target type %q", c.name, req.TargetType))
+	}
+	in := orchestraRefundRequest{Amount: req.Amount, TargetType: target, TargetID: req.TargetID}
+	path := "/orchestra/transactions/" + pathEscape(req.PaymentReference) + "/refunds"
+	var out orchestraRefund
+	if err := c.api.doJSON(ctx, http.MethodPost, path, req.IdempotencyKey, in, &out); err != nil {
+		return Result{}, fmt.Errorf("create %s refund: %w", c.name, err)
+	}
+	return out.result(), nil
+}
+
+// RefundStatus reads the refund record by id or, failing that, by
+// idempotency key.
+func (c *orchestra) RefundStatus(ctx context.Context, providerReference, idempotencyKey string) (Result, error) {
+	out, err := find[orchestraRefund](ctx, c.api, providerReference, idempotencyKey,
+		"/orchestra/refunds/"+pathEscape(providerReference),
+		"/orchestra/refunds?idempotency_key="+url.QueryEscape(idempotencyKey), "items")
+	if err != nil {
+		return Result{}, fmt.Errorf("get %s refund: %w", c.name, err)
+	}
+	return out.result(), nil
+}
+
+// ParseCallback verifies and decodes an event whose target is a refund record.
+func (c *orchestra) ParseCallback(header http.Header, body []byte) (CallbackEvent, error) {
+	if err := verifySandboxCallback(header, body, c.secret); err != nil {
+		return CallbackEvent{}, fmt.Errorf("parse %s callback: %w", c.name, err)
+	}
+	var event struct {
+		Target orchestraRefund `json:"target"`
+	}
+	if err := json.Unmarshal(body, &event); err != nil {
+		return CallbackEvent{}, fmt.Errorf("parse %s callback: %w", c.name, err)
+	}
+	if event.Target.Type != "refund" {
+		return CallbackEvent{}, fmt.Errorf("parse %s callback: %w", c.name, ErrIgnoredCallback)
+	}
+	return callbackEvent(event.Target.IdempotencyKey, event.Target.result())
+}

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/backflow/backflow/store"
+)
+
+const principalKey = "principal"
+
+// authenticate accepts `Authorization: Bearer <key>` or HTTP Basic with the
+// key as user name.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		key := bearerOrBasic(c)
+		if key == "" {
+			return problem(CodeUnauthorized, "missing API key: send Authorization: Bearer <key> or Basic auth with the key as user name")
+		}
+		p, err := s.store.Authenticate(c.Request().Context(), key)
+		if errors.Is(err, store.ErrNotFound) {
+			return problem(CodeUnauthorized, "invalid API key")
+		}
+		if err != nil {
+			return err
+		}
+		c.Set(principalKey, p)
+		return next(c)
+	}
+}
+
+func bearerOrBasic(c echo.Context) string {
+	h := c.Request().Header.Get(echo.HeaderAuthorization)
+	if token, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(token)
+	}
+	if user, _, ok := c.Request().BasicAuth(); ok {
+		return user
+	}
+	return ""
+}
+
+// require rejects callers whose key lacks scope. Ops keys only reach ops routes.
+func require(scope string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if !principal(c).HasScope(scope) {
+				return problem(CodeForbidden, "API key lacks the "+scope+" scope")
+			}
+			return next(c)
+		}
+	}
+}
+
+func principal(c echo.Context) store.Principal {
+	p, _ := c.Get(principalKey).(store.Principal)
+	return p
+}

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/labstack/echo/v4"
+
+	"github.com/backflow/backflow/store"
+)
+
+// Problem is an RFC 9457 problem document with a stable code.
+type Problem struct {
+	Type   string       `json:"type"`
+	Title  string       `json:"title"`
+	Status int          `json:"status"`
+	Detail string       `json:"detail"`
+	Code   string       `json:"code"`
+	Errors []FieldError `json:"errors,omitempty"`
+}
+
+// FieldError is one invalid field of a request.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
+
+// Stable codes of the API's own errors (business rules use the store's codes).
+const (
+	CodeMalformed            = "request.malformed"
+	CodeUnauthorized         = "auth.unauthorized"
+	CodeForbidden            = "auth.forbidden"
+	CodeNotFound             = "resource.not_found"
+	CodeIdempotencyMismatch  = "idempotency.mismatch"
+	CodeIdempotencyInFlight  = "idempotency.in_progress"
+	CodeUnavailable          = "service.unavailable"
+	CodeInternal             = "internal"
+	CodeMethodNotAllowed     = "request.method_not_allowed"
+)
+
+const (
+	problemContentType = "application/problem+json"
+	problemTypeBase    = "https://backflow.dev/problems/"
+)
+
+// statusOf maps every stable code to its HTTP status.
+var statusOf = map[string]int{
+	CodeMalformed:                  http.StatusBadRequest,
+	CodeUnauthorized:               http.StatusUnauthorized,
+	CodeForbidden:                  http.StatusForbidden,
+	CodeNotFound:                   http.StatusNotFound,
+	store.CodeSessionNotFound:      http.StatusNotFound,
+	store.CodeTransactionNotFound:  http.StatusNotFound,
+	store.CodeRefundNotFound:       http.StatusNotFound,
+	store.CodeNotCaptured:          http.StatusConflict,
+	store.CodeFullyRefunded:        http.StatusConflict,
+	store.CodeNotCancelable:        http.StatusConflict,
+	CodeIdempotencyInFlight:        http.StatusConflict,
+	store.CodeAmountInsufficient:   http.StatusUnprocessableEntity,
+	store.CodeCurrencyMismatch:     http.StatusUnprocessableEntity,
+	store.CodeAmbiguous:            http.StatusUnprocessableEntity,
+	store.CodeMethodUnavailable:    http.StatusUnprocessableEntity,
+	store.CodeValidation:           http.StatusUnprocessableEntity,
+	CodeIdempotencyMismatch:        http.StatusUnprocessableEntity,
+	CodeMethodNotAllowed:           http.StatusMethodNotAllowed,
+	CodeUnavailable:                http.StatusServiceUnavailable,
+	CodeInternal:                   http.StatusInternalServerError,
+}
+
+var titles = map[int]string{
+	400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+	409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Entity", 500: "Internal Server Error",
+	503: "Service Unavailable",
+}
+
+func problem(code, detail string, fields ...FieldError) *Problem {
+	status := statusOf[code]
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	return &Problem{Type: problemTypeBase + code, Title: titles[status], Status: status, Detail: detail, Code: code, Errors: fields}
+}
+
+func notFound(code string) *Problem { return problem(code, "no such object for this merchant") }
+
+// toProblem maps any handler error to a problem document.
+func toProblem(err error) *Problem {
+	var p *Problem
+	var rule *store.RuleError
+	var he *echo.HTTPError
+	var connErr *pgconn.ConnectError
+	switch {
+	case errors.As(err, &p):
+		return p
+	case errors.As(err, &rule):
+		var fields []FieldError
+		if rule.Field != "" {
+			fields = []FieldError{{Field: rule.Field, Message: rule.Message}}
+		}
+		return problem(rule.Code, rule.Message, fields...)
+	case errors.As(err, &he):
+		switch he.Code {
+		case http.StatusNotFound:
+			return problem(CodeNotFound, "no such route")
+		case http.StatusMethodNotAllowed:
+			return problem(CodeMethodNotAllowed, "method not allowed on this route")
+		case http.StatusRequestEntityTooLarge:
+			return problem(CodeMalformed, "request body too large")
+		}
+		if he.Code >= 400 && he.Code < 500 {
+			return &Problem{Type: problemTypeBase + CodeMalformed, Title: titles[he.Code], Status: he.Code, Detail: http.StatusText(he.Code), Code: CodeMalformed}
+		}
+	case errors.As(err, &connErr), pgconn.Timeout(err):
+		return problem(CodeUnavailable, "the database is unavailable; retry with the same Idempotency-Key")
+	}
+	return problem(CodeInternal, "internal error")
+}
+
+// errorHandler renders every error as application/problem+json.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	p := toProblem(err)
+	if p.Status >= 500 {
+		s.log.ErrorContext(c.Request().Context(), "request failed", "error", err, "path", c.Path(),
+			"requestId", c.Response().Header().Get(echo.HeaderXRequestID))
+	}
+	c.Response().Header().Set(echo.HeaderContentType, problemContentType)
+	c.Response().WriteHeader(p.Status)
+	_ = writeJSON(c, p)
+}

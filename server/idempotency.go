@@ -1,0 +1,79 @@
+package server
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/backflow/backflow/store"
+)
+
+const idempotencyKeyMaxLength = 255
+
+// idempotent makes a POST with an Idempotency-Key safe to retry: the same key
+// and body replay the first response; another body is 422; a request still in
+// flight is 409. Keys are scoped per merchant and endpoint.
+func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		key := c.Request().Header.Get("Idempotency-Key")
+		if key == "" {
+			return next(c)
+		}
+		if len(key) > idempotencyKeyMaxLength {
+			return problem(CodeMalformed, "Idempotency-Key is longer than 255 characters")
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxRequestBodyBytes))
+		if err != nil {
+			return problem(CodeMalformed, "request body too large or unreadable")
+		}
+		c.Request().Body = io.NopCloser(bytes.NewReader(body))
+		owner := scopeOwner(principal(c))
+		endpoint := c.Request().Method + " " + c.Request().URL.Path
+		sum := sha256.Sum256(body)
+		ctx := c.Request().Context()
+
+		stored, err := s.store.ClaimIdempotencyKey(ctx, owner, endpoint, key, sum[:])
+		switch {
+		case errors.Is(err, store.ErrIdempotencyMismatch):
+			return problem(CodeIdempotencyMismatch, "this Idempotency-Key was used with a different request body")
+		case errors.Is(err, store.ErrIdempotencyInProgress):
+			return problem(CodeIdempotencyInFlight, "a request with this Idempotency-Key is still in progress; retry later")
+		case err != nil:
+			return err
+		case stored != nil:
+			c.Response().Header().Set("Idempotent-Replayed", "true")
+			ct := echo.MIMEApplicationJSON
+			if stored.Status >= 400 {
+				ct = problemContentType
+			}
+			return c.Blob(stored.Status, ct, stored.Body)
+		}
+
+		rec := &recorder{ResponseWriter: c.Response().Writer}
+		c.Response().Writer = rec
+		if err := next(c); err != nil {
+			c.Error(err) // render now so the response is recorded
+		}
+		status := c.Response().Status
+		if status >= 500 {
+			// Transient failure: free the key so the client can retry it.
+			return s.store.ReleaseIdempotencyKey(ctx, owner, endpoint, key)
+		}
+		return s.store.CompleteIdempotencyKey(ctx, owner, endpoint, key, store.StoredResponse{Status: status, Body: rec.body.Bytes()})
+	}
+}
+
+// recorder keeps a copy of the response body for replay.
+type recorder struct {
+	http.ResponseWriter
+	body bytes.Buffer
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.body.Write(b)
+	return r.ResponseWriter.Write(b)
+}

@@ -1,0 +1,159 @@
+// Package server is Backflow's HTTP API: it parses, authorizes, calls the
+// store and Temporal, and renders. No business rule lives here.
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"go.temporal.io/sdk/client"
+
+	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/store"
+)
+
+const maxRequestBodyBytes = 64 << 10
+
+// Deps are the server's dependencies.
+type Deps struct {
+	Store     *store.Store
+	Temporal  client.Client
+	Providers *providers.Registry
+	TaskQueue string
+	Logger    *slog.Logger
+	// Metrics, when set, is served on /metrics.
+	Metrics http.Handler
+}
+
+// Server is the Backflow API.
+type Server struct {
+	store     *store.Store
+	temporal  client.Client
+	providers *providers.Registry
+	taskQueue string
+	log       *slog.Logger
+	echo      *echo.Echo
+}
+
+// New builds the API with every route.
+func New(d Deps) *Server {
+	s := &Server{store: d.Store, temporal: d.Temporal, providers: d.Providers, taskQueue: d.TaskQueue, log: d.Logger}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(middleware.Recover(), middleware.RequestID(), s.accessLog, middleware.BodyLimit("64K"))
+	s.echo = e
+
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.json", serveOpenAPI)
+	if d.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(d.Metrics))
+	}
+	e.POST("/v1/provider-callbacks/:provider", s.providerCallback)
+
+	v1 := e.Group("/v1", s.authenticate)
+	v1.POST("/sessions", s.createSession, require(store.ScopeTransactionsWrite), s.idempotent)
+	v1.POST("/transactions", s.createTransaction, require(store.ScopeTransactionsWrite), s.idempotent)
+	v1.GET("/transactions/:id", s.getTransaction, require(store.ScopeRefundsRead))
+	v1.POST("/refunds", s.createRefund, require(store.ScopeRefundsWrite), s.idempotent)
+	v1.GET("/refunds", s.listRefunds, require(store.ScopeRefundsRead))
+	v1.GET("/refunds/:id", s.getRefund, require(store.ScopeRefundsRead))
+	v1.POST("/refunds/:id/cancel", s.cancelRefund, require(store.ScopeRefundsWrite), s.idempotent)
+	return s
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		s.log.LogAttrs(c.Request().Context(), slog.LevelDebug, "request",
+			slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
+			slog.Int("status", c.Response().Status), slog.Duration("latency", time.Since(start)),
+			slog.String("requestId", c.Response().Header().Get(echo.HeaderXRequestID)))
+		return nil
+	}
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"postgres": "ok", "temporal": "ok"}
+	status := http.StatusOK
+	if err := s.store.Pool().Ping(ctx); err != nil {
+		checks["postgres"], status = err.Error(), http.StatusServiceUnavailable
+	}
+	if _, err := s.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		checks["temporal"], status = err.Error(), http.StatusServiceUnavailable
+	}
+	return c.JSON(status, checks)
+}
+
+// decode reads a JSON body strictly: unknown fields, wrong types, trailing
+// data and oversized bodies are 400.
+func decode(c echo.Context, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxRequestBodyBytes))
+	if err != nil {
+		return problem(CodeMalformed, "request body too large or unreadable")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return problem(CodeMalformed, "invalid JSON: "+jsonErrorDetail(err))
+	}
+	if dec.More() {
+		return problem(CodeMalformed, "invalid JSON: unexpected data after the object")
+	}
+	return nil
+}
+
+func jsonErrorDetail(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Sprintf("field %q must be %s", typeErr.Field, typeErr.Type.String())
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "json: unknown field") {
+		return strings.TrimPrefix(msg, "json: ")
+	}
+	return msg
+}
+
+// parseID reads a UUID path or query parameter; a bad one is 400.
+func parseID(raw, field string) (uuid.UUID, error) {
+	id, err := uuid.Parse(raw)
+	if err != nil {
+		return uuid.Nil, problem(CodeMalformed, field+" is not a valid UUID", FieldError{Field: field, Message: "must be a UUID"})
+	}
+	return id, nil
+}
+
+func writeJSON(c echo.Context, v any) error {
+	enc := json.NewEncoder(c.Response())
+	return enc.Encode(v)
+}
+
+// scopeOwner is who idempotency keys belong to: the merchant, or the ops key itself.
+func scopeOwner(p store.Principal) uuid.UUID {
+	if p.MerchantID != uuid.Nil {
+		return p.MerchantID
+	}
+	return p.KeyID
+}

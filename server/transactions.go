@@ -1,0 +1,144 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/store"
+)
+
+var methods = map[string]bool{"card": true, "mobile_money": true, "bank_transfer": true, "gift_card": true, "wallet": true}
+
+func (s *Server) createSession(c echo.Context) error {
+	id, err := s.store.CreateSession(c.Request().Context(), principal(c).MerchantID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]uuid.UUID{"sessionId": id})
+}
+
+type createTransactionRequest struct {
+	SessionID           string                       `json:"sessionId"`
+	Provider            string                       `json:"provider"`
+	Method              string                       `json:"method"`
+	Amount              int64                        `json:"amount"`
+	Currency            string                       `json:"currency"`
+	Status              string                       `json:"status"`
+	ProviderReference   string                       `json:"providerReference"`
+	LineItems           []store.LineItem             `json:"lineItems"`
+	GiftCardRedemptions []store.GiftCardRedemption   `json:"giftCardRedemptions"`
+	PayoutDestination   *providers.PayoutDestination `json:"payoutDestination"`
+}
+
+func (s *Server) createTransaction(c echo.Context) error {
+	var req createTransactionRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	sessionID, err := parseID(req.SessionID, "sessionId")
+	if err != nil {
+		return err
+	}
+	var v validator
+	v.check(req.Provider != "", "provider", "required")
+	v.check(methods[req.Method], "method", "must be card, mobile_money, bank_transfer, gift_card or wallet")
+	v.check(req.Amount >= 1, "amount", "must be a positive amount in minor units")
+	v.check(currencyPattern.MatchString(req.Currency), "currency", "must be an ISO 4217 code like EUR")
+	v.check(req.Status == store.TxCaptured || req.Status == store.TxAuthorized, "status", "must be CAPTURED or AUTHORIZED")
+	v.check(req.ProviderReference != "", "providerReference", "required")
+	var linesTotal, giftTotal int64
+	ids := map[string]bool{}
+	for i, li := range req.LineItems {
+		f := fmt.Sprintf("lineItems[%d]", i)
+		v.check(li.ID != "" && !ids[li.ID], f+".id", "must be set and unique")
+		v.check(li.Amount >= 1 && li.Quantity >= 1, f, "amount and quantity must be positive")
+		ids[li.ID] = true
+		linesTotal += li.Amount * li.Quantity
+	}
+	v.check(linesTotal <= req.Amount, "lineItems", "line items total %d exceeds the amount", linesTotal)
+	ids = map[string]bool{}
+	for i, g := range req.GiftCardRedemptions {
+		f := fmt.Sprintf("giftCardRedemptions[%d]", i)
+		v.check(g.ID != "" && !ids[g.ID], f+".id", "must be set and unique")
+		v.check(g.Amount >= 1, f+".amount", "must be positive")
+		ids[g.ID] = true
+		giftTotal += g.Amount
+	}
+	v.check(giftTotal <= req.Amount, "giftCardRedemptions", "redemptions total %d exceeds the amount", giftTotal)
+	if d := req.PayoutDestination; d != nil {
+		v.check(d.Type == "mobile_money" || d.Type == "bank_account", "payoutDestination.type", "must be mobile_money or bank_account")
+	}
+	if err := v.err(); err != nil {
+		return err
+	}
+	t, err := s.store.CreateTransaction(c.Request().Context(), store.NewTransaction{
+		MerchantID: principal(c).MerchantID, SessionID: sessionID, Provider: req.Provider, Method: req.Method,
+		Amount: req.Amount, Currency: req.Currency, Status: req.Status, ProviderReference: req.ProviderReference,
+		PayoutDestination: req.PayoutDestination, LineItems: req.LineItems, GiftCardRedemptions: req.GiftCardRedemptions,
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, transactionObject(t))
+}
+
+func (s *Server) getTransaction(c echo.Context) error {
+	id, err := parseID(c.Param("id"), "id")
+	if err != nil {
+		return err
+	}
+	t, err := s.store.GetTransaction(c.Request().Context(), principal(c).MerchantID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound(store.CodeTransactionNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, transactionObject(t))
+}
+
+// TransactionObject is the original transaction as the API shows it.
+type TransactionObject struct {
+	TransactionID       uuid.UUID                    `json:"transactionId"`
+	SessionID           uuid.UUID                    `json:"sessionId"`
+	Provider            string                       `json:"provider"`
+	Method              string                       `json:"method"`
+	Amount              int64                        `json:"amount"`
+	Currency            string                       `json:"currency"`
+	Status              string                       `json:"status"`
+	ProviderReference   string                       `json:"providerReference"`
+	RefundedAmount      int64                        `json:"refundedAmount"`
+	ReservedAmount      int64                        `json:"reservedAmount"`
+	RefundableAmount    int64                        `json:"refundableAmount"`
+	LineItems           []store.LineItem             `json:"lineItems"`
+	GiftCardRedemptions []store.GiftCardRedemption   `json:"giftCardRedemptions"`
+	PayoutDestination   *providers.PayoutDestination `json:"payoutDestination,omitempty"`
+	CreatedAt           time.Time                    `json:"createdAt"`
+	UpdatedAt           time.Time                    `json:"updatedAt"`
+}
+
+func transactionObject(t store.Transaction) TransactionObject {
+	o := TransactionObject{
+		TransactionID: t.ID, SessionID: t.SessionID, Provider: t.Provider, Method: t.Method, Amount: t.Amount,
+		Currency: t.Currency, Status: t.Status, ProviderReference: t.ProviderReference, RefundedAmount: t.RefundedAmount,
+		ReservedAmount: t.ReservedAmount, RefundableAmount: t.Refundable(), LineItems: t.LineItems,
+		GiftCardRedemptions: t.GiftCardRedemptions, PayoutDestination: t.PayoutDestination,
+		CreatedAt: t.CreatedAt.UTC(), UpdatedAt: t.UpdatedAt.UTC(),
+	}
+	if o.LineItems == nil {
+		o.LineItems = []store.LineItem{}
+	}
+	if o.GiftCardRedemptions == nil {
+		o.GiftCardRedemptions = []store.GiftCardRedemption{}
+	}
+	if t.Status == store.TxAuthorized || t.Status == store.TxVoided {
+		o.RefundableAmount = 0
+	}
+	return o
+}

@@ -1,0 +1,96 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Idempotency claim results.
+var (
+	ErrIdempotencyMismatch   = errors.New("idempotency key reused with a different request")
+	ErrIdempotencyInProgress = errors.New("a request with this idempotency key is in progress")
+)
+
+// IdempotencyRetention is how long keys are kept; SPEC asks for at least 24 h.
+const IdempotencyRetention = 48 * time.Hour
+
+// staleLock is how long an in-flight claim blocks others; after it a crashed
+// request's key can be claimed again (the refund's own unique key still stops a double).
+const staleLock = time.Minute
+
+// StoredResponse is a response kept for replay.
+type StoredResponse struct {
+	Status int
+	Body   []byte
+}
+
+// ClaimIdempotencyKey claims key for one request. It returns a stored
+// response to replay, ErrIdempotencyMismatch, ErrIdempotencyInProgress, or
+// (nil, nil) when the caller owns the key and must Complete or Release it.
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, merchantID uuid.UUID, endpoint, key string, fingerprint []byte) (*StoredResponse, error) {
+	var out *StoredResponse
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (merchant_id, endpoint, key, fingerprint, locked_at)
+			VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING`, merchantID, endpoint, key, fingerprint)
+		if err != nil {
+			return fmt.Errorf("claim idempotency key: %w", err)
+		}
+		if tag.RowsAffected() == 1 {
+			return nil
+		}
+		var fp []byte
+		var lockedAt *time.Time
+		var status *int
+		var body []byte
+		var expired bool
+		err = tx.QueryRow(ctx, `SELECT fingerprint, locked_at, response_status, response_body, created_at < now() - make_interval(secs => $4)
+			FROM idempotency_keys WHERE merchant_id = $1 AND endpoint = $2 AND key = $3 FOR UPDATE`,
+			merchantID, endpoint, key, IdempotencyRetention.Seconds()).Scan(&fp, &lockedAt, &status, &body, &expired)
+		if err != nil {
+			return fmt.Errorf("read idempotency key: %w", err)
+		}
+		switch {
+		case expired:
+			// Past retention the key is free again: take it over.
+		case !bytes.Equal(fp, fingerprint):
+			return ErrIdempotencyMismatch
+		case status != nil:
+			out = &StoredResponse{Status: *status, Body: body}
+			return nil
+		case lockedAt != nil && time.Since(*lockedAt) < staleLock:
+			return ErrIdempotencyInProgress
+		}
+		_, err = tx.Exec(ctx, `UPDATE idempotency_keys SET fingerprint = $4, locked_at = now(), response_status = NULL,
+			response_body = NULL, created_at = now() WHERE merchant_id = $1 AND endpoint = $2 AND key = $3`,
+			merchantID, endpoint, key, fingerprint)
+		return err
+	})
+	return out, err
+}
+
+// CompleteIdempotencyKey stores the response to replay for key.
+func (s *Store) CompleteIdempotencyKey(ctx context.Context, merchantID uuid.UUID, endpoint, key string, resp StoredResponse) error {
+	_, err := s.pool.Exec(ctx, `UPDATE idempotency_keys SET response_status = $4, response_body = $5, locked_at = NULL
+		WHERE merchant_id = $1 AND endpoint = $2 AND key = $3`, merchantID, endpoint, key, resp.Status, resp.Body)
+	return mapErr(err)
+}
+
+// ReleaseIdempotencyKey forgets a claim whose request failed transiently, so it can be retried.
+func (s *Store) ReleaseIdempotencyKey(ctx context.Context, merchantID uuid.UUID, endpoint, key string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE merchant_id = $1 AND endpoint = $2 AND key = $3
+		AND response_status IS NULL`, merchantID, endpoint, key)
+	return mapErr(err)
+}
+
+// PurgeIdempotencyKeys deletes keys past retention.
+func (s *Store) PurgeIdempotencyKeys(ctx context.Context) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)`,
+		IdempotencyRetention.Seconds())
+	return tag.RowsAffected(), mapErr(err)
+}

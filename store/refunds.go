@@ -1,0 +1,399 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// NewRefund is a validated create-refund request.
+type NewRefund struct {
+	MerchantID     uuid.UUID
+	SessionID      uuid.UUID // uuid.Nil when only TransactionID is given
+	TransactionID  uuid.UUID // uuid.Nil to select the session's single refundable transaction
+	Amount         int64     // 0 = the full remaining refundable amount of the target
+	Currency       string    // "" when the request omitted refundValue
+	Reason         string
+	ReasonCode     string
+	Description    string
+	Reference      string
+	Metadata       map[string]string
+	LineItems      []RefundLineItem
+	TargetType     string
+	TargetID       string
+	IdempotencyKey string
+	// Route picks the refund method for the resolved transaction, or returns
+	// a RuleError (refund.method_unavailable).
+	Route func(Transaction) (string, error)
+}
+
+const refundColumns = `id, merchant_id, session_id, transaction_id, amount, currency, method, provider, status,
+	coalesce(reason, ''), coalesce(reason_code, ''), coalesce(description, ''), coalesce(reference, ''), metadata, line_items,
+	target_type, coalesce(target_id, ''), coalesce(provider_reference, ''), coalesce(failure_code, ''), coalesce(failure_message, ''),
+	attempts, requires_approval, stuck, workflow_started_at, submitted_at, completed_at, created_at, updated_at`
+
+func scanRefund(row pgx.Row) (Refund, error) {
+	var r Refund
+	err := row.Scan(&r.ID, &r.MerchantID, &r.SessionID, &r.TransactionID, &r.Amount, &r.Currency, &r.Method, &r.Provider,
+		&r.Status, &r.Reason, &r.ReasonCode, &r.Description, &r.Reference, &r.Metadata, &r.LineItems, &r.TargetType,
+		&r.TargetID, &r.ProviderReference, &r.FailureCode, &r.FailureMessage, &r.Attempts, &r.RequiresApproval, &r.Stuck,
+		&r.WorkflowStartedAt, &r.SubmittedAt, &r.CompletedAt, &r.CreatedAt, &r.UpdatedAt)
+	return r, err
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// CreateRefund resolves the original transaction, reserves the amount and
+// writes the refund, its RESERVE ledger entry and its refund.created event in
+// one Postgres transaction. A RuleError means nothing was written.
+func (s *Store) CreateRefund(ctx context.Context, in NewRefund) (Refund, error) {
+	var out Refund
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		t, err := resolveTransaction(ctx, tx, in)
+		if err != nil {
+			return err
+		}
+		if err := loadItems(ctx, tx, &t, true); err != nil {
+			return err
+		}
+		if in.Currency != "" && !strings.EqualFold(in.Currency, t.Currency) {
+			return ruleErr(CodeCurrencyMismatch, "currency %s does not match the original transaction's %s", in.Currency, t.Currency)
+		}
+		amount, lines, err := refundAmount(in, t)
+		if err != nil {
+			return err
+		}
+		method, err := in.Route(t)
+		if err != nil {
+			return err
+		}
+		var threshold *int64
+		if err := tx.QueryRow(ctx, `SELECT approval_threshold FROM merchants WHERE id = $1`, in.MerchantID).Scan(&threshold); err != nil {
+			return fmt.Errorf("read merchant: %w", err)
+		}
+		if in.Metadata == nil {
+			in.Metadata = map[string]string{}
+		}
+		if lines == nil {
+			lines = []RefundLineItem{}
+		}
+		targetType := in.TargetType
+		if targetType == "" {
+			targetType = TargetPaymentMethod
+		}
+		id := uuid.Must(uuid.NewV7())
+		out, err = scanRefund(tx.QueryRow(ctx, `INSERT INTO refunds (id, merchant_id, session_id, transaction_id, amount, currency,
+			method, provider, status, reason, reason_code, description, reference, metadata, line_items, target_type, target_id,
+			requires_approval, idempotency_key)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+			RETURNING `+refundColumns,
+			id, in.MerchantID, t.SessionID, t.ID, amount, t.Currency, method, t.Provider,
+			nullable(in.Reason), nullable(in.ReasonCode), nullable(in.Description), nullable(in.Reference), in.Metadata, lines,
+			targetType, nullable(in.TargetID), threshold != nil && amount > *threshold, nullable(in.IdempotencyKey)))
+		if err != nil {
+			return fmt.Errorf("insert refund: %w", err)
+		}
+		if err := reserve(ctx, tx, out); err != nil {
+			return err
+		}
+		_, err = insertEvent(ctx, tx, out, EventRefundCreated)
+		return err
+	})
+	return out, err
+}
+
+// resolveTransaction locks the refund's original transaction, selecting the
+// session's single refundable one when none is named.
+func resolveTransaction(ctx context.Context, tx pgx.Tx, in NewRefund) (Transaction, error) {
+	if in.TransactionID != uuid.Nil {
+		t, err := scanTransaction(tx.QueryRow(ctx, `SELECT `+txColumns+` FROM transactions
+			WHERE id = $1 AND merchant_id = $2 FOR UPDATE`, in.TransactionID, in.MerchantID))
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && in.SessionID != uuid.Nil && t.SessionID != in.SessionID) {
+			return t, ruleErr(CodeTransactionNotFound, "transaction %s not found", in.TransactionID)
+		}
+		if err != nil {
+			return t, fmt.Errorf("lock transaction: %w", err)
+		}
+		return t, refundableStatus(t)
+	}
+	ok, err := sessionExists(ctx, tx, in.MerchantID, in.SessionID)
+	if err != nil {
+		return Transaction{}, fmt.Errorf("check session: %w", err)
+	}
+	if !ok {
+		return Transaction{}, ruleErr(CodeSessionNotFound, "session %s not found", in.SessionID)
+	}
+	rows, err := tx.Query(ctx, `SELECT `+txColumns+` FROM transactions WHERE session_id = $1 AND merchant_id = $2
+		ORDER BY id FOR UPDATE`, in.SessionID, in.MerchantID)
+	if err != nil {
+		return Transaction{}, fmt.Errorf("lock session transactions: %w", err)
+	}
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transaction, error) { return scanTransaction(r) })
+	if err != nil {
+		return Transaction{}, fmt.Errorf("scan session transactions: %w", err)
+	}
+	var refundable []Transaction
+	for _, t := range all {
+		if refundableStatus(t) == nil {
+			refundable = append(refundable, t)
+		}
+	}
+	switch {
+	case len(refundable) == 1:
+		return refundable[0], nil
+	case len(refundable) > 1:
+		return Transaction{}, ruleErr(CodeAmbiguous, "session has %d refundable transactions: set originalTransactionId", len(refundable))
+	case len(all) == 0:
+		return Transaction{}, ruleErr(CodeTransactionNotFound, "session %s has no transactions", in.SessionID)
+	default:
+		// Explain why the session's only candidates cannot be refunded.
+		return Transaction{}, refundableStatus(all[0])
+	}
+}
+
+func refundableStatus(t Transaction) error {
+	switch t.Status {
+	case TxAuthorized:
+		return ruleErr(CodeNotCaptured, "transaction %s is authorized but not captured: void it instead", t.ID)
+	case TxVoided:
+		return ruleErr(CodeNotCaptured, "transaction %s was voided: nothing to refund", t.ID)
+	}
+	if t.Refundable() <= 0 {
+		if t.ReservedAmount > 0 {
+			return ruleErr(CodeAmountInsufficient, "the remaining amount of transaction %s is reserved by refunds in progress", t.ID)
+		}
+		return ruleErr(CodeFullyRefunded, "transaction %s is fully refunded", t.ID)
+	}
+	return nil
+}
+
+// refundAmount computes the amount to reserve and the priced line items,
+// checking the target's own balance.
+func refundAmount(in NewRefund, t Transaction) (int64, []RefundLineItem, error) {
+	available := t.Refundable()
+	var lines []RefundLineItem
+	if len(in.LineItems) > 0 {
+		var sum int64
+		for i, li := range in.LineItems {
+			item, ok := findLine(t.LineItems, li.ID)
+			if !ok {
+				return 0, nil, fieldErr(fmt.Sprintf("lineItems[%d].id", i), "line item %q is not on the original transaction", li.ID)
+			}
+			if left := item.Quantity - item.RefundedQuantity - item.ReservedQuantity; li.Quantity > left {
+				return 0, nil, ruleErr(CodeAmountInsufficient, "line item %q has %d refundable units, %d requested", li.ID, left, li.Quantity)
+			}
+			sum += item.Amount * li.Quantity
+			lines = append(lines, RefundLineItem{ID: li.ID, Quantity: li.Quantity, Amount: item.Amount})
+		}
+		if in.Amount == 0 {
+			in.Amount = sum
+		} else if in.Amount > sum {
+			return 0, nil, fieldErr("refundValue.amount", "amount %d exceeds the %d of the refunded line items", in.Amount, sum)
+		}
+	}
+	if in.TargetType == TargetGiftCard {
+		g, ok := findRedemption(t.GiftCardRedemptions, in.TargetID)
+		if !ok {
+			return 0, nil, fieldErr("targetId", "gift card redemption %q is not on the original transaction", in.TargetID)
+		}
+		available = min(available, g.Amount-g.RefundedAmount-g.ReservedAmount)
+		if available <= 0 {
+			return 0, nil, ruleErr(CodeFullyRefunded, "gift card redemption %q is fully refunded", in.TargetID)
+		}
+	}
+	amount := in.Amount
+	if amount == 0 {
+		amount = available
+	}
+	if amount > available {
+		return 0, nil, ruleErr(CodeAmountInsufficient, "refund of %d exceeds the refundable %d", amount, available)
+	}
+	if amount > 99_999_999 {
+		return 0, nil, fieldErr("refundValue.amount", "a refund is at most 99999999 minor units; refund the rest separately")
+	}
+	return amount, lines, nil
+}
+
+func findLine(items []LineItem, id string) (LineItem, bool) {
+	for _, li := range items {
+		if li.ID == id {
+			return li, true
+		}
+	}
+	return LineItem{}, false
+}
+
+func findRedemption(items []GiftCardRedemption, id string) (GiftCardRedemption, bool) {
+	for _, g := range items {
+		if g.ID == id {
+			return g, true
+		}
+	}
+	return GiftCardRedemption{}, false
+}
+
+// reserve moves the refund's amount to reserved with guarded UPDATEs; the
+// CHECK constraints stop any over-refund the guards would miss.
+func reserve(ctx context.Context, tx pgx.Tx, r Refund) error {
+	tag, err := tx.Exec(ctx, `UPDATE transactions SET reserved_amount = reserved_amount + $2, updated_at = now()
+		WHERE id = $1 AND amount - refunded_amount - reserved_amount >= $2`, r.TransactionID, r.Amount)
+	if err != nil {
+		return fmt.Errorf("reserve balance: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return ruleErr(CodeAmountInsufficient, "refund of %d exceeds the refundable balance", r.Amount)
+	}
+	for _, li := range r.LineItems {
+		tag, err := tx.Exec(ctx, `UPDATE transaction_line_items SET reserved_quantity = reserved_quantity + $3
+			WHERE transaction_id = $1 AND id = $2 AND quantity - refunded_quantity - reserved_quantity >= $3`,
+			r.TransactionID, li.ID, li.Quantity)
+		if err != nil {
+			return fmt.Errorf("reserve line item: %w", err)
+		}
+		if tag.RowsAffected() != 1 {
+			return ruleErr(CodeAmountInsufficient, "line item %q has too few refundable units", li.ID)
+		}
+	}
+	if r.TargetType == TargetGiftCard {
+		tag, err := tx.Exec(ctx, `UPDATE gift_card_redemptions SET reserved_amount = reserved_amount + $3
+			WHERE transaction_id = $1 AND id = $2 AND amount - refunded_amount - reserved_amount >= $3`,
+			r.TransactionID, r.TargetID, r.Amount)
+		if err != nil {
+			return fmt.Errorf("reserve gift card redemption: %w", err)
+		}
+		if tag.RowsAffected() != 1 {
+			return ruleErr(CodeAmountInsufficient, "gift card redemption %q has too little refundable balance", r.TargetID)
+		}
+	}
+	return insertLedger(ctx, tx, r, "RESERVE")
+}
+
+func insertLedger(ctx context.Context, tx pgx.Tx, r Refund, kind string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO ledger_entries (id, transaction_id, refund_id, kind, amount) VALUES ($1, $2, $3, $4, $5)`,
+		uuid.Must(uuid.NewV7()), r.TransactionID, r.ID, kind, r.Amount)
+	if err != nil {
+		return fmt.Errorf("insert %s ledger entry: %w", kind, err)
+	}
+	return nil
+}
+
+// insertEvent writes the outbox row of a status change; the caller holds the refund's row.
+func insertEvent(ctx context.Context, tx pgx.Tx, r Refund, eventType string) (Event, error) {
+	payload, err := json.Marshal(map[string]any{"refund": r.Object()})
+	if err != nil {
+		return Event{}, fmt.Errorf("encode event: %w", err)
+	}
+	e := Event{ID: uuid.Must(uuid.NewV7()), MerchantID: r.MerchantID, RefundID: r.ID, Type: eventType, Payload: payload}
+	err = tx.QueryRow(ctx, `INSERT INTO refund_events (id, merchant_id, refund_id, type, sequence, payload)
+		VALUES ($1, $2, $3, $4, (SELECT coalesce(max(sequence), 0) + 1 FROM refund_events WHERE refund_id = $3), $5)
+		RETURNING sequence, created_at`, e.ID, e.MerchantID, e.RefundID, e.Type, e.Payload).Scan(&e.Sequence, &e.CreatedAt)
+	if err != nil {
+		return Event{}, fmt.Errorf("insert event: %w", err)
+	}
+	return e, nil
+}
+
+// GetRefund reads a merchant's refund; uuid.Nil merchant reads any (ops, workflows).
+func (s *Store) GetRefund(ctx context.Context, merchantID, id uuid.UUID) (Refund, error) {
+	r, err := scanRefund(s.pool.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds
+		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, nilUUID(merchantID)))
+	return r, mapErr(err)
+}
+
+// FindRefundByProviderReference finds the refund a provider callback is about.
+func (s *Store) FindRefundByProviderReference(ctx context.Context, provider, ref string) (Refund, error) {
+	r, err := scanRefund(s.pool.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds
+		WHERE provider = $1 AND provider_reference = $2`, provider, ref))
+	return r, mapErr(err)
+}
+
+// RefundFilter narrows ListRefunds.
+type RefundFilter struct {
+	MerchantID    uuid.UUID // uuid.Nil: every merchant (ops)
+	SessionID     uuid.UUID
+	TransactionID uuid.UUID
+	Status        string
+	Provider      string
+	Stuck         bool
+	CreatedFrom   time.Time
+	CreatedTo     time.Time
+	After         uuid.UUID // cursor: ids are UUID v7, so newest first is id order
+	Limit         int
+}
+
+// ListRefunds returns refunds newest first and the cursor of the next page.
+func (s *Store) ListRefunds(ctx context.Context, f RefundFilter) ([]Refund, uuid.UUID, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.MerchantID != uuid.Nil {
+		add("merchant_id = $%d", f.MerchantID)
+	}
+	if f.SessionID != uuid.Nil {
+		add("session_id = $%d", f.SessionID)
+	}
+	if f.TransactionID != uuid.Nil {
+		add("transaction_id = $%d", f.TransactionID)
+	}
+	if f.Status != "" {
+		add("status = $%d", f.Status)
+	}
+	if f.Provider != "" {
+		add("provider = $%d", f.Provider)
+	}
+	if f.Stuck {
+		add("stuck = $%d", true)
+	}
+	if !f.CreatedFrom.IsZero() {
+		add("created_at >= $%d", f.CreatedFrom)
+	}
+	if !f.CreatedTo.IsZero() {
+		add("created_at < $%d", f.CreatedTo)
+	}
+	if f.After != uuid.Nil {
+		add("id < $%d", f.After)
+	}
+	if f.Limit <= 0 || f.Limit > 100 {
+		f.Limit = 20
+	}
+	sql := `SELECT ` + refundColumns + ` FROM refunds`
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	sql += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", f.Limit+1)
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, uuid.Nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Refund, error) { return scanRefund(r) })
+	if err != nil {
+		return nil, uuid.Nil, mapErr(err)
+	}
+	var next uuid.UUID
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		next = out[f.Limit-1].ID
+	}
+	return out, next, nil
+}
+
+// GetRefundByIdempotencyKey finds the refund a merchant created with key.
+func (s *Store) GetRefundByIdempotencyKey(ctx context.Context, merchantID uuid.UUID, key string) (Refund, error) {
+	r, err := scanRefund(s.pool.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds
+		WHERE merchant_id = $1 AND idempotency_key = $2`, merchantID, key))
+	return r, mapErr(err)
+}

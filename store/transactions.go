@@ -1,0 +1,143 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/backflow/backflow/providers"
+)
+
+// NewTransaction is what the upstream platform registers.
+type NewTransaction struct {
+	MerchantID          uuid.UUID
+	SessionID           uuid.UUID
+	Provider            string
+	Method              string
+	Amount              int64
+	Currency            string
+	Status              string
+	ProviderReference   string
+	PayoutDestination   *providers.PayoutDestination
+	LineItems           []LineItem
+	GiftCardRedemptions []GiftCardRedemption
+}
+
+// CreateTransaction inserts a transaction with its line items and gift-card redemptions.
+func (s *Store) CreateTransaction(ctx context.Context, in NewTransaction) (Transaction, error) {
+	id := uuid.Must(uuid.NewV7())
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		ok, err := sessionExists(ctx, tx, in.MerchantID, in.SessionID)
+		if err != nil {
+			return fmt.Errorf("check session: %w", err)
+		}
+		if !ok {
+			return ruleErr(CodeSessionNotFound, "session %s not found", in.SessionID)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO transactions
+			(id, merchant_id, session_id, provider, method, amount, currency, status, provider_reference, payout_destination)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			id, in.MerchantID, in.SessionID, in.Provider, in.Method, in.Amount, in.Currency, in.Status,
+			in.ProviderReference, in.PayoutDestination); err != nil {
+			return fmt.Errorf("insert transaction: %w", err)
+		}
+		for _, li := range in.LineItems {
+			if _, err := tx.Exec(ctx, `INSERT INTO transaction_line_items (transaction_id, id, amount, quantity) VALUES ($1, $2, $3, $4)`,
+				id, li.ID, li.Amount, li.Quantity); err != nil {
+				return fmt.Errorf("insert line item: %w", err)
+			}
+		}
+		for _, g := range in.GiftCardRedemptions {
+			if _, err := tx.Exec(ctx, `INSERT INTO gift_card_redemptions (transaction_id, id, amount) VALUES ($1, $2, $3)`,
+				id, g.ID, g.Amount); err != nil {
+				return fmt.Errorf("insert gift card redemption: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Transaction{}, err
+	}
+	return s.GetTransaction(ctx, in.MerchantID, id)
+}
+
+const txColumns = `id, merchant_id, session_id, provider, method, amount, currency, status, provider_reference,
+	payout_destination, refunded_amount, reserved_amount, created_at, updated_at`
+
+func scanTransaction(row pgx.Row) (Transaction, error) {
+	var t Transaction
+	err := row.Scan(&t.ID, &t.MerchantID, &t.SessionID, &t.Provider, &t.Method, &t.Amount, &t.Currency, &t.Status,
+		&t.ProviderReference, &t.PayoutDestination, &t.RefundedAmount, &t.ReservedAmount, &t.CreatedAt, &t.UpdatedAt)
+	return t, err
+}
+
+// querier is what both a pool and a transaction offer.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// GetTransaction reads a merchant's transaction with its items; uuid.Nil merchant reads any (ops).
+func (s *Store) GetTransaction(ctx context.Context, merchantID, id uuid.UUID) (Transaction, error) {
+	t, err := scanTransaction(s.pool.QueryRow(ctx, `SELECT `+txColumns+` FROM transactions
+		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, nilUUID(merchantID)))
+	if err != nil {
+		return t, mapErr(err)
+	}
+	return t, mapErr(loadItems(ctx, s.pool, &t, false))
+}
+
+// loadItems fills line items and gift-card redemptions, locking them when forUpdate.
+func loadItems(ctx context.Context, q querier, t *Transaction, forUpdate bool) error {
+	lock := ""
+	if forUpdate {
+		lock = " FOR UPDATE"
+	}
+	rows, err := q.Query(ctx, `SELECT id, amount, quantity, refunded_quantity, reserved_quantity
+		FROM transaction_line_items WHERE transaction_id = $1 ORDER BY id`+lock, t.ID)
+	if err != nil {
+		return fmt.Errorf("query line items: %w", err)
+	}
+	t.LineItems, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (LineItem, error) {
+		var li LineItem
+		return li, r.Scan(&li.ID, &li.Amount, &li.Quantity, &li.RefundedQuantity, &li.ReservedQuantity)
+	})
+	if err != nil {
+		return fmt.Errorf("scan line items: %w", err)
+	}
+	rows, err = q.Query(ctx, `SELECT id, amount, refunded_amount, reserved_amount
+		FROM gift_card_redemptions WHERE transaction_id = $1 ORDER BY id`+lock, t.ID)
+	if err != nil {
+		return fmt.Errorf("query gift card redemptions: %w", err)
+	}
+	t.GiftCardRedemptions, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (GiftCardRedemption, error) {
+		var g GiftCardRedemption
+		return g, r.Scan(&g.ID, &g.Amount, &g.RefundedAmount, &g.ReservedAmount)
+	})
+	if err != nil {
+		return fmt.Errorf("scan gift card redemptions: %w", err)
+	}
+	return nil
+}
+
+func nilUUID(id uuid.UUID) *uuid.UUID {
+	if id == uuid.Nil {
+		return nil
+	}
+	return &id
+}
+
+// ListLedger returns the ledger entries of a refund, oldest first.
+func (s *Store) ListLedger(ctx context.Context, refundID uuid.UUID) ([]LedgerEntry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, transaction_id, refund_id, kind, amount, created_at
+		FROM ledger_entries WHERE refund_id = $1 ORDER BY id`, refundID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (LedgerEntry, error) {
+		var e LedgerEntry
+		return e, r.Scan(&e.ID, &e.TransactionID, &e.RefundID, &e.Kind, &e.Amount, &e.CreatedAt)
+	})
+}

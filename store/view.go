@@ -1,0 +1,71 @@
+package store
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Money is an amount in minor units with its ISO 4217 currency.
+type Money struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// Failure explains a DECLINED or FAILED refund.
+type Failure struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// RefundObject is the refund as the API and webhooks show it.
+type RefundObject struct {
+	TransactionID         uuid.UUID         `json:"transactionId"`
+	Status                string            `json:"status"`
+	Message               string            `json:"message"`
+	SessionID             uuid.UUID         `json:"sessionId"`
+	OriginalTransactionID uuid.UUID         `json:"originalTransactionId"`
+	RefundValue           Money             `json:"refundValue"`
+	Method                string            `json:"method"`
+	Provider              string            `json:"provider"`
+	Reason                string            `json:"reason,omitempty"`
+	ReasonCode            string            `json:"reasonCode,omitempty"`
+	Description           string            `json:"description,omitempty"`
+	Reference             string            `json:"reference,omitempty"`
+	Metadata              map[string]string `json:"metadata,omitempty"`
+	LineItems             []RefundLineItem  `json:"lineItems,omitempty"`
+	TargetType            string            `json:"targetType"`
+	TargetID              string            `json:"targetId,omitempty"`
+	ProviderReference     string            `json:"providerReference,omitempty"`
+	Failure               *Failure          `json:"failure,omitempty"`
+	Attempts              int               `json:"attempts"`
+	RequiresApproval      bool              `json:"requiresApproval,omitempty"`
+	CreatedAt             time.Time         `json:"createdAt"`
+	UpdatedAt             time.Time         `json:"updatedAt"`
+	CompletedAt           *time.Time        `json:"completedAt,omitempty"`
+}
+
+var statusMessages = map[string]string{
+	StatusPending:    "Refund accepted for asynchronous processing.",
+	StatusProcessing: "Refund sent to the provider; awaiting its outcome.",
+	StatusSucceeded:  "Refund completed.",
+	StatusDeclined:   "Refund declined by the provider.",
+	StatusFailed:     "Refund could not be completed.",
+	StatusCanceled:   "Refund canceled before it was sent.",
+}
+
+// Object renders the refund for the API and webhook payloads.
+func (r Refund) Object() RefundObject {
+	o := RefundObject{
+		TransactionID: r.ID, Status: r.Status, Message: statusMessages[r.Status], SessionID: r.SessionID,
+		OriginalTransactionID: r.TransactionID, RefundValue: Money{r.Amount, r.Currency}, Method: r.Method,
+		Provider: r.Provider, Reason: r.Reason, ReasonCode: r.ReasonCode, Description: r.Description,
+		Reference: r.Reference, Metadata: r.Metadata, LineItems: r.LineItems, TargetType: r.TargetType,
+		TargetID: r.TargetID, ProviderReference: r.ProviderReference, Attempts: r.Attempts,
+		RequiresApproval: r.RequiresApproval, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), CompletedAt: r.CompletedAt,
+	}
+	if r.FailureCode != "" || r.FailureMessage != "" {
+		o.Failure = &Failure{Code: r.FailureCode, Message: r.FailureMessage}
+	}
+	return o
+}

@@ -1,0 +1,117 @@
+// Package worker wires Backflow's workflows and activities to a Temporal
+// worker, registers the search attributes and the reconciler schedule.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/backflow/backflow/activities"
+	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/workflows"
+)
+
+// New returns a worker on taskQueue with every workflow and activity registered.
+func New(c client.Client, taskQueue string, acts *activities.Activities, opts sdkworker.Options) sdkworker.Worker {
+	if acts.StartRefund == nil {
+		acts.StartRefund = Starter(c, taskQueue)
+	}
+	w := sdkworker.New(c, taskQueue, opts)
+	Register(w, acts)
+	return w
+}
+
+// Register registers workflows and activities on any registry (a worker or a replayer).
+func Register(r sdkworker.Registry, acts *activities.Activities) {
+	r.RegisterWorkflowWithOptions(workflows.RefundWorkflow, workflow.RegisterOptions{Name: workflows.RefundWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.ReconcileWorkflow, workflow.RegisterOptions{Name: workflows.ReconcileWorkflowName})
+	registerWebhooks(r)
+	r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+}
+
+// Starter starts refund workflows with the shared start options.
+func Starter(c client.Client, taskQueue string) activities.StartRefundWorkflow {
+	return func(ctx context.Context, r store.Refund) error {
+		_, err := c.ExecuteWorkflow(ctx, workflows.StartOptions(r, taskQueue), workflows.RefundWorkflowName,
+			workflows.RefundInput{RefundID: r.ID})
+		return err
+	}
+}
+
+// EnsureSearchAttributes registers Backflow's custom search attributes on the
+// namespace; already registered ones are left alone.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, k := range workflows.SearchAttributeKeys {
+		if _, ok := resp.GetCustomAttributes()[k.GetName()]; !ok {
+			missing[k.GetName()] = indexedType(k)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: namespace, SearchAttributes: missing,
+	})
+	var exists *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &exists) && !strings.Contains(err.Error(), "already") {
+		return fmt.Errorf("add search attributes: %w", err)
+	}
+	return nil
+}
+
+func indexedType(k temporal.SearchAttributeKey) enumspb.IndexedValueType {
+	switch k.GetValueType() {
+	case enumspb.INDEXED_VALUE_TYPE_BOOL:
+		return enumspb.INDEXED_VALUE_TYPE_BOOL
+	case enumspb.INDEXED_VALUE_TYPE_INT:
+		return enumspb.INDEXED_VALUE_TYPE_INT
+	}
+	return enumspb.INDEXED_VALUE_TYPE_KEYWORD
+}
+
+// EnsureReconcileSchedule creates the reconciler's Temporal Schedule, or
+// updates its interval when it exists.
+func EnsureReconcileSchedule(ctx context.Context, c client.Client, taskQueue string, every time.Duration) error {
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
+	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID:      workflows.ReconcileScheduleID,
+		Spec:    spec,
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		Action: &client.ScheduleWorkflowAction{
+			ID: workflows.ReconcileScheduleID, Workflow: workflows.ReconcileWorkflowName, TaskQueue: taskQueue,
+			WorkflowRunTimeout: 5 * time.Minute,
+		},
+	})
+	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return c.ScheduleClient().GetHandle(ctx, workflows.ReconcileScheduleID).Update(ctx, client.ScheduleUpdateOptions{
+			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+				in.Description.Schedule.Spec = &spec
+				if act, ok := in.Description.Schedule.Action.(*client.ScheduleWorkflowAction); ok {
+					act.TaskQueue = taskQueue
+				}
+				return &client.ScheduleUpdate{Schedule: &in.Description.Schedule}, nil
+			},
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("create reconcile schedule: %w", err)
+	}
+	return nil
+}

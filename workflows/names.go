@@ -1,0 +1,51 @@
+// Package workflows holds Backflow's deterministic orchestration: the
+// RefundWorkflow, webhook delivery and the reconciler. No I/O happens here;
+// every side effect is an activity.
+package workflows
+
+import (
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/temporal"
+)
+
+// DefaultTaskQueue is the task queue workers poll unless configured otherwise.
+const DefaultTaskQueue = "backflow-refunds"
+
+// Workflow type names, as Temporal UI shows them.
+const (
+	RefundWorkflowName    = "RefundWorkflow"
+	WebhookWorkflowName   = "WebhookDeliveryWorkflow"
+	ReconcileWorkflowName = "ReconcileWorkflow"
+	ReconcileScheduleID   = "backflow-reconciler"
+)
+
+// Query, signal and update names of the RefundWorkflow.
+const (
+	QueryStatus         = "status"
+	SignalProviderEvent = "provider-event"
+	SignalRetry         = "retry"
+	UpdateCancel        = "cancel"
+	UpdateApprove       = "approve"
+	UpdateReject        = "reject"
+)
+
+// RefundWorkflowID is the workflow id of a refund: one refund, one workflow.
+func RefundWorkflowID(refundID uuid.UUID) string { return "refund-" + refundID.String() }
+
+// WebhookWorkflowID is the workflow id of one event's delivery to one endpoint.
+func WebhookWorkflowID(eventID, endpointID uuid.UUID) string {
+	return "webhook-" + eventID.String() + "-" + endpointID.String()
+}
+
+// Custom search attributes ops filter on in Temporal UI.
+var (
+	SAMerchantID = temporal.NewSearchAttributeKeyKeyword("BackflowMerchantId")
+	SAStatus     = temporal.NewSearchAttributeKeyKeyword("BackflowRefundStatus")
+	SAProvider   = temporal.NewSearchAttributeKeyKeyword("BackflowProvider")
+	SAMethod     = temporal.NewSearchAttributeKeyKeyword("BackflowMethod")
+	SAStuck      = temporal.NewSearchAttributeKeyBool("BackflowStuck")
+	SAAmount     = temporal.NewSearchAttributeKeyInt64("BackflowAmount")
+)
+
+// SearchAttributeKeys lists every custom search attribute, for registration.
+var SearchAttributeKeys = []temporal.SearchAttributeKey{SAMerchantID, SAStatus, SAProvider, SAMethod, SAStuck, SAAmount}

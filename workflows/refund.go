@@ -1,0 +1,514 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/backflow/backflow/activities"
+	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/store"
+)
+
+// Steps of a refund, as the status query and Temporal UI show them.
+const (
+	StepBegin            = "begin"
+	StepAwaitingApproval = "awaiting_approval"
+	StepSubmitting       = "submitting"
+	StepAwaitingOutcome  = "awaiting_outcome"
+	StepStuck            = "stuck"
+	StepFinalizing       = "finalizing"
+	StepDone             = "done"
+)
+
+// maxPollsPerRun bounds the history of one run; after it the workflow continues as new.
+const maxPollsPerRun = 200
+
+// RefundInput starts (or continues) the workflow of one refund.
+type RefundInput struct {
+	RefundID uuid.UUID
+	// Resume carries state across continue-as-new.
+	Resume *RefundState `json:",omitempty"`
+}
+
+// TimelineEntry is one step of the refund's life.
+type TimelineEntry struct {
+	Step string    `json:"step"`
+	At   time.Time `json:"at"`
+	Note string    `json:"note,omitempty"`
+}
+
+// RefundState is the live state returned by the status query.
+type RefundState struct {
+	RefundID          uuid.UUID       `json:"refundId"`
+	Status            string          `json:"status"`
+	Step              string          `json:"step"`
+	Method            string          `json:"method"`
+	Provider          string          `json:"provider"`
+	Attempts          int             `json:"attempts"`
+	LastError         string          `json:"lastError,omitempty"`
+	ProviderReference string          `json:"providerReference,omitempty"`
+	NextRetryAt       *time.Time      `json:"nextRetryAt,omitempty"`
+	Stuck             bool            `json:"stuck"`
+	SubmittedAt       *time.Time      `json:"submittedAt,omitempty"`
+	Timeline          []TimelineEntry `json:"timeline"`
+}
+
+// ProviderEvent is the payload of the provider-event signal (a verified callback).
+type ProviderEvent struct {
+	Result providers.Result
+}
+
+// Decision is the payload of the approve, reject and cancel updates.
+type Decision struct {
+	Actor  string `json:"actor"`
+	Reason string `json:"reason,omitempty"`
+}
+
+var a *activities.Activities
+
+type refundRun struct {
+	ctx       workflow.Context
+	plan      activities.RefundPlan
+	state     RefundState
+	events    workflow.ReceiveChannel
+	retries   workflow.ReceiveChannel
+	cancel    *Decision
+	approved  bool
+	rejection *Decision
+	ended     bool // run returned: a waiting cancel update must not wait any longer
+}
+
+// RefundWorkflow drives one refund: begin → (approval) → submit → await
+// outcome → settle or release → notify. Once the refund is sent, workflow
+// cancellation is ignored: money at the provider is only ever finalized by
+// the provider's answer.
+func RefundWorkflow(ctx workflow.Context, in RefundInput) (RefundState, error) {
+	w := &refundRun{
+		ctx:     ctx,
+		events:  workflow.GetSignalChannel(ctx, SignalProviderEvent),
+		retries: workflow.GetSignalChannel(ctx, SignalRetry),
+	}
+	if in.Resume != nil {
+		w.state = *in.Resume
+	} else {
+		w.state = RefundState{RefundID: in.RefundID, Status: store.StatusPending}
+	}
+	if err := w.registerHandlers(); err != nil {
+		return w.state, err
+	}
+	err := w.run(in)
+	w.ended = true
+	// Let a cancel update waiting for the outcome answer before the run closes.
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	return w.state, err
+}
+
+func (w *refundRun) run(in RefundInput) error {
+	ctx := w.ctx
+	w.mark(StepBegin, "")
+	// Runs to completion even if the workflow is canceled meanwhile; the
+	// cancellation is then honoured before submit (release) or ignored (sent).
+	beginCtx, _ := workflow.NewDisconnectedContext(ctx)
+	if err := workflow.ExecuteLocalActivity(localCtx(beginCtx), a.BeginRefund, in.RefundID).Get(beginCtx, &w.plan); err != nil {
+		return fmt.Errorf("begin refund: %w", err)
+	}
+	w.state.Method, w.state.Provider, w.state.Status = w.plan.Method, w.plan.Provider, w.plan.Status
+	w.startDeliveries(w.plan.Deliveries)
+	if store.FinalStatus(w.plan.Status) {
+		w.mark(StepDone, "already "+w.plan.Status)
+		return nil
+	}
+	if w.plan.Status == store.StatusPending {
+		if done, err := w.beforeSubmit(); done || err != nil {
+			return err
+		}
+	}
+
+	// From here the refund may exist at the provider: never release it on
+	// cancellation, only on the provider's answer.
+	w.ctx, _ = workflow.NewDisconnectedContext(ctx)
+	var res providers.Result
+	var err error
+	if in.Resume != nil && w.plan.Status == store.StatusProcessing {
+		// Continued as new while awaiting the outcome: resume polling, never re-send.
+		res = providers.Result{Status: providers.StatusProcessing, ProviderReference: w.state.ProviderReference}
+	} else if res, err = w.submit(); err != nil {
+		return err
+	}
+	if !res.Status.Final() {
+		if res, err = w.awaitOutcome(res); err != nil {
+			return err
+		}
+	}
+	return w.finalize(outcomeOf(res, w.state.Attempts))
+}
+
+func (w *refundRun) registerHandlers() error {
+	ctx := w.ctx
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (RefundState, error) { return w.state, nil }); err != nil {
+		return fmt.Errorf("register query: %w", err)
+	}
+	beforeSend := func(Decision) error {
+		if w.state.Status != store.StatusPending || (w.state.Step != StepBegin && w.state.Step != StepAwaitingApproval) {
+			return fmt.Errorf("refund is %s (%s): only a refund not yet sent can be canceled", w.state.Status, w.state.Step)
+		}
+		return nil
+	}
+	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel, func(ctx workflow.Context, d Decision) (string, error) {
+		w.cancel = &d
+		err := workflow.Await(ctx, func() bool { return w.state.Step == StepDone || w.ended })
+		if err == nil && w.state.Step != StepDone {
+			err = fmt.Errorf("refund workflow ended at step %s before the cancel took effect", w.state.Step)
+		}
+		return w.state.Status, err
+	}, workflow.UpdateHandlerOptions{Validator: beforeSend})
+	if err != nil {
+		return fmt.Errorf("register cancel: %w", err)
+	}
+	awaitingApproval := func(Decision) error {
+		if w.state.Step != StepAwaitingApproval || w.approved || w.rejection != nil {
+			return fmt.Errorf("refund is not awaiting approval (step %s)", w.state.Step)
+		}
+		return nil
+	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateApprove, func(_ workflow.Context, d Decision) error {
+		w.approved = true
+		w.mark(StepAwaitingApproval, "approved by "+d.Actor)
+		return nil
+	}, workflow.UpdateHandlerOptions{Validator: awaitingApproval})
+	if err != nil {
+		return fmt.Errorf("register approve: %w", err)
+	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateReject, func(_ workflow.Context, d Decision) error {
+		w.rejection = &d
+		return nil
+	}, workflow.UpdateHandlerOptions{Validator: awaitingApproval})
+	if err != nil {
+		return fmt.Errorf("register reject: %w", err)
+	}
+	return nil
+}
+
+// beforeSubmit waits for approval when needed and honours cancel; it reports
+// done when the refund ended without being sent.
+func (w *refundRun) beforeSubmit() (bool, error) {
+	ctx := w.ctx
+	if w.plan.RequiresApproval {
+		w.mark(StepAwaitingApproval, "amount above the merchant's approval threshold")
+		err := workflow.Await(ctx, func() bool { return w.approved || w.rejection != nil || w.cancel != nil })
+		if w.rejection != nil {
+			return true, w.finalize(store.Outcome{Status: store.StatusCanceled, FailureCode: "approval.rejected",
+				FailureMessage: fmt.Sprintf("rejected by %s: %s", w.rejection.Actor, w.rejection.Reason)})
+		}
+		if err != nil && !temporal.IsCanceledError(err) {
+			return true, err
+		}
+	}
+	if w.cancel != nil || ctx.Err() != nil {
+		return true, w.finalize(store.Outcome{Status: store.StatusCanceled, FailureCode: "canceled", FailureMessage: "canceled before it was sent"})
+	}
+	w.mark(StepSubmitting, "")
+	// Past this point the refund is PROCESSING and can no longer be released:
+	// a cancellation arriving meanwhile must not leave that state unknown.
+	markCtx, _ := workflow.NewDisconnectedContext(ctx)
+	err := workflow.ExecuteLocalActivity(localCtx(markCtx), a.MarkProcessing, w.state.RefundID).Get(markCtx, nil)
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeNotPending {
+		// Finalized elsewhere (e.g. canceled while the workflow was down): nothing to send.
+		w.mark(StepDone, appErr.Message())
+		return true, nil
+	}
+	if err != nil {
+		return true, fmt.Errorf("mark processing: %w", err)
+	}
+	now := workflow.Now(ctx)
+	w.state.Status, w.state.SubmittedAt = store.StatusProcessing, &now
+	w.upsert(SAStatus.ValueSet(store.StatusProcessing))
+	return false, nil
+}
+
+// submit sends the refund until the provider answers. Retries reuse the same
+// idempotency key; when they are exhausted the outcome is unknown, so the
+// refund waits as stuck (never released) and re-sends on the ops retry signal,
+// a callback, or its own slow timer.
+func (w *refundRun) submit() (providers.Result, error) {
+	w.mark(StepSubmitting, "")
+	if w.state.SubmittedAt == nil {
+		now := workflow.Now(w.ctx)
+		w.state.SubmittedAt = &now
+	}
+	for {
+		var res activities.SubmitResult
+		err := workflow.ExecuteActivity(submitCtx(w.ctx, w.plan.Policy, w.plan.Policy.SubmitAttempts), a.SubmitRefund, w.plan.Submit).Get(w.ctx, &res)
+		w.state.Attempts += attemptsOf(res, err, w.plan.Policy.SubmitAttempts)
+		if err == nil {
+			w.answered(res.Result)
+			return res.Result, nil
+		}
+		if final, ok := finalFromError(err); ok {
+			return final, nil
+		}
+		w.state.LastError = err.Error()
+		w.flagStuck("provider did not answer after retries: outcome unknown")
+		if ev, got := w.waitStuck(); got {
+			return ev, nil
+		}
+	}
+}
+
+// awaitOutcome waits for a callback, polls with backoff, and flags the
+// refund stuck past its SLA. It continues as new before history grows large.
+func (w *refundRun) awaitOutcome(res providers.Result) (providers.Result, error) {
+	w.mark(StepAwaitingOutcome, "provider answered "+string(res.Status))
+	delay := w.plan.Policy.PollInitial
+	for polls := 0; ; polls++ {
+		if polls >= maxPollsPerRun || workflow.GetInfo(w.ctx).GetContinueAsNewSuggested() {
+			if ev, ok := w.drainEvents(); ok {
+				return ev, nil
+			}
+			w.state.NextRetryAt = nil
+			return res, workflow.NewContinueAsNewError(w.ctx, RefundWorkflow, RefundInput{RefundID: w.state.RefundID, Resume: w.trimmedState()})
+		}
+		// A stuck refund keeps reconciling, at a low rate.
+		wait := w.plan.Policy.StuckRetryEvery
+		if !w.state.Stuck {
+			untilStuck := w.state.SubmittedAt.Add(w.plan.Policy.StuckAfter).Sub(workflow.Now(w.ctx))
+			if untilStuck <= 0 {
+				w.flagStuck("no final answer within the SLA")
+				continue
+			}
+			wait = min(delay, untilStuck)
+		}
+		if ev, got := w.waitSignalOr(wait); got {
+			if ev.Status.Final() {
+				return ev, nil
+			}
+			continue
+		}
+		delay = min(delay*2, w.plan.Policy.PollMax)
+		var polled activities.SubmitResult
+		err := workflow.ExecuteActivity(submitCtx(w.ctx, w.plan.Policy, 3), a.CheckRefund, w.plan.Submit, w.state.ProviderReference).Get(w.ctx, &polled)
+		if final, ok := finalFromError(err); ok {
+			return final, nil
+		}
+		if err != nil {
+			w.state.LastError = err.Error()
+			continue
+		}
+		w.answered(polled.Result)
+		if polled.Status.Final() {
+			return polled.Result, nil
+		}
+	}
+}
+
+// waitStuck waits for the ops retry signal, a callback or the slow timer; it
+// returns a final answer when a callback brought one.
+func (w *refundRun) waitStuck() (providers.Result, bool) {
+	ev, got := w.waitSignalOr(w.plan.Policy.StuckRetryEvery)
+	return ev, got && ev.Status.Final()
+}
+
+// waitSignalOr waits up to d for a provider event or an ops retry. It reports
+// got=true with the event when a provider event arrived.
+func (w *refundRun) waitSignalOr(d time.Duration) (providers.Result, bool) {
+	next := workflow.Now(w.ctx).Add(d)
+	w.state.NextRetryAt = &next
+	defer func() { w.state.NextRetryAt = nil }()
+	timerCtx, stopTimer := workflow.WithCancel(w.ctx)
+	defer stopTimer()
+	var ev ProviderEvent
+	got := false
+	sel := workflow.NewSelector(w.ctx)
+	sel.AddReceive(w.events, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(w.ctx, &ev)
+		got = true
+	})
+	sel.AddReceive(w.retries, func(c workflow.ReceiveChannel, _ bool) {
+		var actor string
+		c.Receive(w.ctx, &actor)
+		w.mark(w.state.Step, "retry requested by "+actor)
+	})
+	sel.AddFuture(workflow.NewTimer(timerCtx, d), func(workflow.Future) {})
+	sel.Select(w.ctx)
+	if got {
+		w.mark(w.state.Step, "provider event: "+string(ev.Result.Status))
+		w.answered(ev.Result)
+	}
+	return ev.Result, got
+}
+
+func (w *refundRun) drainEvents() (providers.Result, bool) {
+	for {
+		var ev ProviderEvent
+		if !w.events.ReceiveAsync(&ev) {
+			return providers.Result{}, false
+		}
+		w.answered(ev.Result)
+		if ev.Result.Status.Final() {
+			return ev.Result, true
+		}
+	}
+}
+
+func (w *refundRun) answered(res providers.Result) {
+	if res.ProviderReference != "" {
+		w.state.ProviderReference = res.ProviderReference
+	}
+}
+
+func (w *refundRun) flagStuck(why string) {
+	w.mark(StepStuck, why)
+	if w.state.Stuck {
+		return
+	}
+	w.state.Stuck = true
+	if err := workflow.ExecuteLocalActivity(localCtx(w.ctx), a.SetStuck, w.state.RefundID, true).Get(w.ctx, nil); err != nil {
+		workflow.GetLogger(w.ctx).Error("flag stuck", "error", err)
+	}
+	w.upsert(SAStuck.ValueSet(true))
+}
+
+// finalize settles or releases the reservation on a disconnected context, so
+// it also runs when the workflow was canceled, then starts the webhooks.
+func (w *refundRun) finalize(o store.Outcome) error {
+	w.mark(StepFinalizing, o.Status)
+	ctx, _ := workflow.NewDisconnectedContext(w.ctx)
+	o.Attempts = w.state.Attempts
+	var res activities.FinalizeResult
+	err := workflow.ExecuteLocalActivity(localCtx(ctx), a.FinalizeRefund, activities.FinalizeInput{RefundID: w.state.RefundID, Outcome: o}).Get(ctx, &res)
+	if err != nil {
+		return fmt.Errorf("finalize refund: %w", err)
+	}
+	w.state.Status, w.state.Stuck = res.Status, false
+	if o.FailureMessage != "" {
+		w.state.LastError = o.FailureMessage
+	}
+	w.upsert(SAStatus.ValueSet(res.Status), SAStuck.ValueSet(false))
+	w.ctx = ctx
+	w.startDeliveries(res.Deliveries)
+	w.mark(StepDone, res.Status)
+	return nil
+}
+
+// startDeliveries starts one durable delivery workflow per event and
+// endpoint; they outlive this workflow and never delay the refund.
+func (w *refundRun) startDeliveries(ds []activities.Delivery) {
+	for _, d := range ds {
+		cctx := workflow.WithChildOptions(w.ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:            WebhookWorkflowID(d.EventID, d.EndpointID),
+			ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		})
+		f := workflow.ExecuteChildWorkflow(cctx, WebhookWorkflowName, d)
+		if err := f.GetChildWorkflowExecution().Get(w.ctx, nil); err != nil {
+			// Already started elsewhere (reconciler): the delivery is in good hands.
+			workflow.GetLogger(w.ctx).Warn("start webhook delivery", "eventId", d.EventID, "error", err)
+		}
+	}
+}
+
+func (w *refundRun) mark(step, note string) {
+	w.state.Step = step
+	w.state.Timeline = append(w.state.Timeline, TimelineEntry{Step: step, At: workflow.Now(w.ctx), Note: note})
+}
+
+func (w *refundRun) upsert(updates ...temporal.SearchAttributeUpdate) {
+	if err := workflow.UpsertTypedSearchAttributes(w.ctx, updates...); err != nil {
+		workflow.GetLogger(w.ctx).Error("upsert search attributes", "error", err)
+	}
+}
+
+// trimmedState keeps the last timeline entries across continue-as-new.
+func (w *refundRun) trimmedState() *RefundState {
+	s := w.state
+	if n := len(s.Timeline); n > 20 {
+		s.Timeline = append([]TimelineEntry(nil), s.Timeline[n-20:]...)
+	}
+	return &s
+}
+
+// finalFromError turns a decline or invalid request into a final answer.
+func finalFromError(err error) (providers.Result, bool) {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		return providers.Result{}, false
+	}
+	var code string
+	if appErr.HasDetails() {
+		_ = appErr.Details(&code)
+	}
+	switch appErr.Type() {
+	case activities.ErrTypeDeclined:
+		return providers.Result{Status: providers.StatusDeclined, FailureCode: nonEmpty(code, "declined"), FailureMessage: appErr.Message()}, true
+	case activities.ErrTypeInvalid:
+		return providers.Result{Status: providers.StatusFailed, FailureCode: nonEmpty(code, "invalid_request"), FailureMessage: appErr.Message()}, true
+	}
+	return providers.Result{}, false
+}
+
+// attemptsOf counts the provider calls one activity execution made.
+func attemptsOf(res activities.SubmitResult, err error, max int32) int {
+	if err == nil {
+		return int(res.Attempt)
+	}
+	if _, ok := finalFromError(err); ok {
+		return 1
+	}
+	return int(max)
+}
+
+func outcomeOf(res providers.Result, attempts int) store.Outcome {
+	status := store.StatusFailed
+	switch res.Status {
+	case providers.StatusSucceeded:
+		status = store.StatusSucceeded
+	case providers.StatusDeclined:
+		status = store.StatusDeclined
+	}
+	return store.Outcome{Status: status, ProviderReference: res.ProviderReference, FailureCode: res.FailureCode,
+		FailureMessage: res.FailureMessage, Attempts: attempts}
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// localCtx runs short Postgres steps as local activities, retried until the
+// database answers: a refund's bookkeeping is never given up.
+func localCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        200 * time.Millisecond,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			NonRetryableErrorTypes: []string{activities.ErrTypeNotPending, activities.ErrTypeRule},
+		},
+	})
+}
+
+// submitCtx is for provider calls: explicit timeouts, heartbeats, bounded
+// retries with backoff, declines and invalid requests never retried.
+func submitCtx(ctx workflow.Context, p activities.Policy, attempts int32) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		HeartbeatTimeout:    5 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        p.SubmitInitialInterval,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        attempts,
+			NonRetryableErrorTypes: []string{activities.ErrTypeDeclined, activities.ErrTypeInvalid},
+		},
+	})
+}
