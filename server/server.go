@@ -71,6 +71,8 @@ func New(d Deps) *Server {
 	v1.GET("/refunds", s.listRefunds, require(store.ScopeRefundsRead))
 	v1.GET("/refunds/:id", s.getRefund, require(store.ScopeRefundsRead))
 	v1.POST("/refunds/:id/cancel", s.cancelRefund, require(store.ScopeRefundsWrite), s.idempotent)
+	s.webhookRoutes(v1)
+	s.opsRoutes(v1.Group("/ops", require(store.ScopeOps)))
 	return s
 }
 

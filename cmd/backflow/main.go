@@ -33,6 +33,7 @@ commands:
   sandbox   serve the sandbox PSP (cardpay, paydesk, orchestra, momo, banktransfer)
   migrate   apply database migrations
   seed      create the demo merchant, keys and sample transactions (idempotent)
+  ops       inspect and steer refunds (backflow ops help)
 
 configuration: environment variables, see README.md`
 
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string) error {
 		return runMigrate(ctx, cfg)
 	case "seed":
 		return runSeed(ctx, cfg, args[1:])
+	case "ops":
+		return runOps(ctx, cfg, args[1:])
 	}
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 }
