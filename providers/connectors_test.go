@@ -132,9 +132,7 @@ func newEnv(t *testing.T) *env {
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
 
-	// No keep-alive: a dropped answer (outcome 03) then reaches the
-	// connector instead of being replayed by the transport on a reused connection.
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	client := &http.Client{Timeout: 5 * time.Second}
 	cfgs := providers.SandboxConfigs(srv.URL)
 	reg, err := providers.NewRegistry(cfgs, client)
 	if err != nil {
@@ -520,12 +518,12 @@ func TestErrorMapping(t *testing.T) {
 			call: refundCall(e.connector(t, "momo"), refund)},
 		{name: "payout on a refund-only provider", kind: providers.KindInvalid, code: "unsupported", sentinel: providers.ErrUnsupported,
 			call: payoutCall(e.connector(t, "cardpay"), providers.PayoutDestination{MobileNumber: "256772123456"})},
-		{name: "status of an unknown reference", kind: providers.KindInvalid, code: "not_found", status: 404, sentinel: providers.ErrNotFound,
+		{name: "status of an unknown reference", kind: providers.KindRetryable, code: "not_found", status: 404, sentinel: providers.ErrNotFound,
 			call: func(ctx context.Context) error {
 				_, err := e.connector(t, "orchestra").RefundStatus(ctx, "00000000-0000-0000-0000-000000000000", "")
 				return err
 			}},
-		{name: "status of an unknown key", kind: providers.KindInvalid, code: "not_found", sentinel: providers.ErrNotFound,
+		{name: "status of an unknown key", kind: providers.KindRetryable, code: "not_found", sentinel: providers.ErrNotFound,
 			call: func(ctx context.Context) error {
 				_, err := e.connector(t, "banktransfer").PayoutStatus(ctx, "", "never-sent")
 				return err

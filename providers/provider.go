@@ -187,6 +187,8 @@ func KindOf(err error) ErrorKind {
 var ErrUnsupported = Invalid("unsupported", "operation not supported by this provider")
 
 // ErrNotFound is returned by status look-ups when the provider holds no such
-// refund or payout: a create that never reached it can be sent again with the
-// same idempotency key.
-var ErrNotFound = Invalid("not_found", "no such refund or payout at the provider")
+// refund or payout. It is retryable: a refund must never be released on a
+// missing answer (a read may lag a create); match it with errors.Is. Found by
+// idempotency key, it means a create that never reached the provider, which
+// can be sent again with the same key.
+var ErrNotFound = Retryable("not_found", "no such refund or payout at the provider", nil)

@@ -76,7 +76,7 @@ func TestErrorIs(t *testing.T) {
 	if errors.Is(Invalid("payment.not-found", ""), ErrNotFound) {
 		t.Error("an invalid create matches ErrNotFound")
 	}
-	if KindOf(err) != KindInvalid {
+	if KindOf(err) != KindRetryable {
 		t.Errorf("KindOf(not found) = %s", KindOf(err))
 	}
 }

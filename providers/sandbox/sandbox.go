@@ -423,11 +423,17 @@ func (s *Server) answerCreate(w http.ResponseWriter, a *api, r record, v verdict
 	}
 }
 
-// dropConnection closes the client connection without an answer, as when a
-// provider processed a request but its answer was lost.
+// dropConnection cuts the answer off after its status line and closes the
+// connection, as when a provider processed a request but its answer was lost.
+// A client cannot tell whether the request was processed; because some bytes
+// arrived, Go's transport will not silently resend it on a reused connection
+// either (it does that for requests with an Idempotency-Key when nothing came
+// back), so the connector sees the error.
 func dropConnection(w http.ResponseWriter) {
 	if hj, ok := w.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
+		if conn, buf, err := hj.Hijack(); err == nil {
+			_, _ = buf.WriteString("HTTP/1.1 200 OK\r\n") // the connection dies next anyway
+			_ = buf.Flush()
 			conn.Close()
 			return
 		}

@@ -1,0 +1,113 @@
+package providers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// base carries what every connector has: a name, capabilities, the HTTP
+// plumbing and the callback secret.
+type base struct {
+	name   string
+	caps   Capabilities
+	api    *httpAPI
+	secret string
+}
+
+// Name returns the configured provider name.
+func (b *base) Name() string { return b.name }
+
+// Capabilities returns what the provider supports.
+func (b *base) Capabilities() Capabilities { return b.caps }
+
+// noRefunds is embedded by payout-only connectors.
+type noRefunds struct{}
+
+// Refund is not offered by payout-only providers.
+func (noRefunds) Refund(context.Context, RefundRequest) (Result, error) {
+	return Result{}, ErrUnsupported
+}
+
+// RefundStatus is not offered by payout-only providers.
+func (noRefunds) RefundStatus(context.Context, string, string) (Result, error) {
+	return Result{}, ErrUnsupported
+}
+
+// noPayouts is embedded by refund-only connectors.
+type noPayouts struct{}
+
+// Payout is not offered by refund-only providers.
+func (noPayouts) Payout(context.Context, PayoutRequest) (Result, error) {
+	return Result{}, ErrUnsupported
+}
+
+// PayoutStatus is not offered by refund-only providers.
+func (noPayouts) PayoutStatus(context.Context, string, string) (Result, error) {
+	return Result{}, ErrUnsupported
+}
+
+// errNoReference is returned by look-ups given neither reference nor key.
+var errNoReference = Invalid("missing_reference", "need a provider reference or an idempotency key")
+
+// statusOf maps a provider status word through table; words the provider may
+// add later count as still processing, never as an outcome.
+func statusOf(table map[string]Status, word string) Status {
+	if s, ok := table[strings.ToLower(word)]; ok {
+		return s
+	}
+	return StatusProcessing
+}
+
+// parseSandboxCallback verifies a sandbox callback and decodes its
+// {"id","type","createdAt","data"} envelope.
+func parseSandboxCallback[T any](header http.Header, body []byte, secret string) (T, error) {
+	var env struct {
+		Data *T `json:"data"`
+	}
+	if err := verifySandboxCallback(header, body, secret); err != nil {
+		return *new(T), err
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return *new(T), fmt.Errorf("decode callback: %w", err)
+	}
+	if env.Data == nil {
+		return *new(T), fmt.Errorf("decode callback: %w", ErrIgnoredCallback)
+	}
+	return *env.Data, nil
+}
+
+// callbackEvent builds the event of a decoded callback, which must name the
+// provider-side object.
+func callbackEvent(refundID string, res Result) (CallbackEvent, error) {
+	if res.ProviderReference == "" {
+		return CallbackEvent{}, fmt.Errorf("decode callback: %w", ErrIgnoredCallback)
+	}
+	return CallbackEvent{RefundID: refundID, Result: res}, nil
+}
+
+// reasonText is the free-text reason for providers that require one.
+func reasonText(req RefundRequest) string {
+	switch {
+	case req.Reason != "":
+		return req.Reason
+	case req.ReasonCode != "":
+		return strings.ToLower(strings.ReplaceAll(req.ReasonCode, "_", " "))
+	default:
+		return "refund"
+	}
+}
+
+// descriptionText is the description for providers that require one.
+func descriptionText(req RefundRequest) string {
+	switch {
+	case req.Description != "":
+		return req.Description
+	case req.RefundID != "":
+		return "Refund " + req.RefundID
+	default:
+		return "Refund"
+	}
+}
