@@ -400,14 +400,17 @@ func (w *refundRun) finalize(o store.Outcome) error {
 // startDeliveries starts one durable delivery workflow per event and
 // endpoint; they outlive this workflow and never delay the refund.
 func (w *refundRun) startDeliveries(ds []activities.Delivery) {
+	// Disconnected: the events are already marked dispatched, so a canceled
+	// workflow must still start their deliveries.
+	ctx, _ := workflow.NewDisconnectedContext(w.ctx)
 	for _, d := range ds {
-		cctx := workflow.WithChildOptions(w.ctx, workflow.ChildWorkflowOptions{
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID:            WebhookWorkflowID(d.EventID, d.EndpointID),
 			ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		})
 		f := workflow.ExecuteChildWorkflow(cctx, WebhookWorkflowName, d)
-		if err := f.GetChildWorkflowExecution().Get(w.ctx, nil); err != nil {
+		if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 			// Already started elsewhere (reconciler): the delivery is in good hands.
 			workflow.GetLogger(w.ctx).Warn("start webhook delivery", "eventId", d.EventID, "error", err)
 		}
