@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
@@ -27,6 +28,10 @@ func (s *Server) providerCallback(c echo.Context) error {
 		return problem(CodeMalformed, "request body too large or unreadable")
 	}
 	ev, err := conn.ParseCallback(c.Request().Header, body)
+	if errors.Is(err, providers.ErrIgnoredCallback) {
+		// Signed, but about something else than a refund: acknowledge so the provider stops retrying.
+		return c.JSON(http.StatusOK, map[string]bool{"received": true})
+	}
 	if err != nil {
 		return problem(CodeUnauthorized, "callback signature or body rejected: "+err.Error())
 	}

@@ -241,3 +241,21 @@ func Must(t testing.TB, r Response, want int) Response {
 	return r
 }
 
+
+// NewMerchantKey creates another merchant on the stack and returns a key with scopes (all merchant scopes when none).
+func (s *Stack) NewMerchantKey(t testing.TB, threshold *int64, scopes ...string) (uuid.UUID, string) {
+	t.Helper()
+	ctx := context.Background()
+	m, err := s.Store.CreateMerchant(ctx, "merchant-"+uuid.NewString()[:8], threshold)
+	if err != nil {
+		t.Fatalf("create merchant: %v", err)
+	}
+	if len(scopes) == 0 {
+		scopes = store.MerchantScopes
+	}
+	key, err := s.Store.CreateAPIKey(ctx, m.ID, "test", scopes)
+	if err != nil {
+		t.Fatalf("create key: %v", err)
+	}
+	return m.ID, key
+}
