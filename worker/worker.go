@@ -89,23 +89,21 @@ func indexedType(k temporal.SearchAttributeKey) enumspb.IndexedValueType {
 // EnsureReconcileSchedule creates the reconciler's Temporal Schedule, or
 // updates its interval when it exists.
 func EnsureReconcileSchedule(ctx context.Context, c client.Client, taskQueue string, every time.Duration) error {
+	id := workflows.ReconcileScheduleID(taskQueue)
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:      workflows.ReconcileScheduleID,
+		ID:      id,
 		Spec:    spec,
 		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		Action: &client.ScheduleWorkflowAction{
-			ID: workflows.ReconcileScheduleID, Workflow: workflows.ReconcileWorkflowName, TaskQueue: taskQueue,
+			ID: id, Workflow: workflows.ReconcileWorkflowName, TaskQueue: taskQueue,
 			WorkflowRunTimeout: 5 * time.Minute,
 		},
 	})
 	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return c.ScheduleClient().GetHandle(ctx, workflows.ReconcileScheduleID).Update(ctx, client.ScheduleUpdateOptions{
+		return c.ScheduleClient().GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
 			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 				in.Description.Schedule.Spec = &spec
-				if act, ok := in.Description.Schedule.Action.(*client.ScheduleWorkflowAction); ok {
-					act.TaskQueue = taskQueue
-				}
 				return &client.ScheduleUpdate{Schedule: &in.Description.Schedule}, nil
 			},
 		})

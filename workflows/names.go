@@ -16,8 +16,11 @@ const (
 	RefundWorkflowName    = "RefundWorkflow"
 	WebhookWorkflowName   = "WebhookDeliveryWorkflow"
 	ReconcileWorkflowName = "ReconcileWorkflow"
-	ReconcileScheduleID   = "backflow-reconciler"
 )
+
+// ReconcileScheduleID names the reconciler's schedule: one per task queue,
+// so deployments sharing a namespace each repair their own refunds.
+func ReconcileScheduleID(taskQueue string) string { return "backflow-reconciler-" + taskQueue }
 
 // Query, signal and update names of the RefundWorkflow.
 const (

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +55,11 @@ type StackOptions struct {
 	ApprovalThreshold *int64
 	NoWorker          bool
 	AsyncDelay        time.Duration
+	// ProviderProxy, when set, wraps the sandbox to inject faults between
+	// the connectors and the provider.
+	ProviderProxy func(http.Handler) http.Handler
+	// CallbackTap, when set, sees every provider callback before the API does.
+	CallbackTap func(r *http.Request, body []byte)
 }
 
 // StartStack starts the API, the sandbox and a worker, all torn down with t.
@@ -68,13 +74,21 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 		delay = 500 * time.Millisecond
 	}
 	psp := sandbox.New(sandbox.Options{CallbackURL: apiURL, AsyncDelay: delay, Logger: env.Logger})
-	pspSrv := httptest.NewServer(psp)
+	var pspHandler http.Handler = psp
+	if opts.ProviderProxy != nil {
+		pspHandler = opts.ProviderProxy(psp)
+	}
+	pspSrv := httptest.NewServer(pspHandler)
 	reg, err := providers.NewRegistry(providers.SandboxConfigs(pspSrv.URL), &http.Client{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("provider registry: %v", err)
 	}
-	apiSrv.Config.Handler = server.New(server.Deps{Store: env.Store, Temporal: env.Temporal, Providers: reg,
+	api := server.New(server.Deps{Store: env.Store, Temporal: env.Temporal, Providers: reg,
 		TaskQueue: env.TaskQueue, Logger: env.Logger}).Handler()
+	if opts.CallbackTap != nil {
+		api = tapCallbacks(api, opts.CallbackTap)
+	}
+	apiSrv.Config.Handler = api
 	apiSrv.Start()
 
 	m, err := env.Store.CreateMerchant(ctx, "merchant-"+uuid.NewString()[:8], opts.ApprovalThreshold)
@@ -258,4 +272,15 @@ func (s *Stack) NewMerchantKey(t testing.TB, threshold *int64, scopes ...string)
 		t.Fatalf("create key: %v", err)
 	}
 	return m.ID, key
+}
+
+func tapCallbacks(next http.Handler, tap func(*http.Request, []byte)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/provider-callbacks/") {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			tap(r, body)
+		}
+		next.ServeHTTP(w, r)
+	})
 }

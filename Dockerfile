@@ -1,0 +1,11 @@
+# One image for every Backflow process: api, worker, sandbox, migrate.
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -o /backflow ./cmd/backflow
+
+FROM gcr.io/distroless/static-debian12
+COPY --from=build /backflow /backflow
+ENTRYPOINT ["/backflow"]

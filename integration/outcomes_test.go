@@ -1,0 +1,259 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/server"
+	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/workflows"
+)
+
+// paths are the two refund paths: a provider refund and a payout refund.
+var paths = []struct {
+	name   string
+	fields map[string]any
+	method string
+}{
+	{"cardpay", map[string]any{"provider": "cardpay", "method": "card"}, store.MethodProviderRefund},
+	{"momo", map[string]any{"provider": "momo", "method": "mobile_money", "currency": "KES",
+		"payoutDestination": map[string]any{"type": "mobile_money", "mobileNumber": "+254700000001", "network": "MPESA"}}, store.MethodPayoutRefund},
+}
+
+func TestSandboxOutcomesOnBothPaths(t *testing.T) {
+	s := testenv.StartStack(t, testenv.StackOptions{})
+	outcomes := []struct {
+		suffix  int
+		name    string
+		status  string
+		settled bool
+	}{
+		{0, "success", store.StatusSucceeded, true},
+		{1, "declined", store.StatusDeclined, false},
+		{2, "transient 5xx", store.StatusSucceeded, true},
+		{3, "answer lost", store.StatusSucceeded, true},
+		{4, "async success", store.StatusSucceeded, true},
+		{5, "async failure", store.StatusFailed, false},
+		{7, "429 retry-after", store.StatusSucceeded, true},
+	}
+	for _, p := range paths {
+		for _, o := range outcomes {
+			t.Run(p.name+"/"+o.name, func(t *testing.T) {
+				t.Parallel()
+				amount := 1000 + o.suffix
+				id, txID := refund(t, s, p.fields, amount)
+				got := s.WaitRefund(t, id, 30*time.Second, store.StatusSucceeded, store.StatusDeclined, store.StatusFailed)
+				if got.Status != o.status || got.Method != p.method {
+					t.Fatalf("status %s method %s, want %s %s (failure %+v)", got.Status, got.Method, o.status, p.method, got.Failure)
+				}
+				if o.status != store.StatusSucceeded && (got.Failure == nil || got.Failure.Code == "") {
+					t.Fatalf("failed refund without failure code: %+v", got)
+				}
+				if n := s.Sandbox.Count(id); n > 1 || (o.settled && n != 1) {
+					t.Fatalf("sandbox holds %d refunds for the key", n)
+				}
+				var tx server.TransactionObject
+				s.Do(t, "GET", "/v1/transactions/"+txID, nil).JSON(t, &tx)
+				wantRefunded := int64(0)
+				if o.settled {
+					wantRefunded = int64(amount)
+				}
+				if tx.RefundedAmount != wantRefunded || tx.ReservedAmount != 0 {
+					t.Fatalf("balance after %s: refunded %d reserved %d", o.name, tx.RefundedAmount, tx.ReservedAmount)
+				}
+				assertLedger(t, s, id, o.settled)
+				recordHistory(t, s, id, p.name+"_"+fmt.Sprintf("%02d", o.suffix))
+			})
+		}
+	}
+}
+
+// TestNeverCompletesIsFlaggedStuck: an unknown outcome is never released; it
+// stays PROCESSING, flagged stuck in Postgres and in Temporal's visibility.
+func TestNeverCompletesIsFlaggedStuck(t *testing.T) {
+	s := testenv.StartStack(t, testenv.StackOptions{})
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) {
+			id, txID := refund(t, s, p.fields, 1006)
+			waitStuck(t, s, id)
+			got := s.WaitRefund(t, id, time.Second, store.StatusProcessing)
+			if got.CompletedAt != nil {
+				t.Fatalf("stuck refund completed: %+v", got)
+			}
+			var tx server.TransactionObject
+			s.Do(t, "GET", "/v1/transactions/"+txID, nil).JSON(t, &tx)
+			if tx.ReservedAmount != 1006 {
+				t.Fatalf("stuck refund's reservation was released: %+v", tx)
+			}
+			st := queryStatus(t, s, id)
+			if !st.Stuck || st.Status != store.StatusProcessing {
+				t.Fatalf("query = %+v", st)
+			}
+			// Ops find it by search attributes, as in the README's ops section.
+			query := fmt.Sprintf(`BackflowStuck=true AND BackflowProvider=%q AND BackflowMerchantId=%q`, p.name, s.MerchantID)
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				resp, err := s.Temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(resp.Executions) == 1 && resp.Executions[0].Execution.WorkflowId == workflows.RefundWorkflowID(uuid.MustParse(id)) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("visibility query %q found %d executions", query, len(resp.Executions))
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if err := s.Temporal.TerminateWorkflow(context.Background(), workflows.RefundWorkflowID(uuid.MustParse(id)), "", "test cleanup"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestOpsRetryRedrivesStuckRefund: the provider is down past every retry, the
+// refund waits as stuck; once the provider is back, the retry signal
+// completes it without waiting for the slow timer.
+func TestOpsRetryRedrivesStuckRefund(t *testing.T) {
+	var mu sync.Mutex
+	down := true
+	policy := testenv.FastPolicy()
+	policy.StuckRetryEvery = time.Hour
+	s := testenv.StartStack(t, testenv.StackOptions{Policy: &policy, ProviderProxy: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			isDown := down
+			mu.Unlock()
+			if isDown {
+				http.Error(w, "provider outage", http.StatusServiceUnavailable)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	id, _ := refund(t, s, paths[0].fields, 1500)
+	waitStuck(t, s, id)
+	if n := s.Sandbox.Count(id); n != 0 {
+		t.Fatalf("provider holds %d refunds during the outage", n)
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	err := s.Temporal.SignalWorkflow(context.Background(), workflows.RefundWorkflowID(uuid.MustParse(id)), "", workflows.SignalRetry, "ops-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.WaitRefund(t, id, 20*time.Second, store.StatusSucceeded)
+	if got.Attempts <= int(policy.SubmitAttempts) {
+		t.Fatalf("attempts %d, want more than the %d of the first round", got.Attempts, policy.SubmitAttempts)
+	}
+	var stuck bool
+	if err := s.Pool.QueryRow(context.Background(), `SELECT stuck FROM refunds WHERE id = $1`, id).Scan(&stuck); err != nil || stuck {
+		t.Fatalf("stuck flag not cleared: %v %v", stuck, err)
+	}
+	if n := s.Sandbox.Count(id); n != 1 {
+		t.Fatalf("provider holds %d refunds, want 1", n)
+	}
+}
+
+// refund registers a captured transaction and refunds amount of it.
+func refund(t *testing.T, s *testenv.Stack, fields map[string]any, amount int) (string, string) {
+	t.Helper()
+	f := map[string]any{"amount": 10000}
+	for k, v := range fields {
+		f[k] = v
+	}
+	_, txID := s.Transaction(t, f)
+	currency, _ := f["currency"].(string)
+	if currency == "" {
+		currency = "EUR"
+	}
+	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
+		"refundValue": map[string]any{"amount": amount, "currency": currency}}, "Idempotency-Key", uuid.NewString()), http.StatusAccepted)
+	var o store.RefundObject
+	r.JSON(t, &o)
+	return o.TransactionID.String(), txID
+}
+
+func waitStuck(t *testing.T, s *testenv.Stack, id string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var stuck bool
+		if err := s.Pool.QueryRow(context.Background(), `SELECT stuck FROM refunds WHERE id = $1`, id).Scan(&stuck); err != nil {
+			t.Fatal(err)
+		}
+		if stuck {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("refund %s never flagged stuck", id)
+}
+
+func queryStatus(t *testing.T, s *testenv.Stack, id string) workflows.RefundState {
+	t.Helper()
+	v, err := s.Temporal.QueryWorkflow(context.Background(), workflows.RefundWorkflowID(uuid.MustParse(id)), "", workflows.QueryStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st workflows.RefundState
+	if err := v.Get(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// assertLedger checks one RESERVE and exactly one SETTLE or RELEASE.
+func assertLedger(t *testing.T, s *testenv.Stack, id string, settled bool) {
+	t.Helper()
+	entries, err := s.Store.ListLedger(context.Background(), uuid.MustParse(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "RELEASE"
+	if settled {
+		want = "SETTLE"
+	}
+	if len(entries) != 2 || entries[0].Kind != "RESERVE" || entries[1].Kind != want {
+		t.Fatalf("ledger = %+v, want RESERVE then %s", entries, want)
+	}
+}
+
+// recordHistory writes the workflow's history for the replay test when
+// BACKFLOW_RECORD_HISTORIES is set (see workflows/replay_test.go).
+func recordHistory(t *testing.T, s *testenv.Stack, id, name string) {
+	t.Helper()
+	if os.Getenv("BACKFLOW_RECORD_HISTORIES") == "" {
+		return
+	}
+	iter := s.Temporal.GetWorkflowHistory(context.Background(), workflows.RefundWorkflowID(uuid.MustParse(id)), "", false, 0)
+	var h historypb.History
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: " "}.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "workflows", "testdata", "refund_"+name+".json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
