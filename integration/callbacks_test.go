@@ -12,6 +12,9 @@ import (
 	"github.com/backflow/backflow/store"
 )
 
+// resentHeader marks the test's own copies so the tap does not copy them again.
+const resentHeader = "X-Test-Resent"
+
 type capturedCallback struct {
 	path   string
 	header http.Header
@@ -25,6 +28,9 @@ func TestDuplicateAndLateCallbacksFinalizeOnce(t *testing.T) {
 	var seen []capturedCallback
 	var s *testenv.Stack
 	s = testenv.StartStack(t, testenv.StackOptions{CallbackTap: func(r *http.Request, body []byte) {
+		if r.Header.Get(resentHeader) != "" {
+			return
+		}
 		cb := capturedCallback{path: r.URL.Path, header: r.Header.Clone(), body: body}
 		mu.Lock()
 		seen = append(seen, cb)
@@ -72,6 +78,7 @@ func resend(t *testing.T, apiURL string, cb capturedCallback) int {
 		return 0
 	}
 	req.Header = cb.header.Clone()
+	req.Header.Set(resentHeader, "1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0
