@@ -117,4 +117,5 @@ func TestCancelBeforeSubmit(t *testing.T) {
 	}
 	// A second cancel is refused: the refund is final.
 	testenv.Must(t, s.Do(t, "POST", "/v1/refunds/"+id+"/cancel", nil), http.StatusConflict)
+	recordHistory(t, s, id, "cardpay_approval_canceled")
 }

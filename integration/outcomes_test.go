@@ -167,6 +167,7 @@ func TestOpsRetryRedrivesStuckRefund(t *testing.T) {
 	if n := s.Sandbox.Count(id); n != 1 {
 		t.Fatalf("provider holds %d refunds, want 1", n)
 	}
+	recordHistory(t, s, id, "cardpay_stuck_retried")
 }
 
 // refund registers a captured transaction and refunds amount of it.

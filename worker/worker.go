@@ -33,12 +33,18 @@ func New(c client.Client, taskQueue string, acts *activities.Activities, opts sd
 	return w
 }
 
-// Register registers workflows and activities on any registry (a worker or a replayer).
+// Register registers every workflow and activity on a worker.
 func Register(r sdkworker.Registry, acts *activities.Activities) {
+	RegisterWorkflows(r)
+	r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+}
+
+// RegisterWorkflows registers the workflows by their public names, on a
+// worker or on a replayer.
+func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.RefundWorkflow, workflow.RegisterOptions{Name: workflows.RefundWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.ReconcileWorkflow, workflow.RegisterOptions{Name: workflows.ReconcileWorkflowName})
 	registerWebhooks(r)
-	r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }
 
 // Starter starts refund workflows with the shared start options.
