@@ -258,3 +258,12 @@ func recordHistory(t *testing.T, s *testenv.Stack, id, name string) {
 		t.Fatal(err)
 	}
 }
+
+func mustUUID(t *testing.T, s string) uuid.UUID {
+	t.Helper()
+	id, err := uuid.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
