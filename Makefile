@@ -1,4 +1,4 @@
-.PHONY: dev test build tools migrate
+.PHONY: dev test build tools bench soak
 
 # Bring up the whole stack: Postgres, Temporal + UI, sandbox PSP, worker, API.
 dev:
@@ -14,3 +14,11 @@ build:
 
 tools:
 	bash -c 'source scripts/lib.sh && ensure_temporal && ensure_stripe_mock'
+
+# Throughput and latency of the refund path against the baseline workflow.
+bench:
+	./scripts/bench.sh
+
+# Mixed load with random faults for DURATION (default 2m), then the invariants.
+soak:
+	./scripts/soak.sh
