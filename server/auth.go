@@ -17,11 +17,11 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		key := bearerOrBasic(c)
 		if key == "" {
-			return problem(CodeUnauthorized, "missing API key: send Authorization: Bearer <key> or Basic auth with the key as user name")
+			return unauthorized(c, "missing API key: send Authorization: Bearer <key> or Basic auth with the key as user name")
 		}
 		p, err := s.store.Authenticate(c.Request().Context(), key)
 		if errors.Is(err, store.ErrNotFound) {
-			return problem(CodeUnauthorized, "invalid API key")
+			return unauthorized(c, "invalid API key")
 		}
 		if err != nil {
 			return err
@@ -29,6 +29,11 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(principalKey, p)
 		return next(c)
 	}
+}
+
+func unauthorized(c echo.Context, detail string) error {
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="backflow", Basic realm="backflow"`)
+	return problem(CodeUnauthorized, detail)
 }
 
 func bearerOrBasic(c echo.Context) string {

@@ -59,8 +59,9 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err) // render now so the response is recorded
 		}
 		status := c.Response().Status
-		if status >= 500 {
-			// Transient failure: free the key so the client can retry it.
+		if status >= 300 {
+			// A rejected or failed request leaves nothing behind, its key included:
+			// the client may fix the request and retry with the same key.
 			return s.store.ReleaseIdempotencyKey(ctx, owner, endpoint, key)
 		}
 		return s.store.CompleteIdempotencyKey(ctx, owner, endpoint, key, store.StoredResponse{Status: status, Body: rec.body.Bytes()})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
@@ -121,7 +123,7 @@ func (req createRefundRequest) validate(merchantID uuid.UUID, idemKey string) (s
 			v.check(*rv.Amount >= 1 && *rv.Amount <= maxRefundAmount, "refundValue.amount", "must be between 1 and %d minor units", maxRefundAmount)
 			in.Amount = *rv.Amount
 		}
-		v.check(currencyPattern.MatchString(rv.Currency), "refundValue.currency", "must be an ISO 4217 code like EUR")
+		v.check(rv.Currency == "" || currencyPattern.MatchString(rv.Currency), "refundValue.currency", "must be an ISO 4217 code like EUR")
 		in.Currency = rv.Currency
 	}
 	v.check(textLen(req.Reason, 0, maxReasonLen), "reason", "must be at most %d characters", maxReasonLen)
@@ -244,7 +246,7 @@ func (s *Server) listRefunds(c echo.Context) error {
 		}
 	}
 	if raw := c.QueryParam("limit"); raw != "" {
-		if _, err := fmt.Sscanf(raw, "%d", &f.Limit); err != nil || f.Limit < 1 || f.Limit > maxListLimit {
+		if f.Limit, err = strconv.Atoi(raw); err != nil || f.Limit < 1 || f.Limit > maxListLimit {
 			return problem(CodeMalformed, fmt.Sprintf("limit must be 1..%d", maxListLimit), FieldError{Field: "limit", Message: "out of range"})
 		}
 	}
@@ -314,15 +316,19 @@ func (s *Server) CancelRefund(ctx context.Context, r store.Refund, actor string)
 		err = handle.Get(ctx, nil)
 	}
 	var notFoundErr *serviceerror.NotFound
+	var rejected *temporal.ApplicationError
 	switch {
 	case errors.As(err, &notFoundErr):
 		if _, _, err := s.store.Finalize(ctx, r.ID, store.Outcome{Status: store.StatusCanceled, FailureCode: "canceled",
 			FailureMessage: "canceled before it was sent"}); err != nil {
 			return r, err
 		}
-	case err != nil:
-		s.log.InfoContext(ctx, "cancel refused by workflow", "refundId", r.ID, "error", err)
+	case errors.As(err, &rejected):
+		s.log.InfoContext(ctx, "cancel refused by workflow", "refundId", r.ID, "workflowId", workflows.RefundWorkflowID(r.ID),
+			"merchantId", r.MerchantID, "error", err)
 		return r, &store.RuleError{Code: store.CodeNotCancelable, Message: "the refund was already sent to the provider and can no longer be canceled"}
+	case err != nil:
+		return r, problem(CodeUnavailable, "could not reach the refund's workflow; retry the cancel")
 	}
 	r, err = s.store.GetRefund(ctx, uuid.Nil, r.ID)
 	if err == nil && r.Status != store.StatusCanceled {

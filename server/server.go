@@ -100,10 +100,12 @@ func (s *Server) readyz(c echo.Context) error {
 	checks := map[string]string{"postgres": "ok", "temporal": "ok"}
 	status := http.StatusOK
 	if err := s.store.Pool().Ping(ctx); err != nil {
-		checks["postgres"], status = err.Error(), http.StatusServiceUnavailable
+		s.log.WarnContext(ctx, "readyz: postgres unreachable", "error", err)
+		checks["postgres"], status = "unavailable", http.StatusServiceUnavailable
 	}
 	if _, err := s.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
-		checks["temporal"], status = err.Error(), http.StatusServiceUnavailable
+		s.log.WarnContext(ctx, "readyz: temporal unreachable", "error", err)
+		checks["temporal"], status = "unavailable", http.StatusServiceUnavailable
 	}
 	return c.JSON(status, checks)
 }

@@ -31,9 +31,20 @@ type createTransactionRequest struct {
 	Currency            string                       `json:"currency"`
 	Status              string                       `json:"status"`
 	ProviderReference   string                       `json:"providerReference"`
-	LineItems           []store.LineItem             `json:"lineItems"`
-	GiftCardRedemptions []store.GiftCardRedemption   `json:"giftCardRedemptions"`
+	LineItems           []lineItemRequest            `json:"lineItems"`
+	GiftCardRedemptions []redemptionRequest          `json:"giftCardRedemptions"`
 	PayoutDestination   *providers.PayoutDestination `json:"payoutDestination"`
+}
+
+type lineItemRequest struct {
+	ID       string `json:"id"`
+	Amount   int64  `json:"amount"`
+	Quantity int64  `json:"quantity"`
+}
+
+type redemptionRequest struct {
+	ID     string `json:"id"`
+	Amount int64  `json:"amount"`
 }
 
 func (s *Server) createTransaction(c echo.Context) error {
@@ -53,6 +64,8 @@ func (s *Server) createTransaction(c echo.Context) error {
 	v.check(req.Status == store.TxCaptured || req.Status == store.TxAuthorized, "status", "must be CAPTURED or AUTHORIZED")
 	v.check(req.ProviderReference != "", "providerReference", "required")
 	var linesTotal, giftTotal int64
+	var lines []store.LineItem
+	var redemptions []store.GiftCardRedemption
 	ids := map[string]bool{}
 	for i, li := range req.LineItems {
 		f := fmt.Sprintf("lineItems[%d]", i)
@@ -60,6 +73,7 @@ func (s *Server) createTransaction(c echo.Context) error {
 		v.check(li.Amount >= 1 && li.Quantity >= 1, f, "amount and quantity must be positive")
 		ids[li.ID] = true
 		linesTotal += li.Amount * li.Quantity
+		lines = append(lines, store.LineItem{ID: li.ID, Amount: li.Amount, Quantity: li.Quantity})
 	}
 	v.check(linesTotal <= req.Amount, "lineItems", "line items total %d exceeds the amount", linesTotal)
 	ids = map[string]bool{}
@@ -69,6 +83,7 @@ func (s *Server) createTransaction(c echo.Context) error {
 		v.check(g.Amount >= 1, f+".amount", "must be positive")
 		ids[g.ID] = true
 		giftTotal += g.Amount
+		redemptions = append(redemptions, store.GiftCardRedemption{ID: g.ID, Amount: g.Amount})
 	}
 	v.check(giftTotal <= req.Amount, "giftCardRedemptions", "redemptions total %d exceeds the amount", giftTotal)
 	if d := req.PayoutDestination; d != nil {
@@ -80,7 +95,7 @@ func (s *Server) createTransaction(c echo.Context) error {
 	t, err := s.store.CreateTransaction(c.Request().Context(), store.NewTransaction{
 		MerchantID: principal(c).MerchantID, SessionID: sessionID, Provider: req.Provider, Method: req.Method,
 		Amount: req.Amount, Currency: req.Currency, Status: req.Status, ProviderReference: req.ProviderReference,
-		PayoutDestination: req.PayoutDestination, LineItems: req.LineItems, GiftCardRedemptions: req.GiftCardRedemptions,
+		PayoutDestination: req.PayoutDestination, LineItems: lines, GiftCardRedemptions: redemptions,
 	})
 	if err != nil {
 		return err
@@ -128,7 +143,7 @@ func transactionObject(t store.Transaction) TransactionObject {
 		TransactionID: t.ID, SessionID: t.SessionID, Provider: t.Provider, Method: t.Method, Amount: t.Amount,
 		Currency: t.Currency, Status: t.Status, ProviderReference: t.ProviderReference, RefundedAmount: t.RefundedAmount,
 		ReservedAmount: t.ReservedAmount, RefundableAmount: t.Refundable(), LineItems: t.LineItems,
-		GiftCardRedemptions: t.GiftCardRedemptions, PayoutDestination: t.PayoutDestination,
+		GiftCardRedemptions: t.GiftCardRedemptions, PayoutDestination: t.PayoutDestination.Masked(),
 		CreatedAt: t.CreatedAt.UTC(), UpdatedAt: t.UpdatedAt.UTC(),
 	}
 	if o.LineItems == nil {

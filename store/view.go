@@ -62,7 +62,11 @@ func (r Refund) Object() RefundObject {
 		Provider: r.Provider, Reason: r.Reason, ReasonCode: r.ReasonCode, Description: r.Description,
 		Reference: r.Reference, Metadata: r.Metadata, LineItems: r.LineItems, TargetType: r.TargetType,
 		TargetID: r.TargetID, ProviderReference: r.ProviderReference, Attempts: r.Attempts,
-		RequiresApproval: r.RequiresApproval, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), CompletedAt: r.CompletedAt,
+		RequiresApproval: r.RequiresApproval, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+	if r.CompletedAt != nil {
+		at := r.CompletedAt.UTC()
+		o.CompletedAt = &at
 	}
 	if r.FailureCode != "" || r.FailureMessage != "" {
 		o.Failure = &Failure{Code: r.FailureCode, Message: r.FailureMessage}

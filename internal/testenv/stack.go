@@ -255,7 +255,6 @@ func Must(t testing.TB, r Response, want int) Response {
 	return r
 }
 
-
 // NewMerchantKey creates another merchant on the stack and returns a key with scopes (all merchant scopes when none).
 func (s *Stack) NewMerchantKey(t testing.TB, threshold *int64, scopes ...string) (uuid.UUID, string) {
 	t.Helper()
