@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,6 +133,16 @@ func TestNeverCompletesIsFlaggedStuck(t *testing.T) {
 					t.Fatalf("visibility query %q found %d executions", query, len(resp.Executions))
 				}
 				time.Sleep(200 * time.Millisecond)
+			}
+			// The same query through the Temporal CLI, as ops run it.
+			cli, err := testenv.RepoBin("temporal", "TEMPORAL_CLI_BIN", "run `make tools`")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(cli, "workflow", "list", "--address", os.Getenv("BACKFLOW_TEST_TEMPORAL_ADDRESS"),
+				"--query", query, "--output", "json").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), workflows.RefundWorkflowID(uuid.MustParse(id))) {
+				t.Fatalf("temporal workflow list --query %q: %v\n%s", query, err, out)
 			}
 			if err := s.Temporal.TerminateWorkflow(context.Background(), workflows.RefundWorkflowID(uuid.MustParse(id)), "", "test cleanup"); err != nil {
 				t.Fatal(err)

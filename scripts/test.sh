@@ -25,7 +25,7 @@ start_temporal "$WORK/temporal.db" "$TEMPORAL_PORT" $((TEMPORAL_PORT + 1000)) --
 export BACKFLOW_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
 export BACKFLOW_TEST_TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
 export BACKFLOW_TEST_PG_DATA="$WORK/pg"
-export STRIPE_MOCK_BIN="$BIN/stripe-mock"
+export STRIPE_MOCK_BIN="$BIN/stripe-mock" TEMPORAL_CLI_BIN="$BIN/temporal"
 
 log "go vet ./..."
 go vet ./...

@@ -58,6 +58,8 @@ type StackOptions struct {
 	// ProviderProxy, when set, wraps the sandbox to inject faults between
 	// the connectors and the provider.
 	ProviderProxy func(http.Handler) http.Handler
+	// ExtraProviders are configured next to the sandbox providers (e.g. stripe on stripe-mock).
+	ExtraProviders []providers.Config
 	// CallbackTap, when set, sees every provider callback before the API does.
 	CallbackTap func(r *http.Request, body []byte)
 }
@@ -79,7 +81,7 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 		pspHandler = opts.ProviderProxy(psp)
 	}
 	pspSrv := httptest.NewServer(pspHandler)
-	reg, err := providers.NewRegistry(providers.SandboxConfigs(pspSrv.URL), &http.Client{Timeout: 5 * time.Second})
+	reg, err := providers.NewRegistry(append(providers.SandboxConfigs(pspSrv.URL), opts.ExtraProviders...), &http.Client{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("provider registry: %v", err)
 	}

@@ -12,9 +12,10 @@ import (
 	"time"
 )
 
-// stripeMockBin finds the binary: $STRIPE_MOCK_BIN, else <repo root>/bin/stripe-mock.
-func stripeMockBin() (string, error) {
-	if bin := os.Getenv("STRIPE_MOCK_BIN"); bin != "" {
+// RepoBin finds a tool the test scripts install: $envVar when set, else
+// <repository root>/bin/name. install says how to get it when missing.
+func RepoBin(name, envVar, install string) (string, error) {
+	if bin := os.Getenv(envVar); bin != "" {
 		return bin, nil
 	}
 	dir, err := os.Getwd()
@@ -31,11 +32,9 @@ func stripeMockBin() (string, error) {
 		}
 		dir = parent
 	}
-	bin := filepath.Join(dir, "bin", "stripe-mock")
+	bin := filepath.Join(dir, "bin", name)
 	if _, err := os.Stat(bin); err != nil {
-		return "", fmt.Errorf("binary not found at %s; install it with "+
-			"`GOBIN=$PWD/bin go install github.com/stripe/stripe-mock@v0.203.0` in the repository root "+
-			"or set STRIPE_MOCK_BIN: %w", bin, err)
+		return "", fmt.Errorf("%s not found at %s; %s, or set %s: %w", name, bin, install, envVar, err)
 	}
 	return bin, nil
 }
@@ -43,7 +42,8 @@ func stripeMockBin() (string, error) {
 // StartStripeMock runs the official stripe-mock on ports the system picks, reads the HTTP
 // address from its log and waits until it answers.
 func StartStripeMock() (string, *exec.Cmd, error) {
-	bin, err := stripeMockBin()
+	bin, err := RepoBin("stripe-mock", "STRIPE_MOCK_BIN",
+		"install it with `GOBIN=$PWD/bin go install github.com/stripe/stripe-mock@v0.203.0` in the repository root")
 	if err != nil {
 		return "", nil, err
 	}
