@@ -53,8 +53,13 @@ type Activities struct {
 	Store     *store.Store
 	Providers *providers.Registry
 	Policy    Policy
+	// Webhooks is the webhook delivery timing; zero fields take the defaults.
+	Webhooks WebhookPolicy
 	// StartRefund starts a refund's workflow (the reconciler's repair).
 	StartRefund StartRefundWorkflow
+	// StartDelivery starts one webhook delivery workflow (the reconciler's
+	// re-dispatch); set by the worker, which knows the workflow names.
+	StartDelivery func(ctx context.Context, d Delivery) error
 	// Observe, when set, is told about each finished refund (metrics).
 	Observe func(store.Refund)
 }

@@ -16,16 +16,25 @@ import (
 // orphanGrace leaves the API time to start the workflow itself.
 const orphanGrace = 30 * time.Second
 
+// lostDispatchGrace leaves a refund's workflow time to dispatch its events
+// itself: it does so right after writing them.
+const lostDispatchGrace = time.Minute
+
 // ReconcileReport says what one reconciler pass repaired.
 type ReconcileReport struct {
 	WorkflowsStarted int
+	// EventsRedispatched counts events whose lost dispatch was repaired;
+	// DeliveriesStarted the delivery workflows started for them.
+	EventsRedispatched int
+	DeliveriesStarted  int
 }
 
 // StartRefundWorkflow starts a refund's workflow; a second start is a no-op.
 // It is set by the worker (the workflows package builds the options).
 type StartRefundWorkflow func(ctx context.Context, r store.Refund) error
 
-// Reconcile starts the workflow of every orphaned refund.
+// Reconcile starts the workflow of every orphaned refund and the webhook
+// deliveries of every event whose dispatch was lost.
 func (a *Activities) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var report ReconcileReport
 	ids, err := a.Store.OrphanRefunds(ctx, orphanGrace, 500)
@@ -43,7 +52,41 @@ func (a *Activities) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if report.WorkflowsStarted > 0 {
 		activity.GetLogger(ctx).Info("reconciler started orphaned refund workflows", "count", report.WorkflowsStarted)
 	}
+	if err := a.redispatch(ctx, &report); err != nil {
+		errs = append(errs, err)
+	}
 	return report, errors.Join(errs...)
+}
+
+// redispatch starts the deliveries of events still undispatched after
+// lostDispatchGrace (a worker crashed between writing the event and starting
+// its deliveries, or the event was written outside a workflow), then marks
+// them dispatched. Starting first makes the repair at-least-once; the
+// deterministic workflow id makes a second start a no-op.
+func (a *Activities) redispatch(ctx context.Context, report *ReconcileReport) error {
+	lost, err := a.Store.LostDispatches(ctx, lostDispatchGrace, 500)
+	if err != nil {
+		return fmt.Errorf("list lost dispatches: %w", err)
+	}
+	var errs []error
+	var done []uuid.UUID
+	for _, l := range lost {
+		started, err := a.startDeliveries(ctx, l.Deliveries)
+		report.DeliveriesStarted += started
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		done = append(done, l.EventID)
+	}
+	if err := a.Store.MarkEventsDispatched(ctx, done); err != nil {
+		errs = append(errs, err)
+	}
+	report.EventsRedispatched = len(done)
+	if len(done) > 0 {
+		activity.GetLogger(ctx).Info("reconciler re-dispatched webhook events", "events", len(done), "deliveries", report.DeliveriesStarted)
+	}
+	return errors.Join(errs...)
 }
 
 func (a *Activities) startOrphan(ctx context.Context, id uuid.UUID) error {

@@ -30,15 +30,15 @@ func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
 
 // Stable codes of the API's own errors (business rules use the store's codes).
 const (
-	CodeMalformed            = "request.malformed"
-	CodeUnauthorized         = "auth.unauthorized"
-	CodeForbidden            = "auth.forbidden"
-	CodeNotFound             = "resource.not_found"
-	CodeIdempotencyMismatch  = "idempotency.mismatch"
-	CodeIdempotencyInFlight  = "idempotency.in_progress"
-	CodeUnavailable          = "service.unavailable"
-	CodeInternal             = "internal"
-	CodeMethodNotAllowed     = "request.method_not_allowed"
+	CodeMalformed           = "request.malformed"
+	CodeUnauthorized        = "auth.unauthorized"
+	CodeForbidden           = "auth.forbidden"
+	CodeNotFound            = "resource.not_found"
+	CodeIdempotencyMismatch = "idempotency.mismatch"
+	CodeIdempotencyInFlight = "idempotency.in_progress"
+	CodeUnavailable         = "service.unavailable"
+	CodeInternal            = "internal"
+	CodeMethodNotAllowed    = "request.method_not_allowed"
 )
 
 const (
@@ -48,26 +48,30 @@ const (
 
 // statusOf maps every stable code to its HTTP status.
 var statusOf = map[string]int{
-	CodeMalformed:                  http.StatusBadRequest,
-	CodeUnauthorized:               http.StatusUnauthorized,
-	CodeForbidden:                  http.StatusForbidden,
-	CodeNotFound:                   http.StatusNotFound,
-	store.CodeSessionNotFound:      http.StatusNotFound,
-	store.CodeTransactionNotFound:  http.StatusNotFound,
-	store.CodeRefundNotFound:       http.StatusNotFound,
-	store.CodeNotCaptured:          http.StatusConflict,
-	store.CodeFullyRefunded:        http.StatusConflict,
-	store.CodeNotCancelable:        http.StatusConflict,
-	CodeIdempotencyInFlight:        http.StatusConflict,
-	store.CodeAmountInsufficient:   http.StatusUnprocessableEntity,
-	store.CodeCurrencyMismatch:     http.StatusUnprocessableEntity,
-	store.CodeAmbiguous:            http.StatusUnprocessableEntity,
-	store.CodeMethodUnavailable:    http.StatusUnprocessableEntity,
-	store.CodeValidation:           http.StatusUnprocessableEntity,
-	CodeIdempotencyMismatch:        http.StatusUnprocessableEntity,
-	CodeMethodNotAllowed:           http.StatusMethodNotAllowed,
-	CodeUnavailable:                http.StatusServiceUnavailable,
-	CodeInternal:                   http.StatusInternalServerError,
+	CodeMalformed:                     http.StatusBadRequest,
+	CodeUnauthorized:                  http.StatusUnauthorized,
+	CodeForbidden:                     http.StatusForbidden,
+	CodeNotFound:                      http.StatusNotFound,
+	store.CodeSessionNotFound:         http.StatusNotFound,
+	store.CodeTransactionNotFound:     http.StatusNotFound,
+	store.CodeRefundNotFound:          http.StatusNotFound,
+	store.CodeEventNotFound:           http.StatusNotFound,
+	store.CodeWebhookEndpointNotFound: http.StatusNotFound,
+	store.CodeWebhookEndpointLimit:    http.StatusConflict,
+	store.CodeWebhookEndpointDisabled: http.StatusConflict,
+	store.CodeNotCaptured:             http.StatusConflict,
+	store.CodeFullyRefunded:           http.StatusConflict,
+	store.CodeNotCancelable:           http.StatusConflict,
+	CodeIdempotencyInFlight:           http.StatusConflict,
+	store.CodeAmountInsufficient:      http.StatusUnprocessableEntity,
+	store.CodeCurrencyMismatch:        http.StatusUnprocessableEntity,
+	store.CodeAmbiguous:               http.StatusUnprocessableEntity,
+	store.CodeMethodUnavailable:       http.StatusUnprocessableEntity,
+	store.CodeValidation:              http.StatusUnprocessableEntity,
+	CodeIdempotencyMismatch:           http.StatusUnprocessableEntity,
+	CodeMethodNotAllowed:              http.StatusMethodNotAllowed,
+	CodeUnavailable:                   http.StatusServiceUnavailable,
+	CodeInternal:                      http.StatusInternalServerError,
 }
 
 var titles = map[int]string{

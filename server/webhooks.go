@@ -1,17 +1,433 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+
+	"github.com/backflow/backflow/activities"
+	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/webhooks"
+	"github.com/backflow/backflow/workflows"
 )
 
-// webhookRoutes registers the webhook endpoint and event routes.
-func (s *Server) webhookRoutes(g *echo.Group) {}
+// Limits of the webhook API.
+const (
+	maxWebhookURLLen    = 2048
+	defaultSecretGrace  = 24 * time.Hour
+	maxSecretGrace      = 7 * 24 * time.Hour
+	webhookStatusOn     = "ENABLED"
+	webhookStatusOff    = "DISABLED"
+	redeliverStartLimit = 10 * time.Second
+)
 
-// RedeliverEvent starts a new delivery of an event to the merchant's endpoints.
+// webhookRoutes registers the webhook endpoint and event routes (scope webhooks:manage).
+func (s *Server) webhookRoutes(g *echo.Group) {
+	manage := require(store.ScopeWebhooksManage)
+	g.POST("/webhook-endpoints", s.createWebhookEndpoint, manage, s.idempotent)
+	g.GET("/webhook-endpoints", s.listWebhookEndpoints, manage)
+	g.GET("/webhook-endpoints/:id", s.getWebhookEndpoint, manage)
+	g.DELETE("/webhook-endpoints/:id", s.deleteWebhookEndpoint, manage)
+	g.POST("/webhook-endpoints/:id/rotate-secret", s.rotateWebhookSecret, manage, s.idempotent)
+	g.GET("/events", s.listEvents, manage)
+	g.GET("/events/:id", s.getEvent, manage)
+	g.POST("/events/:id/redeliver", s.redeliverEvent, manage, s.idempotent)
+}
+
+// WebhookEndpointObject is a webhook endpoint as the API shows it. Secret is
+// only set in the answers to create and rotate-secret: it is shown once.
+type WebhookEndpointObject struct {
+	ID                      uuid.UUID  `json:"id"`
+	URL                     string     `json:"url"`
+	EventTypes              []string   `json:"eventTypes"`
+	Status                  string     `json:"status"`
+	DisabledAt              *time.Time `json:"disabledAt,omitempty"`
+	DisabledReason          string     `json:"disabledReason,omitempty"`
+	PreviousSecretExpiresAt *time.Time `json:"previousSecretExpiresAt,omitempty"`
+	CreatedAt               time.Time  `json:"createdAt"`
+	Secret                  string     `json:"secret,omitempty"`
+}
+
+func endpointObject(e store.WebhookEndpoint, withSecret bool) WebhookEndpointObject {
+	o := WebhookEndpointObject{ID: e.ID, URL: e.URL, EventTypes: e.EventTypes, Status: webhookStatusOn,
+		DisabledAt: utc(e.DisabledAt), DisabledReason: e.DisabledReason, CreatedAt: e.CreatedAt.UTC()}
+	if e.DisabledAt != nil {
+		o.Status = webhookStatusOff
+	}
+	if e.PreviousSecretExpiresAt != nil && time.Now().Before(*e.PreviousSecretExpiresAt) {
+		o.PreviousSecretExpiresAt = utc(e.PreviousSecretExpiresAt)
+	}
+	if withSecret {
+		o.Secret = e.Secret
+	}
+	return o
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+type createWebhookEndpointRequest struct {
+	URL        *string  `json:"url"`
+	EventTypes []string `json:"eventTypes"`
+}
+
+func (req createWebhookEndpointRequest) validate(merchantID uuid.UUID) (store.NewWebhookEndpoint, error) {
+	var v validator
+	in := store.NewWebhookEndpoint{MerchantID: merchantID, EventTypes: slices.Clone(store.EventTypes)}
+	if req.URL == nil {
+		v.check(false, "url", "is required")
+	} else {
+		in.URL = strings.TrimSpace(*req.URL)
+		v.check(validWebhookURL(in.URL), "url", "must be an absolute http or https URL of at most %d characters, without credentials or fragment", maxWebhookURLLen)
+	}
+	if req.EventTypes != nil {
+		v.check(len(req.EventTypes) > 0, "eventTypes", "must list at least one event type (omit it for all)")
+		in.EventTypes = nil
+		for i, t := range req.EventTypes {
+			field := fmt.Sprintf("eventTypes[%d]", i)
+			v.check(slices.Contains(store.EventTypes, t), field, "must be one of %s", strings.Join(store.EventTypes, ", "))
+			v.check(!slices.Contains(in.EventTypes, t), field, "is listed twice")
+			in.EventTypes = append(in.EventTypes, t)
+		}
+	}
+	return in, v.err()
+}
+
+func validWebhookURL(raw string) bool {
+	if raw == "" || len(raw) > maxWebhookURLLen {
+		return false
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	return (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != "" && u.User == nil &&
+		u.Fragment == "" && !strings.ContainsAny(raw, " \t\r\n")
+}
+
+func (s *Server) createWebhookEndpoint(c echo.Context) error {
+	var req createWebhookEndpointRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	in, err := req.validate(principal(c).MerchantID)
+	if err != nil {
+		return err
+	}
+	if in.Secret, err = webhooks.NewSecret(); err != nil {
+		return err
+	}
+	e, err := s.store.CreateWebhookEndpoint(c.Request().Context(), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, endpointObject(e, true))
+}
+
+type webhookEndpointList struct {
+	Data []WebhookEndpointObject `json:"data"`
+}
+
+func (s *Server) listWebhookEndpoints(c echo.Context) error {
+	eps, err := s.store.ListWebhookEndpoints(c.Request().Context(), principal(c).MerchantID)
+	if err != nil {
+		return err
+	}
+	out := webhookEndpointList{Data: make([]WebhookEndpointObject, 0, len(eps))}
+	for _, e := range eps {
+		out.Data = append(out.Data, endpointObject(e, false))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// liveEndpoint reads the caller's endpoint; another merchant's, a deleted
+// or an unknown one is 404.
+func (s *Server) liveEndpoint(ctx context.Context, merchantID uuid.UUID, raw string) (store.WebhookEndpoint, error) {
+	id, err := parseID(raw, "id")
+	if err != nil {
+		return store.WebhookEndpoint{}, err
+	}
+	e, err := s.store.GetWebhookEndpoint(ctx, merchantID, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && e.DeletedAt != nil) {
+		return e, notFound(store.CodeWebhookEndpointNotFound)
+	}
+	return e, err
+}
+
+func (s *Server) getWebhookEndpoint(c echo.Context) error {
+	e, err := s.liveEndpoint(c.Request().Context(), principal(c).MerchantID, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, endpointObject(e, false))
+}
+
+func (s *Server) deleteWebhookEndpoint(c echo.Context) error {
+	id, err := parseID(c.Param("id"), "id")
+	if err != nil {
+		return err
+	}
+	_, err = s.store.DeleteWebhookEndpoint(c.Request().Context(), principal(c).MerchantID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound(store.CodeWebhookEndpointNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+type rotateSecretRequest struct {
+	GracePeriodSeconds *int64 `json:"gracePeriodSeconds"`
+}
+
+func (s *Server) rotateWebhookSecret(c echo.Context) error {
+	var req rotateSecretRequest
+	if err := decodeIfPresent(c, &req); err != nil {
+		return err
+	}
+	grace := defaultSecretGrace
+	if req.GracePeriodSeconds != nil {
+		var v validator
+		g := *req.GracePeriodSeconds
+		v.check(g >= 0 && g <= int64(maxSecretGrace/time.Second), "gracePeriodSeconds", "must be 0..%d", int64(maxSecretGrace/time.Second))
+		if err := v.err(); err != nil {
+			return err
+		}
+		grace = time.Duration(g) * time.Second
+	}
+	id, err := parseID(c.Param("id"), "id")
+	if err != nil {
+		return err
+	}
+	secret, err := webhooks.NewSecret()
+	if err != nil {
+		return err
+	}
+	e, err := s.store.RotateWebhookSecret(c.Request().Context(), principal(c).MerchantID, id, secret, grace)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound(store.CodeWebhookEndpointNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, endpointObject(e, true))
+}
+
+// decodeIfPresent decodes a JSON body strictly, like decode, leaving v
+// untouched when the body is empty.
+func decodeIfPresent(c echo.Context, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxRequestBodyBytes))
+	if err != nil {
+		return problem(CodeMalformed, "request body too large or unreadable")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	c.Request().Body = io.NopCloser(bytes.NewReader(body))
+	return decode(c, v)
+}
+
+// EventObject is a refund event as the API shows it; Data is the refund
+// object at the time of the event, as in the webhook body.
+type EventObject struct {
+	ID        uuid.UUID       `json:"id"`
+	Type      string          `json:"type"`
+	RefundID  uuid.UUID       `json:"refundId"`
+	Sequence  int             `json:"sequence"`
+	CreatedAt time.Time       `json:"createdAt"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// EventDetail is an event with its delivery attempts, oldest first.
+type EventDetail struct {
+	EventObject
+	Attempts []WebhookAttemptObject `json:"attempts"`
+}
+
+// WebhookAttemptObject is one delivery attempt; StatusCode is null when no
+// HTTP answer came back.
+type WebhookAttemptObject struct {
+	ID         uuid.UUID `json:"id"`
+	EndpointID uuid.UUID `json:"endpointId"`
+	Attempt    int       `json:"attempt"`
+	StatusCode *int      `json:"statusCode"`
+	LatencyMS  int       `json:"latencyMs"`
+	Error      string    `json:"error,omitempty"`
+	Succeeded  bool      `json:"succeeded"`
+	CreatedAt  time.Time `json:"createdAt"`
+}
+
+func eventObject(e store.Event) EventObject {
+	return EventObject{ID: e.ID, Type: e.Type, RefundID: e.RefundID, Sequence: e.Sequence, CreatedAt: e.CreatedAt.UTC(), Data: e.Payload}
+}
+
+type eventPage struct {
+	Data       []EventObject `json:"data"`
+	NextCursor string        `json:"nextCursor,omitempty"`
+}
+
+func (s *Server) listEvents(c echo.Context) error {
+	f := store.EventFilter{MerchantID: principal(c).MerchantID, Type: c.QueryParam("type"), Limit: defaultListLimit}
+	var err error
+	for field, dst := range map[string]*uuid.UUID{"refundId": &f.RefundID, "cursor": &f.After} {
+		if raw := c.QueryParam(field); raw != "" {
+			if *dst, err = parseID(raw, field); err != nil {
+				return err
+			}
+		}
+	}
+	if raw := c.QueryParam("limit"); raw != "" {
+		if _, err := fmt.Sscanf(raw, "%d", &f.Limit); err != nil || f.Limit < 1 || f.Limit > maxListLimit {
+			return problem(CodeMalformed, fmt.Sprintf("limit must be 1..%d", maxListLimit), FieldError{Field: "limit", Message: "out of range"})
+		}
+	}
+	if f.Type != "" && !slices.Contains(store.EventTypes, f.Type) {
+		return problem(CodeMalformed, "unknown event type "+f.Type, FieldError{Field: "type", Message: "must be one of " + strings.Join(store.EventTypes, ", ")})
+	}
+	events, next, err := s.store.ListEvents(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	page := eventPage{Data: make([]EventObject, 0, len(events))}
+	for _, e := range events {
+		page.Data = append(page.Data, eventObject(e))
+	}
+	if next != uuid.Nil {
+		page.NextCursor = next.String()
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+// event reads the caller's event; another merchant's is 404.
+func (s *Server) event(ctx context.Context, merchantID uuid.UUID, id uuid.UUID) (store.Event, error) {
+	e, err := s.store.GetEvent(ctx, merchantID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return e, notFound(store.CodeEventNotFound)
+	}
+	return e, err
+}
+
+func (s *Server) getEvent(c echo.Context) error {
+	id, err := parseID(c.Param("id"), "id")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	e, err := s.event(ctx, principal(c).MerchantID, id)
+	if err != nil {
+		return err
+	}
+	attempts, err := s.store.ListWebhookAttempts(ctx, e.ID)
+	if err != nil {
+		return err
+	}
+	out := EventDetail{EventObject: eventObject(e), Attempts: make([]WebhookAttemptObject, 0, len(attempts))}
+	for _, a := range attempts {
+		out.Attempts = append(out.Attempts, WebhookAttemptObject{ID: a.ID, EndpointID: a.EndpointID, Attempt: a.Attempt,
+			StatusCode: a.StatusCode, LatencyMS: a.LatencyMS, Error: a.Error, Succeeded: a.Succeeded, CreatedAt: a.CreatedAt.UTC()})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+type redeliverRequest struct {
+	EndpointID *string `json:"endpointId"`
+}
+
+// Redelivery is one delivery workflow a redelivery started.
+type Redelivery struct {
+	EndpointID uuid.UUID `json:"endpointId"`
+	WorkflowID string    `json:"workflowId"`
+}
+
+// RedeliveryResult answers POST /v1/events/{id}/redeliver.
+type RedeliveryResult struct {
+	EventID    uuid.UUID    `json:"eventId"`
+	Deliveries []Redelivery `json:"deliveries"`
+}
+
+func (s *Server) redeliverEvent(c echo.Context) error {
+	var req redeliverRequest
+	if err := decodeIfPresent(c, &req); err != nil {
+		return err
+	}
+	id, err := parseID(c.Param("id"), "id")
+	if err != nil {
+		return err
+	}
+	endpointID, err := optionalID(req.EndpointID, "endpointId")
+	if err != nil {
+		return err
+	}
+	started, err := s.redeliver(c.Request().Context(), principal(c).MerchantID, id, endpointID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, RedeliveryResult{EventID: id, Deliveries: started})
+}
+
+// RedeliverEvent starts a new delivery of an event to each of its merchant's
+// active endpoints subscribed to its type. merchantID uuid.Nil is ops acting
+// across merchants. An unknown event (or another merchant's) is a 404 problem.
 func (s *Server) RedeliverEvent(ctx context.Context, merchantID, eventID uuid.UUID) error {
-	return errors.New("webhooks are not available yet")
+	_, err := s.redeliver(ctx, merchantID, eventID, uuid.Nil)
+	return err
+}
+
+// redeliver starts a fresh delivery workflow per endpoint (all subscribed
+// active endpoints, or only endpointID when set), each with a unique id so
+// it runs even when earlier deliveries of the event finished.
+func (s *Server) redeliver(ctx context.Context, merchantID, eventID, endpointID uuid.UUID) ([]Redelivery, error) {
+	ev, err := s.event(ctx, merchantID, eventID)
+	if err != nil {
+		return nil, err
+	}
+	var ds []activities.Delivery
+	if endpointID == uuid.Nil {
+		if ds, err = s.store.EventDeliveries(ctx, ev); err != nil {
+			return nil, err
+		}
+	} else {
+		ep, err := s.liveEndpoint(ctx, ev.MerchantID, endpointID.String())
+		if err != nil {
+			return nil, err
+		}
+		if ep.DisabledAt != nil {
+			return nil, problem(store.CodeWebhookEndpointDisabled, "the endpoint is disabled: "+ep.DisabledReason)
+		}
+		if !ep.Subscribed(ev.Type) {
+			return nil, problem(store.CodeValidation, "the endpoint is not subscribed to "+ev.Type,
+				FieldError{Field: "endpointId", Message: "not subscribed to " + ev.Type})
+		}
+		ds = []activities.Delivery{{EventID: ev.ID, EndpointID: ep.ID}}
+	}
+	ctx, cancel := context.WithTimeout(ctx, redeliverStartLimit)
+	defer cancel()
+	out := make([]Redelivery, 0, len(ds))
+	for _, d := range ds {
+		id := workflows.WebhookRedeliveryID(d.EventID, d.EndpointID, uuid.Must(uuid.NewV7()))
+		if _, err := s.temporal.ExecuteWorkflow(ctx, workflows.WebhookStartOptions(id, s.taskQueue, d), workflows.WebhookWorkflowName, d); err != nil {
+			s.log.ErrorContext(ctx, "start webhook redelivery", "eventId", d.EventID, "endpointId", d.EndpointID,
+				"merchantId", ev.MerchantID, "workflowId", id, "error", err)
+			return out, problem(CodeUnavailable, fmt.Sprintf("started %d of %d redeliveries; retry", len(out), len(ds)))
+		}
+		out = append(out, Redelivery{EndpointID: d.EndpointID, WorkflowID: id})
+	}
+	return out, nil
 }

@@ -3,10 +3,267 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
+
+// Stable error codes of webhook rules; the API maps each to an HTTP status.
+const (
+	CodeWebhookEndpointNotFound = "webhook_endpoint.not_found"
+	CodeWebhookEndpointLimit    = "webhook_endpoint.limit_reached"
+	CodeWebhookEndpointDisabled = "webhook_endpoint.disabled"
+	CodeEventNotFound           = "event.not_found"
+)
+
+// MaxWebhookEndpoints bounds a merchant's live (not deleted) endpoints.
+const MaxWebhookEndpoints = 16
+
+// Delivery is one event to deliver to one webhook endpoint.
+type Delivery struct {
+	EventID    uuid.UUID
+	EndpointID uuid.UUID
+}
+
+// WebhookEndpoint is a merchant's URL that receives signed events.
+type WebhookEndpoint struct {
+	ID                      uuid.UUID
+	MerchantID              uuid.UUID
+	URL                     string
+	EventTypes              []string
+	Secret                  string
+	PreviousSecret          string
+	PreviousSecretExpiresAt *time.Time
+	DisabledAt              *time.Time
+	DisabledReason          string
+	DeletedAt               *time.Time
+	CreatedAt               time.Time
+}
+
+// Active reports whether the endpoint receives deliveries.
+func (e WebhookEndpoint) Active() bool { return e.DeletedAt == nil && e.DisabledAt == nil }
+
+// Subscribed reports whether the endpoint receives events of eventType.
+func (e WebhookEndpoint) Subscribed(eventType string) bool {
+	return slices.Contains(e.EventTypes, eventType)
+}
+
+// SigningSecrets are the secrets a delivery at now is signed with: the
+// current one, plus the previous one while its rotation grace period lasts.
+func (e WebhookEndpoint) SigningSecrets(now time.Time) []string {
+	out := []string{e.Secret}
+	if e.PreviousSecret != "" && e.PreviousSecretExpiresAt != nil && now.Before(*e.PreviousSecretExpiresAt) {
+		out = append(out, e.PreviousSecret)
+	}
+	return out
+}
+
+const endpointColumns = `id, merchant_id, url, event_types, secret, coalesce(previous_secret, ''), previous_secret_expires_at,
+	disabled_at, coalesce(disabled_reason, ''), deleted_at, created_at`
+
+func scanEndpoint(row pgx.Row) (WebhookEndpoint, error) {
+	var e WebhookEndpoint
+	err := row.Scan(&e.ID, &e.MerchantID, &e.URL, &e.EventTypes, &e.Secret, &e.PreviousSecret, &e.PreviousSecretExpiresAt,
+		&e.DisabledAt, &e.DisabledReason, &e.DeletedAt, &e.CreatedAt)
+	return e, err
+}
+
+// NewWebhookEndpoint is a validated create-endpoint request.
+type NewWebhookEndpoint struct {
+	MerchantID uuid.UUID
+	URL        string
+	EventTypes []string
+	Secret     string
+}
+
+// CreateWebhookEndpoint adds an endpoint, refusing more than
+// MaxWebhookEndpoints live endpoints per merchant.
+func (s *Store) CreateWebhookEndpoint(ctx context.Context, in NewWebhookEndpoint) (WebhookEndpoint, error) {
+	var out WebhookEndpoint
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// The merchant row serializes concurrent creates so the limit holds.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM merchants WHERE id = $1 FOR UPDATE`, in.MerchantID); err != nil {
+			return fmt.Errorf("lock merchant: %w", err)
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM webhook_endpoints WHERE merchant_id = $1 AND deleted_at IS NULL`,
+			in.MerchantID).Scan(&n); err != nil {
+			return fmt.Errorf("count endpoints: %w", err)
+		}
+		if n >= MaxWebhookEndpoints {
+			return ruleErr(CodeWebhookEndpointLimit, "a merchant may have at most %d webhook endpoints; delete one first", MaxWebhookEndpoints)
+		}
+		var err error
+		out, err = scanEndpoint(tx.QueryRow(ctx, `INSERT INTO webhook_endpoints (id, merchant_id, url, event_types, secret)
+			VALUES ($1, $2, $3, $4, $5) RETURNING `+endpointColumns,
+			uuid.Must(uuid.NewV7()), in.MerchantID, in.URL, in.EventTypes, in.Secret))
+		if err != nil {
+			return fmt.Errorf("insert endpoint: %w", err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ListWebhookEndpoints returns a merchant's endpoints that are not deleted, oldest first.
+func (s *Store) ListWebhookEndpoints(ctx context.Context, merchantID uuid.UUID) ([]WebhookEndpoint, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
+		WHERE merchant_id = $1 AND deleted_at IS NULL ORDER BY id`, merchantID)
+	if err != nil {
+		return nil, fmt.Errorf("list endpoints: %w", mapErr(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (WebhookEndpoint, error) { return scanEndpoint(r) })
+	return out, mapErr(err)
+}
+
+// GetWebhookEndpoint reads an endpoint, deleted ones included; uuid.Nil
+// merchant reads any (ops, delivery).
+func (s *Store) GetWebhookEndpoint(ctx context.Context, merchantID, id uuid.UUID) (WebhookEndpoint, error) {
+	e, err := scanEndpoint(s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
+		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, nilUUID(merchantID)))
+	return e, mapErr(err)
+}
+
+// DeleteWebhookEndpoint soft-deletes an endpoint: its attempts stay, and
+// deliveries in flight stop at their next attempt. A deleted or unknown
+// endpoint is ErrNotFound.
+func (s *Store) DeleteWebhookEndpoint(ctx context.Context, merchantID, id uuid.UUID) (WebhookEndpoint, error) {
+	e, err := scanEndpoint(s.pool.QueryRow(ctx, `UPDATE webhook_endpoints SET deleted_at = now()
+		WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL RETURNING `+endpointColumns, id, merchantID))
+	return e, mapErr(err)
+}
+
+// RotateWebhookSecret makes secret the endpoint's signing secret and keeps
+// the current one valid for grace (deliveries carry both signatures until
+// then). A secret still in an earlier grace period is dropped.
+func (s *Store) RotateWebhookSecret(ctx context.Context, merchantID, id uuid.UUID, secret string, grace time.Duration) (WebhookEndpoint, error) {
+	e, err := scanEndpoint(s.pool.QueryRow(ctx, `UPDATE webhook_endpoints SET previous_secret = secret,
+		previous_secret_expires_at = now() + make_interval(secs => $4), secret = $3
+		WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL RETURNING `+endpointColumns,
+		id, merchantID, secret, grace.Seconds()))
+	return e, mapErr(err)
+}
+
+// DisableWebhookEndpoint stops deliveries to an endpoint, e.g. after it
+// answered 410 Gone. Disabling twice keeps the first time and reason.
+func (s *Store) DisableWebhookEndpoint(ctx context.Context, id uuid.UUID, reason string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2
+		WHERE id = $1 AND disabled_at IS NULL`, id, reason)
+	return mapErr(err)
+}
+
+const eventColumns = `id, merchant_id, refund_id, type, sequence, payload, created_at`
+
+func scanEvent(row pgx.Row) (Event, error) {
+	var e Event
+	err := row.Scan(&e.ID, &e.MerchantID, &e.RefundID, &e.Type, &e.Sequence, &e.Payload, &e.CreatedAt)
+	return e, err
+}
+
+// GetEvent reads a merchant's event; uuid.Nil merchant reads any (ops, delivery).
+func (s *Store) GetEvent(ctx context.Context, merchantID, id uuid.UUID) (Event, error) {
+	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns+` FROM refund_events
+		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, nilUUID(merchantID)))
+	return e, mapErr(err)
+}
+
+// EventFilter narrows ListEvents.
+type EventFilter struct {
+	MerchantID uuid.UUID // uuid.Nil: every merchant (ops)
+	RefundID   uuid.UUID
+	Type       string
+	After      uuid.UUID // cursor: ids are UUID v7, so newest first is id order
+	Limit      int
+}
+
+// ListEvents returns events newest first and the cursor of the next page.
+func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]Event, uuid.UUID, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.MerchantID != uuid.Nil {
+		add("merchant_id = $%d", f.MerchantID)
+	}
+	if f.RefundID != uuid.Nil {
+		add("refund_id = $%d", f.RefundID)
+	}
+	if f.Type != "" {
+		add("type = $%d", f.Type)
+	}
+	if f.After != uuid.Nil {
+		add("id < $%d", f.After)
+	}
+	if f.Limit <= 0 || f.Limit > 100 {
+		f.Limit = 20
+	}
+	sql := `SELECT ` + eventColumns + ` FROM refund_events`
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	sql += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", f.Limit+1)
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, uuid.Nil, fmt.Errorf("list events: %w", mapErr(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) { return scanEvent(r) })
+	if err != nil {
+		return nil, uuid.Nil, mapErr(err)
+	}
+	var next uuid.UUID
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		next = out[f.Limit-1].ID
+	}
+	return out, next, nil
+}
+
+// WebhookAttempt is one HTTP delivery attempt of an event to an endpoint.
+type WebhookAttempt struct {
+	ID         uuid.UUID
+	EventID    uuid.UUID
+	EndpointID uuid.UUID
+	Attempt    int  // 1, 2, ... per event and endpoint, across redeliveries
+	StatusCode *int // nil when no HTTP answer came back
+	LatencyMS  int
+	Error      string
+	Succeeded  bool
+	CreatedAt  time.Time
+}
+
+// RecordWebhookAttempt appends an attempt, numbering it after the event's
+// earlier attempts to the same endpoint.
+func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt) (WebhookAttempt, error) {
+	a.ID = uuid.Must(uuid.NewV7())
+	err := s.pool.QueryRow(ctx, `INSERT INTO webhook_attempts (id, event_id, endpoint_id, attempt, status_code, latency_ms, error, succeeded)
+		VALUES ($1, $2, $3, (SELECT coalesce(max(attempt), 0) + 1 FROM webhook_attempts WHERE event_id = $2 AND endpoint_id = $3),
+			$4, $5, $6, $7)
+		RETURNING attempt, created_at`,
+		a.ID, a.EventID, a.EndpointID, a.StatusCode, a.LatencyMS, nullable(a.Error), a.Succeeded).Scan(&a.Attempt, &a.CreatedAt)
+	if err != nil {
+		return a, fmt.Errorf("insert webhook attempt: %w", mapErr(err))
+	}
+	return a, nil
+}
+
+// ListWebhookAttempts returns an event's delivery attempts, oldest first.
+func (s *Store) ListWebhookAttempts(ctx context.Context, eventID uuid.UUID) ([]WebhookAttempt, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, event_id, endpoint_id, attempt, status_code, latency_ms, coalesce(error, ''),
+		succeeded, created_at FROM webhook_attempts WHERE event_id = $1 ORDER BY created_at, id`, eventID)
+	if err != nil {
+		return nil, fmt.Errorf("list webhook attempts: %w", mapErr(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (WebhookAttempt, error) {
+		var a WebhookAttempt
+		return a, r.Scan(&a.ID, &a.EventID, &a.EndpointID, &a.Attempt, &a.StatusCode, &a.LatencyMS, &a.Error, &a.Succeeded, &a.CreatedAt)
+	})
+	return out, mapErr(err)
+}
 
 // UndispatchedDeliveries marks the refund's undispatched events as dispatched
 // and returns one delivery per subscribed, active endpoint. The caller starts
@@ -30,8 +287,81 @@ func (s *Store) UndispatchedDeliveries(ctx context.Context, refundID uuid.UUID) 
 	})
 }
 
-// Delivery is one event to deliver to one webhook endpoint.
-type Delivery struct {
+// EventDeliveries returns one delivery of an event per active endpoint of
+// its merchant subscribed to its type (for a redelivery).
+func (s *Store) EventDeliveries(ctx context.Context, ev Event) ([]Delivery, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM webhook_endpoints
+		WHERE merchant_id = $1 AND $2 = ANY (event_types) AND deleted_at IS NULL AND disabled_at IS NULL
+		ORDER BY id`, ev.MerchantID, ev.Type)
+	if err != nil {
+		return nil, fmt.Errorf("list subscribed endpoints: %w", mapErr(err))
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]Delivery, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, Delivery{EventID: ev.ID, EndpointID: id})
+	}
+	return out, nil
+}
+
+// LostDispatch is an event whose deliveries were never started, with the
+// deliveries it needs (none when no endpoint is subscribed).
+type LostDispatch struct {
 	EventID    uuid.UUID
-	EndpointID uuid.UUID
+	Deliveries []Delivery
+}
+
+// LostDispatches lists events older than grace that are still undispatched:
+// their refund's workflow wrote them but crashed, or the event was written
+// outside a workflow. The caller starts the deliveries, then calls
+// MarkEventsDispatched.
+func (s *Store) LostDispatches(ctx context.Context, grace time.Duration, limit int) ([]LostDispatch, error) {
+	rows, err := s.pool.Query(ctx, `WITH ev AS (
+			SELECT id, merchant_id, type, created_at FROM refund_events
+			WHERE dispatched_at IS NULL AND created_at < now() - make_interval(secs => $1)
+			ORDER BY created_at LIMIT $2)
+		SELECT ev.id, e.id FROM ev LEFT JOIN webhook_endpoints e
+			ON e.merchant_id = ev.merchant_id AND ev.type = ANY (e.event_types)
+			AND e.deleted_at IS NULL AND e.disabled_at IS NULL
+		ORDER BY ev.created_at, ev.id, e.id`, grace.Seconds(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list lost dispatches: %w", mapErr(err))
+	}
+	type pair struct {
+		event    uuid.UUID
+		endpoint *uuid.UUID
+	}
+	pairs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pair, error) {
+		var p pair
+		return p, r.Scan(&p.event, &p.endpoint)
+	})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	var out []LostDispatch
+	for _, p := range pairs {
+		if len(out) == 0 || out[len(out)-1].EventID != p.event {
+			out = append(out, LostDispatch{EventID: p.event})
+		}
+		if p.endpoint != nil {
+			last := &out[len(out)-1]
+			last.Deliveries = append(last.Deliveries, Delivery{EventID: p.event, EndpointID: *p.endpoint})
+		}
+	}
+	return out, nil
+}
+
+// MarkEventsDispatched records that the events' deliveries were started.
+func (s *Store) MarkEventsDispatched(ctx context.Context, ids []uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE refund_events SET dispatched_at = now() WHERE id = ANY ($1) AND dispatched_at IS NULL`, ids)
+	if err != nil {
+		return fmt.Errorf("mark events dispatched: %w", mapErr(err))
+	}
+	return nil
 }

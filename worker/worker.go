@@ -28,6 +28,9 @@ func New(c client.Client, taskQueue string, acts *activities.Activities, opts sd
 	if acts.StartRefund == nil {
 		acts.StartRefund = Starter(c, taskQueue)
 	}
+	if acts.StartDelivery == nil {
+		acts.StartDelivery = DeliveryStarter(c, taskQueue)
+	}
 	w := sdkworker.New(c, taskQueue, opts)
 	Register(w, acts)
 	return w
@@ -52,6 +55,19 @@ func Starter(c client.Client, taskQueue string) activities.StartRefundWorkflow {
 	return func(ctx context.Context, r store.Refund) error {
 		_, err := c.ExecuteWorkflow(ctx, workflows.StartOptions(r, taskQueue), workflows.RefundWorkflowName,
 			workflows.RefundInput{RefundID: r.ID})
+		return err
+	}
+}
+
+// DeliveryStarter starts webhook delivery workflows with the id the refund
+// workflow uses for its children, so a delivery is never started twice.
+func DeliveryStarter(c client.Client, taskQueue string) func(context.Context, activities.Delivery) error {
+	return func(ctx context.Context, d activities.Delivery) error {
+		_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID:                    workflows.WebhookWorkflowID(d.EventID, d.EndpointID),
+			TaskQueue:             taskQueue,
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		}, workflows.WebhookWorkflowName, d)
 		return err
 	}
 }

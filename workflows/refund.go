@@ -99,6 +99,9 @@ func RefundWorkflow(ctx workflow.Context, in RefundInput) (RefundState, error) {
 	} else {
 		w.state = RefundState{RefundID: in.RefundID, Status: store.StatusPending}
 	}
+	// The step is set before the handlers exist: an update buffered with the
+	// first task is validated as soon as its handler is registered.
+	w.mark(StepBegin, "")
 	if err := w.registerHandlers(); err != nil {
 		return w.state, err
 	}
@@ -111,7 +114,6 @@ func RefundWorkflow(ctx workflow.Context, in RefundInput) (RefundState, error) {
 
 func (w *refundRun) run(in RefundInput) error {
 	ctx := w.ctx
-	w.mark(StepBegin, "")
 	// Runs to completion even if the workflow is canceled meanwhile; the
 	// cancellation is then honoured before submit (release) or ignored (sent).
 	beginCtx, _ := workflow.NewDisconnectedContext(ctx)

@@ -1,0 +1,239 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/webhooks"
+)
+
+// Error types of webhook delivery.
+const (
+	// ErrTypeWebhookFailed is a failed attempt (non-2xx, network error,
+	// timeout); it is retried with backoff.
+	ErrTypeWebhookFailed = "WebhookAttemptFailed"
+	// ErrTypeWebhookInvalid is a delivery that can never succeed (unknown
+	// event, endpoint of another merchant); it is not retried.
+	ErrTypeWebhookInvalid = "WebhookDeliveryInvalid"
+)
+
+// Outcomes of a delivery that ended without error.
+const (
+	DeliveryDelivered    = "DELIVERED"     // the endpoint answered 2xx
+	DeliverySkipped      = "SKIPPED"       // the endpoint is deleted or disabled
+	DeliveryEndpointGone = "ENDPOINT_GONE" // the endpoint answered 410: it is now disabled
+)
+
+// WebhookPolicy is the timing of webhook delivery. The delivery workflow
+// reads it through a local activity, so it is recorded in history and a
+// replay never depends on the worker's configuration.
+type WebhookPolicy struct {
+	InitialInterval    time.Duration // first retry after a failed attempt
+	BackoffCoefficient float64       // each retry waits this much longer
+	MaximumInterval    time.Duration // retries back off up to this
+	GiveUpAfter        time.Duration // no attempt starts after this (ScheduleToClose)
+	AttemptTimeout     time.Duration // HTTP timeout of one attempt
+}
+
+// DefaultWebhookPolicy is the production timing: retries after 10 s, 20 s,
+// 40 s, ... up to one hour apart, for three days.
+func DefaultWebhookPolicy() WebhookPolicy {
+	return WebhookPolicy{
+		InitialInterval:    10 * time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Hour,
+		GiveUpAfter:        72 * time.Hour,
+		AttemptTimeout:     10 * time.Second,
+	}
+}
+
+// withDefaults fills unset fields from DefaultWebhookPolicy.
+func (p WebhookPolicy) withDefaults() WebhookPolicy {
+	def := DefaultWebhookPolicy()
+	if p.InitialInterval <= 0 {
+		p.InitialInterval = def.InitialInterval
+	}
+	if p.BackoffCoefficient < 1 {
+		p.BackoffCoefficient = def.BackoffCoefficient
+	}
+	if p.MaximumInterval <= 0 {
+		p.MaximumInterval = def.MaximumInterval
+	}
+	p.MaximumInterval = max(p.MaximumInterval, p.InitialInterval)
+	if p.GiveUpAfter <= 0 {
+		p.GiveUpAfter = def.GiveUpAfter
+	}
+	if p.AttemptTimeout <= 0 {
+		p.AttemptTimeout = def.AttemptTimeout
+	}
+	return p
+}
+
+// WebhookDeliveryPolicy returns the delivery timing (Activities.Webhooks,
+// unset fields defaulted); the delivery workflow calls it as a local activity.
+func (a *Activities) WebhookDeliveryPolicy(context.Context) (WebhookPolicy, error) {
+	return a.Webhooks.withDefaults(), nil
+}
+
+// DeliveryResult is how a delivery ended when it did not fail.
+type DeliveryResult struct {
+	Outcome    string
+	StatusCode int
+	Attempt    int
+}
+
+// webhookClient is shared by every delivery; it never follows redirects (a
+// 3xx is a failed attempt) and each attempt carries its own deadline.
+var webhookClient = &http.Client{
+	Transport:     http.DefaultTransport.(*http.Transport).Clone(),
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+const (
+	maxErrorBody = 200 // characters of a failed answer kept in the attempt's error
+	userAgent    = "Backflow-Webhooks/1"
+)
+
+// DeliverWebhook makes one delivery attempt of an event to an endpoint and
+// logs it in webhook_attempts. A deleted or disabled endpoint ends the
+// delivery without an attempt; 2xx delivers; 410 disables the endpoint;
+// anything else returns a retryable ErrTypeWebhookFailed.
+func (a *Activities) DeliverWebhook(ctx context.Context, d Delivery) (DeliveryResult, error) {
+	ev, err := a.Store.GetEvent(ctx, uuid.Nil, d.EventID)
+	if errors.Is(err, store.ErrNotFound) {
+		return DeliveryResult{}, temporal.NewNonRetryableApplicationError("event "+d.EventID.String()+" does not exist", ErrTypeWebhookInvalid, err)
+	}
+	if err != nil {
+		return DeliveryResult{}, fmt.Errorf("read event: %w", err)
+	}
+	ep, err := a.Store.GetWebhookEndpoint(ctx, uuid.Nil, d.EndpointID)
+	if errors.Is(err, store.ErrNotFound) {
+		return DeliveryResult{Outcome: DeliverySkipped}, nil
+	}
+	if err != nil {
+		return DeliveryResult{}, fmt.Errorf("read endpoint: %w", err)
+	}
+	if ep.MerchantID != ev.MerchantID {
+		return DeliveryResult{}, temporal.NewNonRetryableApplicationError("endpoint and event belong to different merchants", ErrTypeWebhookInvalid, nil)
+	}
+	log := activity.GetLogger(ctx)
+	if !ep.Active() {
+		log.Info("webhook endpoint deleted or disabled: delivery skipped", "eventId", ev.ID, "endpointId", ep.ID, "merchantId", ep.MerchantID)
+		return DeliveryResult{Outcome: DeliverySkipped}, nil
+	}
+	body, err := json.Marshal(webhooks.Event{ID: ev.ID, Type: ev.Type, CreatedAt: ev.CreatedAt.UTC(), Sequence: ev.Sequence, Data: ev.Payload})
+	if err != nil {
+		return DeliveryResult{}, temporal.NewNonRetryableApplicationError("encode event", ErrTypeWebhookInvalid, err)
+	}
+	policy, _ := a.WebhookDeliveryPolicy(ctx)
+
+	status, latency, sendErr := post(ctx, ep, ev.ID, body, policy.AttemptTimeout)
+	att := store.WebhookAttempt{EventID: ev.ID, EndpointID: ep.ID, LatencyMS: int(latency.Milliseconds()),
+		Succeeded: sendErr == nil && status >= 200 && status < 300}
+	if status != 0 {
+		att.StatusCode = &status
+	}
+	switch {
+	case sendErr != nil:
+		att.Error = sendErr.Error()
+	case !att.Succeeded:
+		att.Error = fmt.Sprintf("endpoint answered %d", status)
+	}
+	// Record even when the activity's own context is done, so no attempt goes unlogged.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	att, recErr := a.Store.RecordWebhookAttempt(rctx, att)
+	res := DeliveryResult{StatusCode: status, Attempt: att.Attempt}
+	if recErr != nil {
+		log.Error("record webhook attempt", "eventId", ev.ID, "endpointId", ep.ID, "error", recErr)
+	}
+
+	switch {
+	case att.Succeeded:
+		// A lost attempt row must not cause a second delivery: it is logged above.
+		res.Outcome = DeliveryDelivered
+		return res, nil
+	case status == http.StatusGone:
+		if err := a.Store.DisableWebhookEndpoint(rctx, ep.ID, "endpoint answered 410 Gone"); err != nil {
+			return res, fmt.Errorf("disable endpoint: %w", err)
+		}
+		log.Warn("webhook endpoint answered 410: disabled", "endpointId", ep.ID, "merchantId", ep.MerchantID)
+		res.Outcome = DeliveryEndpointGone
+		return res, nil
+	}
+	return res, temporal.NewApplicationError(att.Error, ErrTypeWebhookFailed, errors.Join(sendErr, recErr))
+}
+
+// post sends one signed delivery and returns the HTTP status (0 when none
+// came back), how long it took and a transport error.
+func post(ctx context.Context, ep store.WebhookEndpoint, eventID uuid.UUID, body []byte, timeout time.Duration) (int, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, fmt.Errorf("build request: %w", err)
+	}
+	now := time.Now()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set(webhooks.EventIDHeader, eventID.String())
+	req.Header.Set(webhooks.SignatureHeader, webhooks.Sign(body, ep.SigningSecrets(now), now))
+	resp, err := webhookClient.Do(req)
+	latency := time.Since(now)
+	if err != nil {
+		return 0, latency, fmt.Errorf("post to endpoint: %w", err)
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 || resp.StatusCode == http.StatusGone {
+		return resp.StatusCode, latency, nil
+	}
+	if text := cleanText(snippet); text != "" {
+		return resp.StatusCode, latency, fmt.Errorf("endpoint answered %d: %s", resp.StatusCode, text)
+	}
+	return resp.StatusCode, latency, nil
+}
+
+// cleanText makes an endpoint's answer safe to store as text: valid UTF-8,
+// no NUL, one line, bounded.
+func cleanText(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "?")
+	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\x00", "")), " ")
+	if r := []rune(s); len(r) > maxErrorBody {
+		s = string(r[:maxErrorBody]) + "..."
+	}
+	return s
+}
+
+// startDeliveries starts one delivery workflow per delivery (StartDelivery
+// uses the refund workflow's id scheme, so a delivery already started is
+// left alone). It returns how many it started.
+func (a *Activities) startDeliveries(ctx context.Context, ds []Delivery) (int, error) {
+	started := 0
+	for _, d := range ds {
+		err := a.StartDelivery(ctx, d)
+		var already *serviceerror.WorkflowExecutionAlreadyStarted
+		switch {
+		case errors.As(err, &already):
+		case err != nil:
+			return started, fmt.Errorf("start delivery of event %s to endpoint %s: %w", d.EventID, d.EndpointID, err)
+		default:
+			started++
+		}
+	}
+	return started, nil
+}
