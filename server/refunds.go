@@ -172,12 +172,16 @@ func (s *Server) createRefund(c echo.Context) error {
 	in.Route = s.route
 	ctx := c.Request().Context()
 	r, err := s.store.CreateRefund(ctx, in)
+	created := err == nil
 	if errors.Is(err, store.ErrDuplicate) && idemKey != "" {
 		// A retry of a request whose response was lost: answer with its refund.
 		r, err = s.store.GetRefundByIdempotencyKey(ctx, p.MerchantID, idemKey)
 	}
 	if err != nil {
 		return err
+	}
+	if created && s.onCreated != nil {
+		s.onCreated(r)
 	}
 	s.startWorkflow(ctx, r)
 	return c.JSON(http.StatusAccepted, r.Object())

@@ -34,6 +34,10 @@ type Deps struct {
 	Logger    *slog.Logger
 	// Metrics, when set, is served on /metrics.
 	Metrics http.Handler
+	// Middleware runs first on every request (e.g. request metrics).
+	Middleware []echo.MiddlewareFunc
+	// OnRefundCreated, when set, is told about each refund accepted.
+	OnRefundCreated func(store.Refund)
 }
 
 // Server is the Backflow API.
@@ -44,14 +48,17 @@ type Server struct {
 	taskQueue string
 	log       *slog.Logger
 	echo      *echo.Echo
+	onCreated func(store.Refund)
 }
 
 // New builds the API with every route.
 func New(d Deps) *Server {
-	s := &Server{store: d.Store, temporal: d.Temporal, providers: d.Providers, taskQueue: d.TaskQueue, log: d.Logger}
+	s := &Server{store: d.Store, temporal: d.Temporal, providers: d.Providers, taskQueue: d.TaskQueue, log: d.Logger,
+		onCreated: d.OnRefundCreated}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
+	e.Use(d.Middleware...)
 	e.Use(middleware.Recover(), middleware.RequestID(), s.accessLog, middleware.BodyLimit("64K"))
 	s.echo = e
 

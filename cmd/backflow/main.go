@@ -12,12 +12,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/app"
 	"github.com/backflow/backflow/config"
+	"github.com/backflow/backflow/metrics"
 	"github.com/backflow/backflow/migrations"
 	"github.com/backflow/backflow/providers/sandbox"
 	"github.com/backflow/backflow/server"
@@ -34,6 +36,7 @@ commands:
   migrate   apply database migrations
   seed      create the demo merchant, keys and sample transactions (idempotent)
   ops       inspect and steer refunds (backflow ops help)
+  bench     measure the refund path against a baseline workflow (backflow bench -h)
 
 configuration: environment variables, see README.md`
 
@@ -67,30 +70,37 @@ func run(ctx context.Context, args []string) error {
 		return runSeed(ctx, cfg, args[1:])
 	case "ops":
 		return runOps(ctx, cfg, args[1:])
+	case "bench":
+		return runBench(ctx, cfg, args[1:])
 	}
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 }
 
 func runAPI(ctx context.Context, cfg config.Config) error {
 	logger := app.NewLogger(cfg.LogLevel)
-	deps, err := app.Open(ctx, cfg, logger, client.Options{})
+	m := metrics.New()
+	deps, err := app.Open(ctx, cfg, logger, client.Options{MetricsHandler: m.Temporal()})
 	if err != nil {
 		return err
 	}
 	defer deps.Close()
+	m.WatchStore(deps.Store, metrics.StoreScrapeTimeout, logger)
 	srv := server.New(server.Deps{Store: deps.Store, Temporal: deps.Temporal, Providers: deps.Providers,
-		TaskQueue: cfg.TaskQueue, Logger: logger})
+		TaskQueue: cfg.TaskQueue, Logger: logger, Metrics: m.Handler(),
+		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}, OnRefundCreated: m.RefundCreated})
 	logger.Info("api listening", "addr", cfg.HTTPAddr, "config", cfg)
 	return serve(ctx, cfg.HTTPAddr, srv.Handler())
 }
 
 func runWorker(ctx context.Context, cfg config.Config) error {
 	logger := app.NewLogger(cfg.LogLevel)
-	deps, err := app.Open(ctx, cfg, logger, client.Options{})
+	m := metrics.New()
+	deps, err := app.Open(ctx, cfg, logger, client.Options{MetricsHandler: m.Temporal()})
 	if err != nil {
 		return err
 	}
 	defer deps.Close()
+	m.WatchStore(deps.Store, metrics.StoreScrapeTimeout, logger)
 	ns := deps.Namespace
 	if err := worker.EnsureSearchAttributes(ctx, deps.Temporal, ns); err != nil {
 		// Temporal Cloud manages search attributes through its control plane.
@@ -101,7 +111,7 @@ func runWorker(ctx context.Context, cfg config.Config) error {
 	}
 	policy := activities.DefaultPolicy()
 	policy.StuckAfter = cfg.StuckAfter
-	acts := &activities.Activities{Store: deps.Store, Providers: deps.Providers, Policy: policy}
+	acts := &activities.Activities{Store: deps.Store, Providers: deps.Providers, Policy: policy, Observe: m.RefundFinished}
 	w := worker.New(deps.Temporal, cfg.TaskQueue, acts, sdkworker.Options{})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
@@ -110,6 +120,7 @@ func runWorker(ctx context.Context, cfg config.Config) error {
 	logger.Info("worker running", "taskQueue", cfg.TaskQueue, "namespace", ns, "config", cfg)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
+	mux.Handle("/metrics", m.Handler())
 	return serve(ctx, cfg.WorkerHTTPAddr, mux)
 }
 

@@ -1,0 +1,121 @@
+// Package metrics exposes Backflow's Prometheus metrics: business metrics
+// about refunds, HTTP request metrics of the API, gauges read from Postgres
+// on scrape, and the Temporal SDK's own metrics through a
+// client.MetricsHandler backed by the same registry.
+package metrics
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+
+	"github.com/backflow/backflow/store"
+)
+
+// Names of Backflow's own metrics.
+const (
+	RefundsCreated      = "backflow_refunds_created_total"
+	RefundsCompleted    = "backflow_refunds_completed_total"
+	RefundDuration      = "backflow_refund_duration_seconds"
+	ReservedAmount      = "backflow_reserved_amount"
+	StuckRefunds        = "backflow_stuck_refunds"
+	PostgresScrapeUp    = "backflow_postgres_scrape_up"
+	HTTPRequests        = "backflow_http_requests_total"
+	HTTPRequestDuration = "backflow_http_request_duration_seconds"
+)
+
+// StoreScrapeTimeout is the usual bound of the Postgres queries behind the
+// gauges of one scrape: well under Prometheus's default 10 s scrape timeout.
+const StoreScrapeTimeout = 2 * time.Second
+
+// refundDurationBuckets span an instant refund (well under a second) to a
+// slow asynchronous one (hours) and a stuck one (a day).
+var refundDurationBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600}
+
+// Metrics is one process's registry and Backflow's metrics in it.
+type Metrics struct {
+	reg              *prometheus.Registry
+	refundsCreated   *prometheus.CounterVec
+	refundsCompleted *prometheus.CounterVec
+	refundDuration   *prometheus.HistogramVec
+	httpRequests     *prometheus.CounterVec
+	httpDuration     *prometheus.HistogramVec
+	temporal         *temporalCollector
+}
+
+// New returns a registry with the Go runtime and process collectors,
+// Backflow's refund and HTTP metrics and the Temporal SDK collector.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		refundsCreated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: RefundsCreated, Help: "Refunds accepted by the API (202), by provider and refund method.",
+		}, []string{"provider", "method"}),
+		refundsCompleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: RefundsCompleted, Help: "Refunds that reached a final status (SUCCEEDED, DECLINED, FAILED, CANCELED), by status, provider and method.",
+		}, []string{"status", "provider", "method"}),
+		refundDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: RefundDuration, Help: "End-to-end refund latency, from creation to its final status.",
+			Buckets: refundDurationBuckets,
+		}, []string{"status", "provider", "method"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: HTTPRequests, Help: "API requests by method, route template and status code.",
+		}, []string{"method", "route", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: HTTPRequestDuration, Help: "API request latency by method and route template.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"method", "route"}),
+		temporal: newTemporalCollector(),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.refundsCreated, m.refundsCompleted, m.refundDuration, m.httpRequests, m.httpDuration, m.temporal,
+	)
+	return m
+}
+
+// Registry is the process's registry, for extra collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition format. A
+// collector that fails (Postgres down) does not hide the other metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.InstrumentMetricHandler(m.reg, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+}
+
+// Temporal is the metrics handler to give the Temporal client
+// (client.Options.MetricsHandler): the SDK's metrics land in this registry.
+func (m *Metrics) Temporal() client.MetricsHandler { return temporalHandler{c: m.temporal} }
+
+// RefundCreated counts a refund accepted by the API (server.Deps.OnRefundCreated).
+func (m *Metrics) RefundCreated(r store.Refund) {
+	m.refundsCreated.WithLabelValues(r.Provider, r.Method).Inc()
+}
+
+// RefundFinished counts a refund that reached its final status and records
+// its end-to-end latency. It fits activities.Activities.Observe, which is
+// called once per finalized refund.
+func (m *Metrics) RefundFinished(r store.Refund) {
+	m.refundsCompleted.WithLabelValues(r.Status, r.Provider, r.Method).Inc()
+	end := time.Now()
+	if r.CompletedAt != nil {
+		end = *r.CompletedAt
+	}
+	if d := end.Sub(r.CreatedAt); d >= 0 {
+		m.refundDuration.WithLabelValues(r.Status, r.Provider, r.Method).Observe(d.Seconds())
+	}
+}
+
+// WatchStore registers the gauges read from Postgres on each scrape
+// (reserved amounts, stuck refunds), each scrape bounded by timeout.
+func (m *Metrics) WatchStore(src StoreSource, timeout time.Duration, logger *slog.Logger) {
+	m.reg.MustRegister(NewStoreCollector(src, timeout, logger))
+}

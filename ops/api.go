@@ -1,0 +1,91 @@
+// Package ops is the ops side of Backflow: the wire types of the ops API
+// (/v1/ops, scope ops), the HTTP client the `backflow ops` CLI uses, and
+// the CLI itself with its human-readable rendering.
+package ops
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/workflows"
+)
+
+// Refund is a refund as the ops API shows it: the merchant's view plus the
+// fields ops steer by.
+type Refund struct {
+	store.RefundObject
+	MerchantID        uuid.UUID  `json:"merchantId"`
+	WorkflowID        string     `json:"workflowId"`
+	Stuck             bool       `json:"stuck"`
+	WorkflowStartedAt *time.Time `json:"workflowStartedAt,omitempty"`
+	SubmittedAt       *time.Time `json:"submittedAt,omitempty"`
+}
+
+// RefundOf renders a stored refund for the ops API.
+func RefundOf(r store.Refund) Refund {
+	return Refund{RefundObject: r.Object(), MerchantID: r.MerchantID, WorkflowID: workflows.RefundWorkflowID(r.ID),
+		Stuck: r.Stuck, WorkflowStartedAt: r.WorkflowStartedAt, SubmittedAt: r.SubmittedAt}
+}
+
+// RefundPage is one page of GET /v1/ops/refunds, newest first.
+type RefundPage struct {
+	Data       []Refund `json:"data"`
+	NextCursor string   `json:"nextCursor,omitempty"`
+}
+
+// RefundDetail is GET /v1/ops/refunds/{id}: everything known about one
+// refund, from Postgres and from its live workflow.
+type RefundDetail struct {
+	Refund          Refund                  `json:"refund"`
+	Ledger          []store.LedgerEntry     `json:"ledger"`
+	Events          []store.EventRecord     `json:"events"`
+	WebhookAttempts []store.DeliveryAttempt `json:"webhookAttempts"`
+	Workflow        Workflow                `json:"workflow"`
+	Audit           []store.AuditEntry      `json:"audit"` // oldest first
+}
+
+// Workflow is the refund's workflow execution and its live status query.
+type Workflow struct {
+	ID              string     `json:"workflowId"`
+	RunID           string     `json:"runId,omitempty"`
+	ExecutionStatus string     `json:"executionStatus,omitempty"` // Running, Completed, ... as Temporal spells them
+	StartTime       *time.Time `json:"startTime,omitempty"`
+	CloseTime       *time.Time `json:"closeTime,omitempty"`
+	HistoryLength   int64      `json:"historyLength,omitempty"`
+	// Status is the result of the workflow's status query; null when the
+	// workflow is gone or could not answer, with Note saying why.
+	Status *workflows.RefundState `json:"status"`
+	Note   string                 `json:"note,omitempty"`
+}
+
+// ActionRequest is the optional body of the ops actions on a refund.
+// reject requires a reason.
+type ActionRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// ActionResult answers an ops action.
+type ActionResult struct {
+	Action     string     `json:"action"`
+	AuditID    uuid.UUID  `json:"auditId"`
+	RefundID   uuid.UUID  `json:"refundId,omitempty"`
+	EventID    *uuid.UUID `json:"eventId,omitempty"`
+	WorkflowID string     `json:"workflowId,omitempty"`
+	Message    string     `json:"message"`
+	Refund     *Refund    `json:"refund,omitempty"`
+}
+
+// AuditPage is GET /v1/ops/audit, newest first.
+type AuditPage struct {
+	Data       []store.AuditEntry `json:"data"`
+	NextCursor string             `json:"nextCursor,omitempty"`
+}
+
+// Stable problem codes of the ops API, beside the merchant API's.
+const (
+	CodeNotAwaitingApproval = "refund.not_awaiting_approval"
+	CodeNotRetryable        = "refund.not_retryable"
+	CodeWorkflowUnavailable = "refund.workflow_unavailable"
+)
