@@ -334,61 +334,33 @@ type RefundFilter struct {
 
 // ListRefunds returns refunds newest first and the cursor of the next page.
 func (s *Store) ListRefunds(ctx context.Context, f RefundFilter) ([]Refund, uuid.UUID, error) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var w where
 	if f.MerchantID != uuid.Nil {
-		add("merchant_id = $%d", f.MerchantID)
+		w.add("merchant_id = $%d", f.MerchantID)
 	}
 	if f.SessionID != uuid.Nil {
-		add("session_id = $%d", f.SessionID)
+		w.add("session_id = $%d", f.SessionID)
 	}
 	if f.TransactionID != uuid.Nil {
-		add("transaction_id = $%d", f.TransactionID)
+		w.add("transaction_id = $%d", f.TransactionID)
 	}
 	if f.Status != "" {
-		add("status = $%d", f.Status)
+		w.add("status = $%d", f.Status)
 	}
 	if f.Provider != "" {
-		add("provider = $%d", f.Provider)
+		w.add("provider = $%d", f.Provider)
 	}
 	if f.Stuck {
-		add("stuck = $%d", true)
+		w.add("stuck = $%d", true)
 	}
 	if !f.CreatedFrom.IsZero() {
-		add("created_at >= $%d", f.CreatedFrom)
+		w.add("created_at >= $%d", f.CreatedFrom)
 	}
 	if !f.CreatedTo.IsZero() {
-		add("created_at < $%d", f.CreatedTo)
+		w.add("created_at < $%d", f.CreatedTo)
 	}
-	if f.After != uuid.Nil {
-		add("id < $%d", f.After)
-	}
-	if f.Limit <= 0 || f.Limit > 100 {
-		f.Limit = 20
-	}
-	sql := `SELECT ` + refundColumns + ` FROM refunds`
-	if len(where) > 0 {
-		sql += " WHERE " + strings.Join(where, " AND ")
-	}
-	sql += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", f.Limit+1)
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, uuid.Nil, mapErr(err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Refund, error) { return scanRefund(r) })
-	if err != nil {
-		return nil, uuid.Nil, mapErr(err)
-	}
-	var next uuid.UUID
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-		next = out[f.Limit-1].ID
-	}
-	return out, next, nil
+	return listPage(ctx, s.pool, `SELECT `+refundColumns+` FROM refunds`, w, f.After, f.Limit, scanRefund,
+		func(r Refund) uuid.UUID { return r.ID })
 }
 
 // GetRefundByIdempotencyKey finds the refund a merchant created with key.

@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -54,6 +57,49 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		return mapErr(fn(tx))
 	})
+}
+
+// where builds the conditions of a list query, numbering its arguments.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, v any) {
+	w.args = append(w.args, v)
+	w.conds = append(w.conds, fmt.Sprintf(cond, len(w.args)))
+}
+
+// listPage runs a newest-first keyset query over a table whose ids are UUID
+// v7 (so id order is creation order). It returns at most limit rows (default
+// 20, at most 100) and the cursor of the next page, uuid.Nil on the last.
+func listPage[T any](ctx context.Context, q querier, selectFrom string, w where, after uuid.UUID, limit int,
+	scan func(pgx.Row) (T, error), id func(T) uuid.UUID) ([]T, uuid.UUID, error) {
+	if after != uuid.Nil {
+		w.add("id < $%d", after)
+	}
+	if limit <= 0 || limit > 100 {
+		limit = 20
+	}
+	sql := selectFrom
+	if len(w.conds) > 0 {
+		sql += " WHERE " + strings.Join(w.conds, " AND ")
+	}
+	sql += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", limit+1)
+	rows, err := q.Query(ctx, sql, w.args...)
+	if err != nil {
+		return nil, uuid.Nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, uuid.Nil, mapErr(err)
+	}
+	var next uuid.UUID
+	if len(out) > limit {
+		out = out[:limit]
+		next = id(out[limit-1])
+	}
+	return out, next, nil
 }
 
 // mapErr turns pgx errors into the store's sentinels at the boundary.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -181,46 +180,18 @@ type EventFilter struct {
 
 // ListEvents returns events newest first and the cursor of the next page.
 func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]Event, uuid.UUID, error) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var w where
 	if f.MerchantID != uuid.Nil {
-		add("merchant_id = $%d", f.MerchantID)
+		w.add("merchant_id = $%d", f.MerchantID)
 	}
 	if f.RefundID != uuid.Nil {
-		add("refund_id = $%d", f.RefundID)
+		w.add("refund_id = $%d", f.RefundID)
 	}
 	if f.Type != "" {
-		add("type = $%d", f.Type)
+		w.add("type = $%d", f.Type)
 	}
-	if f.After != uuid.Nil {
-		add("id < $%d", f.After)
-	}
-	if f.Limit <= 0 || f.Limit > 100 {
-		f.Limit = 20
-	}
-	sql := `SELECT ` + eventColumns + ` FROM refund_events`
-	if len(where) > 0 {
-		sql += " WHERE " + strings.Join(where, " AND ")
-	}
-	sql += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", f.Limit+1)
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, uuid.Nil, fmt.Errorf("list events: %w", mapErr(err))
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) { return scanEvent(r) })
-	if err != nil {
-		return nil, uuid.Nil, mapErr(err)
-	}
-	var next uuid.UUID
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-		next = out[f.Limit-1].ID
-	}
-	return out, next, nil
+	return listPage(ctx, s.pool, `SELECT `+eventColumns+` FROM refund_events`, w, f.After, f.Limit, scanEvent,
+		func(e Event) uuid.UUID { return e.ID })
 }
 
 // WebhookAttempt is one HTTP delivery attempt of an event to an endpoint.
