@@ -58,12 +58,8 @@ func requestID(c echo.Context) string { return c.Response().Header().Get(echo.He
 func (s *Server) opsListRefunds(c echo.Context) error {
 	f := store.RefundFilter{Status: c.QueryParam("status"), Provider: c.QueryParam("provider"), Limit: opsDefaultLimit}
 	var err error
-	for field, dst := range map[string]*uuid.UUID{"merchantId": &f.MerchantID, "cursor": &f.After} {
-		if raw := c.QueryParam(field); raw != "" {
-			if *dst, err = parseID(raw, field); err != nil {
-				return err
-			}
-		}
+	if err = queryIDs(c, map[string]*uuid.UUID{"merchantId": &f.MerchantID, "cursor": &f.After}); err != nil {
+		return err
 	}
 	if raw := c.QueryParam("stuck"); raw != "" {
 		if f.Stuck, err = strconv.ParseBool(raw); err != nil {
@@ -73,7 +69,7 @@ func (s *Server) opsListRefunds(c echo.Context) error {
 	if f.Status != "" && !validStatus(f.Status) {
 		return problem(CodeMalformed, "unknown status "+f.Status, FieldError{Field: "status", Message: "unknown status"})
 	}
-	if f.Limit, err = limitParam(c, opsDefaultLimit); err != nil {
+	if f.Limit, err = queryLimit(c, opsDefaultLimit, opsMaxLimit); err != nil {
 		return err
 	}
 	refunds, next, err := s.store.ListRefunds(c.Request().Context(), f)
@@ -88,18 +84,6 @@ func (s *Server) opsListRefunds(c echo.Context) error {
 		page.NextCursor = next.String()
 	}
 	return c.JSON(http.StatusOK, page)
-}
-
-func limitParam(c echo.Context, def int) (int, error) {
-	raw := c.QueryParam("limit")
-	if raw == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(raw)
-	if err != nil || n < 1 || n > opsMaxLimit {
-		return 0, problem(CodeMalformed, fmt.Sprintf("limit must be 1..%d", opsMaxLimit), FieldError{Field: "limit", Message: "out of range"})
-	}
-	return n, nil
 }
 
 // opsShowRefund is one readable view of a refund: its row, ledger, events,
@@ -397,14 +381,10 @@ func (s *Server) opsRedeliver(c echo.Context) error {
 func (s *Server) opsListAudit(c echo.Context) error {
 	var f store.AuditFilter
 	var err error
-	for field, dst := range map[string]*uuid.UUID{"refundId": &f.RefundID, "cursor": &f.Before} {
-		if raw := c.QueryParam(field); raw != "" {
-			if *dst, err = parseID(raw, field); err != nil {
-				return err
-			}
-		}
+	if err = queryIDs(c, map[string]*uuid.UUID{"refundId": &f.RefundID, "cursor": &f.Before}); err != nil {
+		return err
 	}
-	if f.Limit, err = limitParam(c, opsDefaultLimit); err != nil {
+	if f.Limit, err = queryLimit(c, opsDefaultLimit, opsMaxLimit); err != nil {
 		return err
 	}
 	// One more than asked tells whether there is a next page.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -235,12 +234,8 @@ func (s *Server) getRefund(c echo.Context) error {
 func (s *Server) listRefunds(c echo.Context) error {
 	f := store.RefundFilter{MerchantID: principal(c).MerchantID, Status: c.QueryParam("status"), Limit: defaultListLimit}
 	var err error
-	for field, dst := range map[string]*uuid.UUID{"sessionId": &f.SessionID, "originalTransactionId": &f.TransactionID, "cursor": &f.After} {
-		if raw := c.QueryParam(field); raw != "" {
-			if *dst, err = parseID(raw, field); err != nil {
-				return err
-			}
-		}
+	if err = queryIDs(c, map[string]*uuid.UUID{"sessionId": &f.SessionID, "originalTransactionId": &f.TransactionID, "cursor": &f.After}); err != nil {
+		return err
 	}
 	for field, dst := range map[string]*time.Time{"createdFrom": &f.CreatedFrom, "createdTo": &f.CreatedTo} {
 		if raw := c.QueryParam(field); raw != "" {
@@ -249,10 +244,8 @@ func (s *Server) listRefunds(c echo.Context) error {
 			}
 		}
 	}
-	if raw := c.QueryParam("limit"); raw != "" {
-		if f.Limit, err = strconv.Atoi(raw); err != nil || f.Limit < 1 || f.Limit > maxListLimit {
-			return problem(CodeMalformed, fmt.Sprintf("limit must be 1..%d", maxListLimit), FieldError{Field: "limit", Message: "out of range"})
-		}
+	if f.Limit, err = queryLimit(c, defaultListLimit, maxListLimit); err != nil {
+		return err
 	}
 	if f.Status != "" && !validStatus(f.Status) {
 		return problem(CodeMalformed, "unknown status "+f.Status, FieldError{Field: "status", Message: "unknown status"})

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -145,6 +146,32 @@ func jsonErrorDetail(err error) string {
 		return strings.TrimPrefix(msg, "json: ")
 	}
 	return msg
+}
+
+// queryIDs reads optional UUID query parameters into their destinations.
+func queryIDs(c echo.Context, dst map[string]*uuid.UUID) error {
+	for field, id := range dst {
+		if raw := c.QueryParam(field); raw != "" {
+			var err error
+			if *id, err = parseID(raw, field); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// queryLimit reads ?limit=, 1..max, def when absent.
+func queryLimit(c echo.Context, def, max int) (int, error) {
+	raw := c.QueryParam("limit")
+	if raw == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > max {
+		return 0, problem(CodeMalformed, fmt.Sprintf("limit must be 1..%d", max), FieldError{Field: "limit", Message: "out of range"})
+	}
+	return n, nil
 }
 
 // parseID reads a UUID path or query parameter; a bad one is 400.

@@ -286,17 +286,11 @@ type eventPage struct {
 func (s *Server) listEvents(c echo.Context) error {
 	f := store.EventFilter{MerchantID: principal(c).MerchantID, Type: c.QueryParam("type"), Limit: defaultListLimit}
 	var err error
-	for field, dst := range map[string]*uuid.UUID{"refundId": &f.RefundID, "cursor": &f.After} {
-		if raw := c.QueryParam(field); raw != "" {
-			if *dst, err = parseID(raw, field); err != nil {
-				return err
-			}
-		}
+	if err = queryIDs(c, map[string]*uuid.UUID{"refundId": &f.RefundID, "cursor": &f.After}); err != nil {
+		return err
 	}
-	if raw := c.QueryParam("limit"); raw != "" {
-		if _, err := fmt.Sscanf(raw, "%d", &f.Limit); err != nil || f.Limit < 1 || f.Limit > maxListLimit {
-			return problem(CodeMalformed, fmt.Sprintf("limit must be 1..%d", maxListLimit), FieldError{Field: "limit", Message: "out of range"})
-		}
+	if f.Limit, err = queryLimit(c, defaultListLimit, maxListLimit); err != nil {
+		return err
 	}
 	if f.Type != "" && !slices.Contains(store.EventTypes, f.Type) {
 		return problem(CodeMalformed, "unknown event type "+f.Type, FieldError{Field: "type", Message: "must be one of " + strings.Join(store.EventTypes, ", ")})

@@ -72,15 +72,17 @@ func (w *where) add(cond string, v any) {
 
 // listPage runs a newest-first keyset query over a table whose ids are UUID
 // v7 (so id order is creation order). It returns at most limit rows (default
-// 20, at most 100) and the cursor of the next page, uuid.Nil on the last.
+// 20, at most 200; callers validate the limit) and the cursor of the next
+// page, uuid.Nil on the last.
 func listPage[T any](ctx context.Context, q querier, selectFrom string, w where, after uuid.UUID, limit int,
 	scan func(pgx.Row) (T, error), id func(T) uuid.UUID) ([]T, uuid.UUID, error) {
 	if after != uuid.Nil {
 		w.add("id < $%d", after)
 	}
-	if limit <= 0 || limit > 100 {
+	if limit <= 0 {
 		limit = 20
 	}
+	limit = min(limit, 200)
 	sql := selectFrom
 	if len(w.conds) > 0 {
 		sql += " WHERE " + strings.Join(w.conds, " AND ")
