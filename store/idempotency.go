@@ -34,15 +34,25 @@ type StoredResponse struct {
 // response to replay, ErrIdempotencyMismatch, ErrIdempotencyInProgress, or
 // (nil, nil) when the caller owns the key and must Complete or Release it.
 func (s *Store) ClaimIdempotencyKey(ctx context.Context, merchantID uuid.UUID, endpoint, key string, fingerprint []byte) (*StoredResponse, error) {
+	// A new key, the common case, is one statement; only a reused key needs
+	// the locking transaction below.
+	const claim = `INSERT INTO idempotency_keys (merchant_id, endpoint, key, fingerprint, locked_at)
+		VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING`
+	tag, err := s.pool.Exec(ctx, claim, merchantID, endpoint, key, fingerprint)
+	if err != nil {
+		return nil, fmt.Errorf("claim idempotency key: %w", mapErr(err))
+	}
+	if tag.RowsAffected() == 1 {
+		return nil, nil
+	}
 	var out *StoredResponse
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (merchant_id, endpoint, key, fingerprint, locked_at)
-			VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING`, merchantID, endpoint, key, fingerprint)
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, claim, merchantID, endpoint, key, fingerprint)
 		if err != nil {
 			return fmt.Errorf("claim idempotency key: %w", err)
 		}
 		if tag.RowsAffected() == 1 {
-			return nil
+			return nil // released meanwhile
 		}
 		var fp []byte
 		var lockedAt *time.Time

@@ -11,14 +11,19 @@ import (
 )
 
 // BeginRefund marks that the refund's workflow runs and returns the refund
-// with its original transaction.
+// with what the provider call needs of its original transaction: the
+// provider reference, the payout destination and the amount.
 func (s *Store) BeginRefund(ctx context.Context, id uuid.UUID) (Refund, Transaction, error) {
-	r, err := scanRefund(s.pool.QueryRow(ctx, `UPDATE refunds SET workflow_started_at = coalesce(workflow_started_at, now())
-		WHERE id = $1 RETURNING `+refundColumns, id))
-	if err != nil {
-		return r, Transaction{}, mapErr(err)
-	}
-	t, err := scanTransaction(s.pool.QueryRow(ctx, `SELECT `+txColumns+` FROM transactions WHERE id = $1`, r.TransactionID))
+	var r Refund
+	var t Transaction
+	// One round trip: the refund's update returns its transaction too.
+	err := s.pool.QueryRow(ctx, `WITH r AS (
+			UPDATE refunds SET workflow_started_at = coalesce(workflow_started_at, now())
+			WHERE id = $1 RETURNING `+refundColumns+`)
+		SELECT r.*, t.provider_reference, t.payout_destination, t.amount
+		FROM r JOIN transactions t ON t.id = r.transaction_id`, id).Scan(append(refundFields(&r),
+		&t.ProviderReference, &t.PayoutDestination, &t.Amount)...)
+	t.ID = r.TransactionID
 	return r, t, mapErr(err)
 }
 

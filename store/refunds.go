@@ -40,11 +40,16 @@ const refundColumns = `id, merchant_id, session_id, transaction_id, amount, curr
 
 func scanRefund(row pgx.Row) (Refund, error) {
 	var r Refund
-	err := row.Scan(&r.ID, &r.MerchantID, &r.SessionID, &r.TransactionID, &r.Amount, &r.Currency, &r.Method, &r.Provider,
+	err := row.Scan(refundFields(&r)...)
+	return r, err
+}
+
+// refundFields are the scan targets of refundColumns, in order.
+func refundFields(r *Refund) []any {
+	return []any{&r.ID, &r.MerchantID, &r.SessionID, &r.TransactionID, &r.Amount, &r.Currency, &r.Method, &r.Provider,
 		&r.Status, &r.Reason, &r.ReasonCode, &r.Description, &r.Reference, &r.Metadata, &r.LineItems, &r.TargetType,
 		&r.TargetID, &r.ProviderReference, &r.FailureCode, &r.FailureMessage, &r.Attempts, &r.RequiresApproval, &r.Stuck,
-		&r.WorkflowStartedAt, &r.SubmittedAt, &r.CompletedAt, &r.CreatedAt, &r.UpdatedAt)
-	return r, err
+		&r.WorkflowStartedAt, &r.SubmittedAt, &r.CompletedAt, &r.CreatedAt, &r.UpdatedAt}
 }
 
 func nullable(s string) *string {
@@ -64,8 +69,11 @@ func (s *Store) CreateRefund(ctx context.Context, in NewRefund) (Refund, error) 
 		if err != nil {
 			return err
 		}
-		if err := loadItems(ctx, tx, &t, true); err != nil {
-			return err
+		// Line items and redemptions are read (and locked) only when the refund targets them.
+		if len(in.LineItems) > 0 || in.TargetType == TargetGiftCard {
+			if err := loadItems(ctx, tx, &t, true); err != nil {
+				return err
+			}
 		}
 		if in.Currency != "" && !strings.EqualFold(in.Currency, t.Currency) {
 			return ruleErr(CodeCurrencyMismatch, "currency %s does not match the original transaction's %s", in.Currency, t.Currency)
@@ -78,10 +86,6 @@ func (s *Store) CreateRefund(ctx context.Context, in NewRefund) (Refund, error) 
 		if err != nil {
 			return err
 		}
-		var threshold *int64
-		if err := tx.QueryRow(ctx, `SELECT approval_threshold FROM merchants WHERE id = $1`, in.MerchantID).Scan(&threshold); err != nil {
-			return fmt.Errorf("read merchant: %w", err)
-		}
 		if in.Metadata == nil {
 			in.Metadata = map[string]string{}
 		}
@@ -93,14 +97,17 @@ func (s *Store) CreateRefund(ctx context.Context, in NewRefund) (Refund, error) 
 			targetType = TargetPaymentMethod
 		}
 		id := uuid.Must(uuid.NewV7())
+		// Above the merchant's approval threshold the refund waits for ops.
 		out, err = scanRefund(tx.QueryRow(ctx, `INSERT INTO refunds (id, merchant_id, session_id, transaction_id, amount, currency,
 			method, provider, status, reason, reason_code, description, reference, metadata, line_items, target_type, target_id,
 			requires_approval, idempotency_key)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11, $12, $13, $14, $15, $16,
+				coalesce($5 > m.approval_threshold, false), $17
+			FROM merchants m WHERE m.id = $2
 			RETURNING `+refundColumns,
 			id, in.MerchantID, t.SessionID, t.ID, amount, t.Currency, method, t.Provider,
 			nullable(in.Reason), nullable(in.ReasonCode), nullable(in.Description), nullable(in.Reference), in.Metadata, lines,
-			targetType, nullable(in.TargetID), threshold != nil && amount > *threshold, nullable(in.IdempotencyKey)))
+			targetType, nullable(in.TargetID), nullable(in.IdempotencyKey)))
 		if err != nil {
 			return fmt.Errorf("insert refund: %w", err)
 		}
