@@ -1,11 +1,16 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
+	"go.temporal.io/api/serviceerror"
 
 	"github.com/backflow/backflow/store"
 )
@@ -95,7 +100,6 @@ func toProblem(err error) *Problem {
 	var p *Problem
 	var rule *store.RuleError
 	var he *echo.HTTPError
-	var connErr *pgconn.ConnectError
 	switch {
 	case errors.As(err, &p):
 		return p
@@ -117,10 +121,47 @@ func toProblem(err error) *Problem {
 		if he.Code >= 400 && he.Code < 500 {
 			return &Problem{Type: problemTypeBase + CodeMalformed, Title: titles[he.Code], Status: he.Code, Detail: http.StatusText(he.Code), Code: CodeMalformed}
 		}
-	case errors.As(err, &connErr), pgconn.Timeout(err):
+	case databaseDown(err):
 		return problem(CodeUnavailable, "the database is unavailable; retry with the same Idempotency-Key")
+	case temporalDown(err):
+		return problem(CodeUnavailable, "Temporal is unavailable; retry later")
+	case unstorableText(err):
+		return problem(store.CodeValidation, "a text field holds a character that cannot be stored (such as \\u0000)")
 	}
 	return problem(CodeInternal, "internal error")
+}
+
+// databaseDown reports whether err says Postgres could not be reached or
+// went away mid-request (connect failure, timeout, a connection cut by a
+// crash or restart, the server shutting down or starting up): the outcome
+// is for the client to retry, not an internal error.
+func databaseDown(err error) bool {
+	var connErr *pgconn.ConnectError
+	var pgErr *pgconn.PgError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connErr), pgconn.Timeout(err), pgconn.SafeToRetry(err):
+		return true
+	case errors.As(err, &pgErr):
+		// 08: connection exception; 57P0x: admin/crash shutdown, cannot connect now; 53300: too many connections.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P") || pgErr.Code == "53300"
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.As(err, &netErr)
+}
+
+// temporalDown reports whether a Temporal call failed for lack of the service.
+func temporalDown(err error) bool {
+	var unavailable *serviceerror.Unavailable
+	var deadline *serviceerror.DeadlineExceeded
+	return errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// unstorableText reports whether Postgres refused a request's text: NUL
+// (\u0000) in a text or jsonb value is valid JSON but cannot be stored.
+func unstorableText(err error) bool {
+	var pgErr *pgconn.PgError
+	// 22021: character not in repertoire; 22P05: untranslatable character.
+	return errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05")
 }
 
 // errorHandler renders every error as application/problem+json.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -86,12 +87,14 @@ func optionalID(raw *string, field string) (uuid.UUID, error) {
 	return parseID(*raw, field)
 }
 
+// textLen checks a text field's length in characters; NUL, which Postgres
+// cannot store, is refused with it.
 func textLen(s *string, min, max int) bool {
 	if s == nil {
 		return true
 	}
 	n := utf8.RuneCountInString(*s)
-	return utf8.ValidString(*s) && n >= min && n <= max
+	return utf8.ValidString(*s) && !strings.ContainsRune(*s, 0) && n >= min && n <= max
 }
 
 func deref(s *string) string {

@@ -1,0 +1,200 @@
+// Package reliability drives Backflow through faults and bad input and
+// checks that nothing was lost and nothing doubled. It holds what both the
+// reliability tests and the soak share: a whole Backflow in one process on
+// real Postgres, Temporal and the sandbox PSP over HTTP (Rig), fault
+// injection between the connectors and the provider (FaultProxy), provider
+// callback duplication (CallbackEcho), an API client and mixed load (Load),
+// and the report the tests write (Row, Render).
+//
+// The scenarios themselves are the package's tests; docs/reliability.md is
+// rendered from one run of them.
+package reliability
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/backflow/backflow/activities"
+	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/providers/sandbox"
+	"github.com/backflow/backflow/server"
+	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/worker"
+)
+
+// RigOptions configure StartRig.
+type RigOptions struct {
+	Store     *store.Store
+	Temporal  client.Client
+	TaskQueue string // one per rig, so workers of different rigs never take each other's tasks
+	Logger    *slog.Logger
+	// Policy of the refunds the rig's worker runs; zero → FastPolicy.
+	Policy activities.Policy
+	// WebhookPolicy, when set, overrides webhook delivery timing.
+	WebhookPolicy *activities.WebhookPolicy
+	// ProviderTimeout is the connectors' HTTP timeout; default 3s.
+	ProviderTimeout time.Duration
+	// AsyncDelay of the sandbox's asynchronous outcomes; default 500ms.
+	AsyncDelay time.Duration
+	// ProviderProxy wraps the sandbox, to inject faults between the connectors and the provider.
+	ProviderProxy func(http.Handler) http.Handler
+	// APIProxy wraps the API handler (e.g. CallbackEcho).
+	APIProxy func(http.Handler) http.Handler
+	// NoWorker leaves the worker to the caller (StartWorker, or a worker process).
+	NoWorker bool
+}
+
+// FastPolicy keeps refunds quick: short polls, few attempts, short SLA.
+func FastPolicy() activities.Policy {
+	return activities.Policy{
+		StuckAfter:            5 * time.Second,
+		PollInitial:           300 * time.Millisecond,
+		PollMax:               time.Second,
+		SubmitAttempts:        4,
+		SubmitInitialInterval: 200 * time.Millisecond,
+		StuckRetryEvery:       2 * time.Second,
+	}
+}
+
+// Rig is a whole Backflow over real HTTP: the API, the sandbox PSP and a
+// worker, on the Postgres and Temporal it is given.
+type Rig struct {
+	Store      *store.Store
+	Temporal   client.Client
+	TaskQueue  string
+	APIURL     string
+	Sandbox    *sandbox.Server
+	SandboxURL string
+	Providers  *providers.Registry
+	Activities *activities.Activities
+	Logger     *slog.Logger
+
+	mu     sync.Mutex
+	worker sdkworker.Worker
+	api    *httptest.Server
+	psp    *httptest.Server
+}
+
+// StartRig starts the API, the sandbox and (unless NoWorker) a worker.
+func StartRig(o RigOptions) (*Rig, error) {
+	if o.Store == nil || o.Temporal == nil || o.TaskQueue == "" {
+		return nil, errors.New("start rig: Store, Temporal and TaskQueue are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Policy == (activities.Policy{}) {
+		o.Policy = FastPolicy()
+	}
+	if o.ProviderTimeout <= 0 {
+		o.ProviderTimeout = 3 * time.Second
+	}
+	if o.AsyncDelay <= 0 {
+		o.AsyncDelay = 500 * time.Millisecond
+	}
+	apiSrv := httptest.NewUnstartedServer(nil)
+	apiURL := "http://" + apiSrv.Listener.Addr().String()
+	psp := sandbox.New(sandbox.Options{CallbackURL: apiURL, AsyncDelay: o.AsyncDelay, Logger: o.Logger})
+	var pspHandler http.Handler = psp
+	if o.ProviderProxy != nil {
+		pspHandler = o.ProviderProxy(psp)
+	}
+	pspSrv := httptest.NewServer(pspHandler)
+	reg, err := providers.NewRegistry(providers.SandboxConfigs(pspSrv.URL), &http.Client{Timeout: o.ProviderTimeout})
+	if err != nil {
+		pspSrv.Close()
+		psp.Close()
+		return nil, fmt.Errorf("provider registry: %w", err)
+	}
+	api := server.New(server.Deps{Store: o.Store, Temporal: o.Temporal, Providers: reg, TaskQueue: o.TaskQueue,
+		Logger: o.Logger}).Handler()
+	if o.APIProxy != nil {
+		api = o.APIProxy(api)
+	}
+	apiSrv.Config.Handler = api
+	apiSrv.Start()
+	acts := &activities.Activities{Store: o.Store, Providers: reg, Policy: o.Policy}
+	if o.WebhookPolicy != nil {
+		acts.Webhooks = *o.WebhookPolicy
+	}
+	r := &Rig{Store: o.Store, Temporal: o.Temporal, TaskQueue: o.TaskQueue, APIURL: apiURL, Sandbox: psp,
+		SandboxURL: pspSrv.URL, Providers: reg, Activities: acts, Logger: o.Logger, api: apiSrv, psp: pspSrv}
+	if !o.NoWorker {
+		if err := r.StartWorker(); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// StartWorker starts (or restarts) the rig's in-process worker.
+func (r *Rig) StartWorker() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.worker != nil {
+		return nil
+	}
+	w := worker.New(r.Temporal, r.TaskQueue, r.Activities, sdkworker.Options{})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	r.worker = w
+	return nil
+}
+
+// StopWorker stops the worker, as a deploy would; running activities are abandoned.
+func (r *Rig) StopWorker() {
+	r.mu.Lock()
+	w := r.worker
+	r.worker = nil
+	r.mu.Unlock()
+	if w != nil {
+		w.Stop()
+	}
+}
+
+// Close stops everything the rig started.
+func (r *Rig) Close() {
+	r.StopWorker()
+	r.api.Close()
+	r.Sandbox.Close()
+	r.psp.Close()
+}
+
+// Merchant is a tenant with an API key holding every merchant scope.
+type Merchant struct {
+	ID  uuid.UUID
+	Key string
+}
+
+// NewMerchant creates a merchant and its key; threshold nil means no approvals.
+func (r *Rig) NewMerchant(ctx context.Context, threshold *int64) (Merchant, error) {
+	return NewMerchant(ctx, r.Store, threshold)
+}
+
+// NewMerchant creates a merchant and a key with every merchant scope.
+func NewMerchant(ctx context.Context, st *store.Store, threshold *int64) (Merchant, error) {
+	m, err := st.CreateMerchant(ctx, "reliability-"+uuid.NewString()[:8], threshold)
+	if err != nil {
+		return Merchant{}, fmt.Errorf("create merchant: %w", err)
+	}
+	key, err := st.CreateAPIKey(ctx, m.ID, "reliability", store.MerchantScopes)
+	if err != nil {
+		return Merchant{}, fmt.Errorf("create key: %w", err)
+	}
+	return Merchant{ID: m.ID, Key: key}, nil
+}
+
+// Client returns an API client acting as m.
+func (r *Rig) Client(m Merchant) *Client { return NewClient(r.APIURL, m.Key) }
