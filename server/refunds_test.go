@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
