@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,34 +16,6 @@ import (
 	"github.com/backflow/backflow/store"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// backflowBinary builds cmd/backflow once per test run.
-func backflowBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "backflow-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "backflow")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/backflow/backflow/cmd/backflow").CombinedOutput()
-		if err != nil {
-			buildErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build backflow: %v", buildErr)
-	}
-	return binPath
-}
-
 // startWorkerProcess runs `backflow worker` as its own process, so a test can SIGKILL it.
 func startWorkerProcess(t *testing.T, s *testenv.Stack, providerURL string) *exec.Cmd {
 	t.Helper()
@@ -52,7 +23,7 @@ func startWorkerProcess(t *testing.T, s *testenv.Stack, providerURL string) *exe
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(backflowBinary(t), "worker")
+	cmd := exec.Command(testenv.BackflowBinary(t), "worker")
 	cmd.Env = append(os.Environ(),
 		"DATABASE_URL="+s.DBURL,
 		"TEMPORAL_ADDRESS="+os.Getenv("BACKFLOW_TEST_TEMPORAL_ADDRESS"),

@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/backflow/backflow/internal/testenv"
 )
 
 // TestWorkerRefusesToStartWithoutItsServices: a worker that cannot reach
@@ -20,7 +22,7 @@ func TestWorkerRefusesToStartWithoutItsServices(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(backflowBinary(t), "worker")
+			cmd := exec.Command(testenv.BackflowBinary(t), "worker")
 			cmd.Env = append(os.Environ(), tc.env...)
 			out, err := cmd.CombinedOutput()
 			exit, ok := err.(*exec.ExitError)

@@ -106,7 +106,7 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { logf.Close() })
-		p := startProcess(t, logf, backflowBinary(t), []string{"DATABASE_URL=" + env.DBURL, "TEMPORAL_ADDRESS=" + proxy.addr(),
+		p := startProcess(t, logf, testenv.BackflowBinary(t), []string{"DATABASE_URL=" + env.DBURL, "TEMPORAL_ADDRESS=" + proxy.addr(),
 			"BACKFLOW_TASK_QUEUE=" + r.TaskQueue, "BACKFLOW_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(port),
 			"BACKFLOW_PROVIDERS=" + string(cfgs), "BACKFLOW_LOG_LEVEL=ERROR", "BACKFLOW_DB_MAX_CONNS=10"}, "api")
 		base := "http://127.0.0.1:" + strconv.Itoa(port)
@@ -307,7 +307,7 @@ func TestWorkerKilledUnderLoad(t *testing.T) {
 		_ = sched.Delete(context.Background())
 	})
 	cfgs, _ := json.Marshal(providers.SandboxConfigs(r.SandboxURL))
-	proc := startProcess(t, nil, backflowBinary(t), []string{"DATABASE_URL=" + env.DBURL, "TEMPORAL_ADDRESS=" + sharedTemporalAddress(),
+	proc := startProcess(t, nil, testenv.BackflowBinary(t), []string{"DATABASE_URL=" + env.DBURL, "TEMPORAL_ADDRESS=" + sharedTemporalAddress(),
 		"BACKFLOW_TASK_QUEUE=" + r.TaskQueue, "BACKFLOW_PROVIDERS=" + string(cfgs), "BACKFLOW_WORKER_HTTP_ADDR=127.0.0.1:0",
 		"BACKFLOW_LOG_LEVEL=ERROR", "BACKFLOW_RECONCILE_EVERY=1h", "BACKFLOW_PROVIDER_TIMEOUT=30s"}, "worker")
 

@@ -52,6 +52,8 @@ type RigOptions struct {
 	APIProxy func(http.Handler) http.Handler
 	// NoWorker leaves the worker to the caller (StartWorker, or a worker process).
 	NoWorker bool
+	// ExtraProviders are configured next to the sandbox's (e.g. stripe on stripe-mock).
+	ExtraProviders []providers.Config
 }
 
 // FastPolicy keeps refunds quick: short polls, few attempts, short SLA.
@@ -110,7 +112,8 @@ func StartRig(o RigOptions) (*Rig, error) {
 		pspHandler = o.ProviderProxy(psp)
 	}
 	pspSrv := httptest.NewServer(pspHandler)
-	reg, err := providers.NewRegistry(providers.SandboxConfigs(pspSrv.URL), &http.Client{Timeout: o.ProviderTimeout})
+	reg, err := providers.NewRegistry(append(providers.SandboxConfigs(pspSrv.URL), o.ExtraProviders...),
+		&http.Client{Timeout: o.ProviderTimeout})
 	if err != nil {
 		pspSrv.Close()
 		psp.Close()

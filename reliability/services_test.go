@@ -33,33 +33,6 @@ import (
 // of its own, for the scenarios that restart them (the run's shared ones
 // must never be restarted).
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// backflowBinary builds cmd/backflow once per test run.
-func backflowBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "backflow-reliability-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "backflow")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/backflow/backflow/cmd/backflow").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build backflow: %v", buildErr)
-	}
-	return binPath
-}
-
 // repoBin is <repo>/bin, where make tools puts the Temporal CLI.
 func repoBin(t *testing.T, name string) string {
 	t.Helper()

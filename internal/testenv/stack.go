@@ -6,47 +6,35 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	sdkworker "go.temporal.io/sdk/worker"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/providers"
-	"github.com/backflow/backflow/providers/sandbox"
-	"github.com/backflow/backflow/server"
+	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/store"
-	"github.com/backflow/backflow/worker"
 )
 
-// Stack is a whole Backflow over real HTTP: the API, a worker on the
-// package's task queue and the sandbox PSP, with a fresh merchant.
+// Stack is a whole Backflow over real HTTP (a reliability.Rig on the
+// package's database and task queue) with a fresh merchant and ops key.
 type Stack struct {
-	*Env
-	APIURL      string
-	Sandbox     *sandbox.Server
-	SandboxURL  string
-	Providers   *providers.Registry
-	Activities  *activities.Activities
+	*reliability.Rig
+	Pool        *pgxpool.Pool
+	DBURL       string
 	MerchantID  uuid.UUID
 	MerchantKey string
 	OpsKey      string
-	worker      sdkworker.Worker
 }
 
-// FastPolicy keeps test refunds quick: short polls, few attempts, short SLA.
+// FastPolicy keeps test refunds quick: short polls, few attempts, a 3 s SLA.
 func FastPolicy() activities.Policy {
-	return activities.Policy{
-		StuckAfter:            3 * time.Second,
-		PollInitial:           300 * time.Millisecond,
-		PollMax:               time.Second,
-		SubmitAttempts:        4,
-		SubmitInitialInterval: 200 * time.Millisecond,
-		StuckRetryEvery:       2 * time.Second,
-	}
+	p := reliability.FastPolicy()
+	p.StuckAfter = 3 * time.Second
+	return p
 }
 
 // StackOptions tune StartStack.
@@ -68,76 +56,33 @@ type StackOptions struct {
 func StartStack(t testing.TB, opts StackOptions) *Stack {
 	t.Helper()
 	env := Get(t)
-	ctx := context.Background()
-	apiSrv := httptest.NewUnstartedServer(nil)
-	apiURL := "http://" + apiSrv.Listener.Addr().String()
-	delay := opts.AsyncDelay
-	if delay == 0 {
-		delay = 500 * time.Millisecond
+	ro := reliability.RigOptions{Store: env.Store, Temporal: env.Temporal, TaskQueue: env.TaskQueue, Logger: env.Logger,
+		Policy: FastPolicy(), ProviderTimeout: 5 * time.Second, AsyncDelay: opts.AsyncDelay, ProviderProxy: opts.ProviderProxy,
+		NoWorker: opts.NoWorker, ExtraProviders: opts.ExtraProviders}
+	if opts.Policy != nil {
+		ro.Policy = *opts.Policy
 	}
-	psp := sandbox.New(sandbox.Options{CallbackURL: apiURL, AsyncDelay: delay, Logger: env.Logger})
-	var pspHandler http.Handler = psp
-	if opts.ProviderProxy != nil {
-		pspHandler = opts.ProviderProxy(psp)
-	}
-	pspSrv := httptest.NewServer(pspHandler)
-	reg, err := providers.NewRegistry(append(providers.SandboxConfigs(pspSrv.URL), opts.ExtraProviders...), &http.Client{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatalf("provider registry: %v", err)
-	}
-	api := server.New(server.Deps{Store: env.Store, Temporal: env.Temporal, Providers: reg,
-		TaskQueue: env.TaskQueue, Logger: env.Logger}).Handler()
 	if opts.CallbackTap != nil {
-		api = tapCallbacks(api, opts.CallbackTap)
+		ro.APIProxy = func(next http.Handler) http.Handler { return tapCallbacks(next, opts.CallbackTap) }
 	}
-	apiSrv.Config.Handler = api
-	apiSrv.Start()
-
-	m, err := env.Store.CreateMerchant(ctx, "merchant-"+uuid.NewString()[:8], opts.ApprovalThreshold)
+	rig, err := reliability.StartRig(ro)
 	if err != nil {
-		t.Fatalf("create merchant: %v", err)
+		t.Fatalf("start stack: %v", err)
 	}
-	mkey, err := env.Store.CreateAPIKey(ctx, m.ID, "test", store.MerchantScopes)
-	if err != nil {
-		t.Fatalf("create key: %v", err)
-	}
-	okey, err := env.Store.CreateAPIKey(ctx, uuid.Nil, "ops", []string{store.ScopeOps})
-	if err != nil {
+	t.Cleanup(rig.Close)
+	s := &Stack{Rig: rig, Pool: env.Pool, DBURL: env.DBURL}
+	s.MerchantID, s.MerchantKey = s.NewMerchantKey(t, opts.ApprovalThreshold)
+	if s.OpsKey, err = env.Store.CreateAPIKey(context.Background(), uuid.Nil, "ops", []string{store.ScopeOps}); err != nil {
 		t.Fatalf("create ops key: %v", err)
 	}
-	policy := FastPolicy()
-	if opts.Policy != nil {
-		policy = *opts.Policy
-	}
-	s := &Stack{Env: env, APIURL: apiURL, Sandbox: psp, SandboxURL: pspSrv.URL, Providers: reg,
-		Activities: &activities.Activities{Store: env.Store, Providers: reg, Policy: policy},
-		MerchantID: m.ID, MerchantKey: mkey, OpsKey: okey}
-	if !opts.NoWorker {
-		s.StartWorker(t)
-	}
-	t.Cleanup(func() {
-		s.StopWorker()
-		apiSrv.Close()
-		psp.Close()
-		pspSrv.Close()
-	})
 	return s
 }
 
 // StartWorker starts (or restarts) the stack's worker.
 func (s *Stack) StartWorker(t testing.TB) {
 	t.Helper()
-	s.worker = worker.New(s.Temporal, s.TaskQueue, s.Activities, sdkworker.Options{})
-	if err := s.worker.Start(); err != nil {
-		t.Fatalf("start worker: %v", err)
-	}
-}
-
-// StopWorker stops the worker, as a deploy or crash would.
-func (s *Stack) StopWorker() {
-	if s.worker != nil {
-		s.worker.Stop()
-		s.worker = nil
+	if err := s.Rig.StartWorker(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -165,41 +110,11 @@ func (s *Stack) Do(t testing.TB, method, path string, body any, headers ...strin
 // DoWithKey sends a request with key ("" for none); headers are name, value pairs.
 func (s *Stack) DoWithKey(t testing.TB, key, method, path string, body any, headers ...string) Response {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = bytes.NewBufferString(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		enc, err := json.Marshal(b)
-		if err != nil {
-			t.Fatalf("encode body: %v", err)
-		}
-		rd = bytes.NewReader(enc)
-	}
-	req, err := http.NewRequest(method, s.APIURL+path, rd)
-	if err != nil {
-		t.Fatalf("new request: %v", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
+	r, err := reliability.NewClient(s.APIURL, key).Do(context.Background(), method, path, body, headers...)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read body: %v", err)
-	}
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: out}
+	return Response{Status: r.Status, Header: r.Header, Body: r.Body}
 }
 
 // Transaction registers a session and a captured transaction on provider
