@@ -62,7 +62,9 @@ func (s *Server) opsListRefunds(c echo.Context) error {
 		return err
 	}
 	if raw := c.QueryParam("stuck"); raw != "" {
-		if f.Stuck, err = strconv.ParseBool(raw); err != nil {
+		stuck, err := strconv.ParseBool(raw)
+		f.Stuck = &stuck
+		if err != nil {
 			return problem(CodeMalformed, "stuck must be true or false", FieldError{Field: "stuck", Message: "must be true or false"})
 		}
 	}

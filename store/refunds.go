@@ -332,7 +332,7 @@ type RefundFilter struct {
 	TransactionID uuid.UUID
 	Status        string
 	Provider      string
-	Stuck         bool
+	Stuck         *bool // nil: either
 	CreatedFrom   time.Time
 	CreatedTo     time.Time
 	After         uuid.UUID // cursor: ids are UUID v7, so newest first is id order
@@ -357,8 +357,8 @@ func (s *Store) ListRefunds(ctx context.Context, f RefundFilter) ([]Refund, uuid
 	if f.Provider != "" {
 		w.add("provider = $%d", f.Provider)
 	}
-	if f.Stuck {
-		w.add("stuck = $%d", true)
+	if f.Stuck != nil {
+		w.add("stuck = $%d", *f.Stuck)
 	}
 	if !f.CreatedFrom.IsZero() {
 		w.add("created_at >= $%d", f.CreatedFrom)
