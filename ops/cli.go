@@ -140,13 +140,7 @@ func runList(ctx context.Context, c *Client, args []string, out io.Writer) error
 	}
 	f.Status = strings.ToUpper(f.Status)
 	page, raw, err := c.ListRefunds(ctx, f)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(out, raw)
-	}
-	return renderList(out, page)
+	return emit(out, *asJSON, raw, err, func(out io.Writer) error { return renderList(out, page) })
 }
 
 func runShow(ctx context.Context, c *Client, args []string, out io.Writer) error {
@@ -161,13 +155,7 @@ func runShow(ctx context.Context, c *Client, args []string, out io.Writer) error
 		return err
 	}
 	d, raw, err := c.ShowRefund(ctx, id)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(out, raw)
-	}
-	return renderShow(out, d)
+	return emit(out, *asJSON, raw, err, func(out io.Writer) error { return renderShow(out, d) })
 }
 
 func runAction(ctx context.Context, c *Client, action string, args []string, out io.Writer) error {
@@ -197,13 +185,7 @@ func runAction(ctx context.Context, c *Client, action string, args []string, out
 		return errors.New("--reason is required: say why the refund is rejected")
 	}
 	res, raw, err := c.RefundAction(ctx, action, id, why)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(out, raw)
-	}
-	return renderAction(out, res)
+	return emit(out, *asJSON, raw, err, func(out io.Writer) error { return renderAction(out, res) })
 }
 
 func runRedeliver(ctx context.Context, c *Client, args []string, out io.Writer) error {
@@ -218,13 +200,7 @@ func runRedeliver(ctx context.Context, c *Client, args []string, out io.Writer) 
 		return err
 	}
 	res, raw, err := c.Redeliver(ctx, id)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(out, raw)
-	}
-	return renderAction(out, res)
+	return emit(out, *asJSON, raw, err, func(out io.Writer) error { return renderAction(out, res) })
 }
 
 func runAudit(ctx context.Context, c *Client, args []string, out io.Writer) error {
@@ -240,13 +216,18 @@ func runAudit(ctx context.Context, c *Client, args []string, out io.Writer) erro
 		return fmt.Errorf("unexpected arguments %q\n%s", positional, flagHelp(fs))
 	}
 	page, raw, err := c.Audit(ctx, *refundID, *limit)
+	return emit(out, *asJSON, raw, err, func(out io.Writer) error { return renderAudit(out, page.Data, true) })
+}
+
+// emit prints the API's JSON answer with --json, else the rendered view.
+func emit(out io.Writer, asJSON bool, raw []byte, err error, render func(io.Writer) error) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(out, raw)
 	}
-	return renderAudit(out, page.Data, true)
+	return render(out)
 }
 
 // printJSON prints the API's answer indented, for scripts and jq.
