@@ -63,9 +63,11 @@ func TestMetricsEndToEnd(t *testing.T) {
 
 	id := createRefund(t, s, api.URL, 2500)
 	s.WaitRefund(t, id, 30*time.Second, store.StatusSucceeded)
-	after := scrapeUntil(t, metricsURL, "the completed refund is counted", func(f map[string]*dto.MetricFamily) bool {
+	// The refund is counted when it is finalized, the workflow a moment
+	// later when its last task completes: wait for both.
+	after := scrapeUntil(t, metricsURL, "the completed refund and workflow are counted", func(f map[string]*dto.MetricFamily) bool {
 		v, _ := sample(f, metrics.RefundsCompleted, succeeded)
-		return v == completed0+1
+		return v == completed0+1 && total(f, "temporal_workflow_completed_total") > 0
 	})
 	for _, c := range []struct {
 		name   string
