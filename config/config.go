@@ -15,22 +15,22 @@ import (
 // (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*),
 // read by go.temporal.io/sdk/contrib/envconfig.
 type Config struct {
-	DatabaseURL    string        // DATABASE_URL
-	DBMaxConns     int32         // BACKFLOW_DB_MAX_CONNS
-	HTTPAddr       string        // BACKFLOW_HTTP_ADDR: API listen address
-	WorkerHTTPAddr string        // BACKFLOW_WORKER_HTTP_ADDR: worker /metrics and health
-	PublicURL      string        // BACKFLOW_PUBLIC_URL: where providers send callbacks
-	TaskQueue      string        // BACKFLOW_TASK_QUEUE
-	SandboxAddr    string        // BACKFLOW_SANDBOX_ADDR: sandbox PSP listen address
-	SandboxURL     string        // BACKFLOW_SANDBOX_URL: sandbox base URL the connectors use
-	ProvidersJSON  string        // BACKFLOW_PROVIDERS: JSON provider list; empty → sandbox providers
-	ProvidersFile  string        // BACKFLOW_PROVIDERS_FILE: same, from a file
-	StripeURL      string        // BACKFLOW_STRIPE_URL: enables the stripe provider
-	StripeAPIKey   string        // BACKFLOW_STRIPE_API_KEY
-	StuckAfter     time.Duration // BACKFLOW_STUCK_AFTER: SLA after which a PROCESSING refund is flagged stuck
+	DatabaseURL     string        // DATABASE_URL
+	DBMaxConns      int32         // BACKFLOW_DB_MAX_CONNS
+	HTTPAddr        string        // BACKFLOW_HTTP_ADDR: API listen address
+	WorkerHTTPAddr  string        // BACKFLOW_WORKER_HTTP_ADDR: worker /metrics and health
+	PublicURL       string        // BACKFLOW_PUBLIC_URL: where providers send callbacks
+	TaskQueue       string        // BACKFLOW_TASK_QUEUE
+	SandboxAddr     string        // BACKFLOW_SANDBOX_ADDR: sandbox PSP listen address
+	SandboxURL      string        // BACKFLOW_SANDBOX_URL: sandbox base URL the connectors use
+	ProvidersJSON   string        // BACKFLOW_PROVIDERS: JSON provider list; empty → sandbox providers
+	ProvidersFile   string        // BACKFLOW_PROVIDERS_FILE: same, from a file
+	StripeURL       string        // BACKFLOW_STRIPE_URL: enables the stripe provider
+	StripeAPIKey    string        // BACKFLOW_STRIPE_API_KEY
+	StuckAfter      time.Duration // BACKFLOW_STUCK_AFTER: SLA after which a PROCESSING refund is flagged stuck
 	ProviderTimeout time.Duration // BACKFLOW_PROVIDER_TIMEOUT: HTTP timeout of one provider call
-	ReconcileEvery time.Duration // BACKFLOW_RECONCILE_EVERY: reconciler schedule interval
-	LogLevel       slog.Level    // BACKFLOW_LOG_LEVEL
+	ReconcileEvery  time.Duration // BACKFLOW_RECONCILE_EVERY: reconciler schedule interval
+	LogLevel        slog.Level    // BACKFLOW_LOG_LEVEL
 }
 
 // Load reads the configuration from the environment, applying defaults.
