@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/backflow/backflow/workflows"
 )
 
 // Config is the whole configuration of every Backflow process. Temporal
@@ -40,7 +42,7 @@ func Load() (Config, error) {
 		HTTPAddr:       env("BACKFLOW_HTTP_ADDR", ":8080"),
 		WorkerHTTPAddr: env("BACKFLOW_WORKER_HTTP_ADDR", ":9091"),
 		PublicURL:      env("BACKFLOW_PUBLIC_URL", "http://127.0.0.1:8080"),
-		TaskQueue:      env("BACKFLOW_TASK_QUEUE", "backflow-refunds"),
+		TaskQueue:      env("BACKFLOW_TASK_QUEUE", workflows.DefaultTaskQueue),
 		SandboxAddr:    env("BACKFLOW_SANDBOX_ADDR", ":8090"),
 		SandboxURL:     env("BACKFLOW_SANDBOX_URL", "http://127.0.0.1:8090"),
 		ProvidersJSON:  os.Getenv("BACKFLOW_PROVIDERS"),
