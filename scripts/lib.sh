@@ -87,6 +87,24 @@ stop_temporal() {
   fi
 }
 
+# start_services NAME PG_PORT TEMPORAL_PORT: a Postgres and a headless
+# Temporal dev server in a fresh temporary directory ($WORK), stopped and
+# removed when the script exits.
+start_services() {
+  WORK=$(mktemp -d "/tmp/backflow-$1.XXXXXX")
+  chmod 755 "$WORK"
+  trap stop_services EXIT
+  start_postgres "$WORK/pg" "$2"
+  start_temporal "$WORK/temporal.db" "$3" $(($3 + 1000)) --headless
+}
+
+stop_services() {
+  set +e
+  stop_temporal
+  stop_postgres "$WORK/pg"
+  rm -rf "$WORK"
+}
+
 # wait_for WHAT CMD...: retry CMD for up to 60 s.
 wait_for() {
   local what=$1; shift

@@ -9,20 +9,9 @@ cd "$ROOT"
 
 ensure_temporal
 
-WORK=$(mktemp -d /tmp/backflow-soak.XXXXXX)
-chmod 755 "$WORK"
 PG_PORT=${BACKFLOW_SOAK_PG_PORT:-55449}
 TEMPORAL_PORT=${BACKFLOW_SOAK_TEMPORAL_PORT:-7249}
-cleanup() {
-  set +e
-  stop_temporal
-  stop_postgres "$WORK/pg"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-start_postgres "$WORK/pg" "$PG_PORT"
-start_temporal "$WORK/temporal.db" "$TEMPORAL_PORT" $((TEMPORAL_PORT + 1000)) --headless
+start_services soak "$PG_PORT" "$TEMPORAL_PORT"
 as_pg "$(pg_bin)/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres backflow_soak
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/backflow_soak?sslmode=disable"

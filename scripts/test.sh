@@ -7,20 +7,9 @@ cd "$ROOT"
 ensure_temporal
 ensure_stripe_mock
 
-WORK=$(mktemp -d /tmp/backflow-test.XXXXXX)
-chmod 755 "$WORK"
 PG_PORT=${BACKFLOW_TEST_PG_PORT:-55439}
 TEMPORAL_PORT=${BACKFLOW_TEST_TEMPORAL_PORT:-7239}
-cleanup() {
-  set +e
-  stop_temporal
-  stop_postgres "$WORK/pg"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-start_postgres "$WORK/pg" "$PG_PORT"
-start_temporal "$WORK/temporal.db" "$TEMPORAL_PORT" $((TEMPORAL_PORT + 1000)) --headless
+start_services test "$PG_PORT" "$TEMPORAL_PORT"
 
 export BACKFLOW_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
 export BACKFLOW_TEST_TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"

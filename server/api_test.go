@@ -112,7 +112,7 @@ func TestConcurrentSameIdempotencyKeyMakesOneRefund(t *testing.T) {
 			r.JSON(t, &o)
 			ids[o.TransactionID] = true
 		case http.StatusConflict:
-			assertProblem(t, r, http.StatusConflict, server.CodeIdempotencyInFlight)
+			testenv.AssertProblem(t, r, http.StatusConflict, server.CodeIdempotencyInFlight)
 		default:
 			t.Fatalf("unexpected %d: %s", r.Status, r.Body)
 		}
@@ -143,7 +143,7 @@ func TestConcurrentSameIdempotencyKeyMakesOneRefund(t *testing.T) {
 	// Same key, another body: rejected, nothing written.
 	before := countRows(t, s)
 	body["refundValue"] = map[string]any{"amount": 1300, "currency": "EUR"}
-	assertProblem(t, s.Do(t, "POST", "/v1/refunds", body, "Idempotency-Key", key), http.StatusUnprocessableEntity, server.CodeIdempotencyMismatch)
+	testenv.AssertProblem(t, s.Do(t, "POST", "/v1/refunds", body, "Idempotency-Key", key), http.StatusUnprocessableEntity, server.CodeIdempotencyMismatch)
 	if after := countRows(t, s); after != before {
 		t.Fatalf("mismatch left rows: %+v → %+v", before, after)
 	}
@@ -203,7 +203,7 @@ func TestErrorCodes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := countRows(t, s)
-			p := assertProblem(t, s.DoWithKey(t, tc.key, tc.method, tc.path, tc.body), tc.status, tc.code)
+			p := testenv.AssertProblem(t, s.DoWithKey(t, tc.key, tc.method, tc.path, tc.body), tc.status, tc.code)
 			if p.Detail == "" || p.Title == "" || p.Type == "" || p.Status != tc.status {
 				t.Fatalf("incomplete problem: %+v", p)
 			}
@@ -269,7 +269,7 @@ func TestValidationBoundaries(t *testing.T) {
 				testenv.Must(t, r, http.StatusAccepted)
 				return
 			}
-			p := assertProblem(t, r, http.StatusUnprocessableEntity, store.CodeValidation)
+			p := testenv.AssertProblem(t, r, http.StatusUnprocessableEntity, store.CodeValidation)
 			found := false
 			for _, fe := range p.Errors {
 				found = found || strings.HasPrefix(fe.Field, tc.field)
@@ -303,7 +303,7 @@ func TestTenantIsolation(t *testing.T) {
 		{"POST", "/v1/transactions", map[string]any{"sessionId": sessionID, "provider": "cardpay", "method": "card", "amount": 1,
 			"currency": "EUR", "status": "CAPTURED", "providerReference": "x"}, store.CodeSessionNotFound},
 	} {
-		assertProblem(t, s.DoWithKey(t, other, tc.method, tc.path, tc.body), http.StatusNotFound, tc.code)
+		testenv.AssertProblem(t, s.DoWithKey(t, other, tc.method, tc.path, tc.body), http.StatusNotFound, tc.code)
 	}
 	var page struct{ Data []store.RefundObject }
 	testenv.Must(t, s.DoWithKey(t, other, "GET", "/v1/refunds?sessionId="+sessionID, nil), http.StatusOK).JSON(t, &page)
@@ -368,9 +368,9 @@ func TestLineItemsAndGiftCardBalances(t *testing.T) {
 	if o.RefundValue.Amount != 3000 {
 		t.Fatalf("line item refund amount %d, want 3000", o.RefundValue.Amount)
 	}
-	assertProblem(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
+	testenv.AssertProblem(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"lineItems": []map[string]any{{"id": "sku-1", "quantity": 1}}}), http.StatusUnprocessableEntity, store.CodeAmountInsufficient)
-	assertProblem(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
+	testenv.AssertProblem(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"lineItems": []map[string]any{{"id": "sku-9", "quantity": 1}}}), http.StatusUnprocessableEntity, store.CodeValidation)
 	// Gift card: its own 3000 balance is enforced.
 	gift := func(amount int) testenv.Response {
@@ -378,7 +378,7 @@ func TestLineItemsAndGiftCardBalances(t *testing.T) {
 			"targetId": "gc-1", "refundValue": map[string]any{"amount": amount, "currency": "EUR"}})
 	}
 	testenv.Must(t, gift(2000), http.StatusAccepted)
-	assertProblem(t, gift(1001), http.StatusUnprocessableEntity, store.CodeAmountInsufficient)
+	testenv.AssertProblem(t, gift(1001), http.StatusUnprocessableEntity, store.CodeAmountInsufficient)
 	testenv.Must(t, gift(1000), http.StatusAccepted)
 	var tx server.TransactionObject
 	s.Do(t, "GET", "/v1/transactions/"+txID, nil).JSON(t, &tx)

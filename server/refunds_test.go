@@ -72,21 +72,5 @@ func TestRefundEndToEnd(t *testing.T) {
 		t.Fatalf("after full refund: %+v", tx)
 	}
 	r = s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID})
-	assertProblem(t, r, http.StatusConflict, store.CodeFullyRefunded)
-}
-
-func assertProblem(t *testing.T, r testenv.Response, status int, code string) server.Problem {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
-	}
-	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
-		t.Fatalf("content type %q, want application/problem+json", ct)
-	}
-	var p server.Problem
-	r.JSON(t, &p)
-	if p.Code != code {
-		t.Fatalf("code %q, want %q: %s", p.Code, code, r.Body)
-	}
-	return p
+	testenv.AssertProblem(t, r, http.StatusConflict, store.CodeFullyRefunded)
 }

@@ -223,7 +223,7 @@ func testGoneDisablesEndpoint(t *testing.T, s *testenv.Stack) {
 	}
 	// A disabled endpoint receives no redelivery.
 	r := s.DoWithKey(t, key, "POST", "/v1/events/"+events[0].ID.String()+"/redeliver", map[string]any{"endpointId": ep.ID})
-	assertProblem(t, r, http.StatusConflict, store.CodeWebhookEndpointDisabled)
+	testenv.AssertProblem(t, r, http.StatusConflict, store.CodeWebhookEndpointDisabled)
 	var res server.RedeliveryResult
 	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/events/"+events[0].ID.String()+"/redeliver", nil), http.StatusAccepted).JSON(t, &res)
 	if len(res.Deliveries) != 0 {
@@ -249,11 +249,11 @@ func testMerchantIsolation(t *testing.T, s *testenv.Stack) {
 	ev := events[0].ID.String()
 	epPath := "/v1/webhook-endpoints/" + epA.ID.String()
 
-	assertProblem(t, s.DoWithKey(t, keyB, "GET", epPath, nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
-	assertProblem(t, s.DoWithKey(t, keyB, "DELETE", epPath, nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
-	assertProblem(t, s.DoWithKey(t, keyB, "POST", epPath+"/rotate-secret", nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
-	assertProblem(t, s.DoWithKey(t, keyB, "GET", "/v1/events/"+ev, nil), http.StatusNotFound, store.CodeEventNotFound)
-	assertProblem(t, s.DoWithKey(t, keyB, "POST", "/v1/events/"+ev+"/redeliver", nil), http.StatusNotFound, store.CodeEventNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "GET", epPath, nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "DELETE", epPath, nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "POST", epPath+"/rotate-secret", nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "GET", "/v1/events/"+ev, nil), http.StatusNotFound, store.CodeEventNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "POST", "/v1/events/"+ev+"/redeliver", nil), http.StatusNotFound, store.CodeEventNotFound)
 
 	var list struct {
 		Data []server.WebhookEndpointObject
@@ -273,7 +273,7 @@ func testMerchantIsolation(t *testing.T, s *testenv.Stack) {
 	refundB := createRefund(t, s, keyB, 2500)
 	evB := listEvents(t, s, keyB, "?refundId="+refundB)[0].ID.String()
 	r := s.DoWithKey(t, keyB, "POST", "/v1/events/"+evB+"/redeliver", map[string]any{"endpointId": epA.ID})
-	assertProblem(t, r, http.StatusNotFound, store.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, r, http.StatusNotFound, store.CodeWebhookEndpointNotFound)
 
 	// A still owns everything.
 	testenv.Must(t, s.DoWithKey(t, keyA, "GET", epPath, nil), http.StatusOK)
@@ -406,8 +406,8 @@ func testSecretRotation(t *testing.T, s *testenv.Stack) {
 		t.Fatalf("still verifies with the retired secret: %v", err)
 	}
 
-	assertProblem(t, s.DoWithKey(t, key, "POST", path, map[string]any{"gracePeriodSeconds": -1}), http.StatusUnprocessableEntity, store.CodeValidation)
-	assertProblem(t, s.DoWithKey(t, key, "POST", path, map[string]any{"grace": 1}), http.StatusBadRequest, server.CodeMalformed)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", path, map[string]any{"gracePeriodSeconds": -1}), http.StatusUnprocessableEntity, store.CodeValidation)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", path, map[string]any{"grace": 1}), http.StatusBadRequest, server.CodeMalformed)
 }
 
 // testEndpointAPI: validation, defaults, secret shown once, delete, scope.
@@ -428,15 +428,15 @@ func testEndpointAPI(t *testing.T, s *testenv.Stack) {
 		{"unknown event type", map[string]any{"url": "https://example.com", "eventTypes": []string{"refund.exploded"}}, "eventTypes[0]"},
 		{"duplicate event type", map[string]any{"url": "https://example.com", "eventTypes": []string{"refund.failed", "refund.failed"}}, "eventTypes[1]"},
 	} {
-		p := assertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", tc.body), http.StatusUnprocessableEntity, store.CodeValidation)
+		p := testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", tc.body), http.StatusUnprocessableEntity, store.CodeValidation)
 		if len(p.Errors) == 0 || p.Errors[0].Field != tc.field {
 			t.Fatalf("%s: errors %+v, want field %s", tc.name, p.Errors, tc.field)
 		}
 	}
-	assertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.com", "secret": "x"}),
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.com", "secret": "x"}),
 		http.StatusBadRequest, server.CodeMalformed)
-	assertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/not-a-uuid", nil), http.StatusBadRequest, server.CodeMalformed)
-	assertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+uuid.NewString(), nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/not-a-uuid", nil), http.StatusBadRequest, server.CodeMalformed)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+uuid.NewString(), nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
 
 	all := createEndpoint(t, s, key, "https://example.com/all")
 	if !slices.Equal(all.EventTypes, store.EventTypes) || all.Status != "ENABLED" || !strings.HasPrefix(all.Secret, webhooks.SecretPrefix) {
@@ -462,8 +462,8 @@ func testEndpointAPI(t *testing.T, s *testenv.Stack) {
 	}
 
 	testenv.Must(t, s.DoWithKey(t, key, "DELETE", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNoContent)
-	assertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
-	assertProblem(t, s.DoWithKey(t, key, "DELETE", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "DELETE", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
 	testenv.Must(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints", nil), http.StatusOK).JSON(t, &list)
 	if len(list.Data) != 1 || list.Data[0].ID != some.ID {
 		t.Fatalf("after delete: %+v", list.Data)
@@ -473,7 +473,7 @@ func testEndpointAPI(t *testing.T, s *testenv.Stack) {
 	for i := 1; i < store.MaxWebhookEndpoints; i++ {
 		createEndpoint(t, s, key, fmt.Sprintf("https://example.com/%d", i))
 	}
-	assertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.com/one-too-many"}),
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.com/one-too-many"}),
 		http.StatusConflict, store.CodeWebhookEndpointLimit)
 
 	// Idempotent create: the same key replays the same endpoint (and secret).
@@ -489,10 +489,10 @@ func testEndpointAPI(t *testing.T, s *testenv.Stack) {
 	// Scope webhooks:manage is required.
 	_, readOnly := s.NewMerchantKey(t, nil, store.ScopeRefundsRead, store.ScopeRefundsWrite)
 	for _, path := range []string{"/v1/webhook-endpoints", "/v1/events"} {
-		assertProblem(t, s.DoWithKey(t, readOnly, "GET", path, nil), http.StatusForbidden, server.CodeForbidden)
+		testenv.AssertProblem(t, s.DoWithKey(t, readOnly, "GET", path, nil), http.StatusForbidden, server.CodeForbidden)
 	}
-	assertProblem(t, s.DoWithKey(t, readOnly, "POST", "/v1/webhook-endpoints", body), http.StatusForbidden, server.CodeForbidden)
-	assertProblem(t, s.DoWithKey(t, "", "GET", "/v1/events", nil), http.StatusUnauthorized, server.CodeUnauthorized)
+	testenv.AssertProblem(t, s.DoWithKey(t, readOnly, "POST", "/v1/webhook-endpoints", body), http.StatusForbidden, server.CodeForbidden)
+	testenv.AssertProblem(t, s.DoWithKey(t, "", "GET", "/v1/events", nil), http.StatusUnauthorized, server.CodeUnauthorized)
 }
 
 // testEventsAPI: filters, newest first, cursor pagination, the refund
@@ -556,10 +556,10 @@ func testEventsAPI(t *testing.T, s *testenv.Stack) {
 	if detail.ID != all[0].ID || detail.Attempts == nil || !strings.Contains(string(r.Body), `"attempts":[]`) {
 		t.Fatalf("event without endpoints = %s", r.Body)
 	}
-	assertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?type=refund.exploded", nil), http.StatusBadRequest, server.CodeMalformed)
-	assertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?refundId=nope", nil), http.StatusBadRequest, server.CodeMalformed)
-	assertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?limit=0", nil), http.StatusBadRequest, server.CodeMalformed)
-	assertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events/"+uuid.NewString(), nil), http.StatusNotFound, store.CodeEventNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?type=refund.exploded", nil), http.StatusBadRequest, server.CodeMalformed)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?refundId=nope", nil), http.StatusBadRequest, server.CodeMalformed)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?limit=0", nil), http.StatusBadRequest, server.CodeMalformed)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events/"+uuid.NewString(), nil), http.StatusNotFound, store.CodeEventNotFound)
 }
 
 // testCanceledEvent: canceling a refund (here one awaiting approval) writes
@@ -848,20 +848,4 @@ func waitDelivery(t *testing.T, s *testenv.Stack, workflowID string) activities.
 		t.Fatalf("delivery workflow %s: %v %v", workflowID, desc.GetWorkflowExecutionInfo().GetStatus(), err)
 	}
 	return res
-}
-
-func assertProblem(t *testing.T, r testenv.Response, status int, code string) server.Problem {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
-	}
-	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
-		t.Fatalf("content type %q, want application/problem+json", ct)
-	}
-	var p server.Problem
-	r.JSON(t, &p)
-	if p.Code != code {
-		t.Fatalf("code %q, want %q: %s", p.Code, code, r.Body)
-	}
-	return p
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/reliability"
+	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
 )
 
@@ -199,4 +200,21 @@ func tapCallbacks(next http.Handler, tap func(*http.Request, []byte)) http.Handl
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// AssertProblem fails t unless r is a problem+json answer with status and code.
+func AssertProblem(t testing.TB, r Response, status int, code string) server.Problem {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("content type %q, want application/problem+json", ct)
+	}
+	var p server.Problem
+	r.JSON(t, &p)
+	if p.Code != code {
+		t.Fatalf("code %q, want %q: %s", p.Code, code, r.Body)
+	}
+	return p
 }
