@@ -1,11 +1,9 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -187,7 +185,7 @@ func (s *Server) opsRefundAction(action string, run opsAction) echo.HandlerFunc 
 			return err
 		}
 		var req ops.ActionRequest
-		if err := decodeOpsBody(c, &req); err != nil {
+		if err := decodeOptional(c, &req); err != nil {
 			return err
 		}
 		p := principal(c)
@@ -404,18 +402,4 @@ func (s *Server) opsListAudit(c echo.Context) error {
 		page.Data = []store.AuditEntry{}
 	}
 	return c.JSON(http.StatusOK, page)
-}
-
-// decodeOpsBody decodes an ops action body like decode (strictly), leaving v
-// untouched when the body is empty.
-func decodeOpsBody(c echo.Context, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxRequestBodyBytes))
-	if err != nil {
-		return problem(CodeMalformed, "request body too large or unreadable")
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	c.Request().Body = io.NopCloser(bytes.NewReader(body))
-	return decode(c, v)
 }

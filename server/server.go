@@ -136,6 +136,20 @@ func decode(c echo.Context, v any) error {
 	return nil
 }
 
+// decodeOptional decodes a JSON body strictly, like decode, leaving v
+// untouched when the body is empty.
+func decodeOptional(c echo.Context, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxRequestBodyBytes))
+	if err != nil {
+		return problem(CodeMalformed, "request body too large or unreadable")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	c.Request().Body = io.NopCloser(bytes.NewReader(body))
+	return decode(c, v)
+}
+
 func jsonErrorDetail(err error) string {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {

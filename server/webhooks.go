@@ -1,12 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -199,7 +197,7 @@ type rotateSecretRequest struct {
 
 func (s *Server) rotateWebhookSecret(c echo.Context) error {
 	var req rotateSecretRequest
-	if err := decodeIfPresent(c, &req); err != nil {
+	if err := decodeOptional(c, &req); err != nil {
 		return err
 	}
 	grace := defaultSecretGrace
@@ -228,20 +226,6 @@ func (s *Server) rotateWebhookSecret(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, endpointObject(e, true))
-}
-
-// decodeIfPresent decodes a JSON body strictly, like decode, leaving v
-// untouched when the body is empty.
-func decodeIfPresent(c echo.Context, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxRequestBodyBytes))
-	if err != nil {
-		return problem(CodeMalformed, "request body too large or unreadable")
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	c.Request().Body = io.NopCloser(bytes.NewReader(body))
-	return decode(c, v)
 }
 
 // EventObject is a refund event as the API shows it; Data is the refund
@@ -358,7 +342,7 @@ type RedeliveryResult struct {
 
 func (s *Server) redeliverEvent(c echo.Context) error {
 	var req redeliverRequest
-	if err := decodeIfPresent(c, &req); err != nil {
+	if err := decodeOptional(c, &req); err != nil {
 		return err
 	}
 	id, err := parseID(c.Param("id"), "id")
