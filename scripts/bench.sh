@@ -75,16 +75,12 @@ free_port API_PORT; free_port SANDBOX_PORT; free_port WORKER_PORT
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/backflow?sslmode=disable"
 export TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
-export BACKFLOW_HTTP_ADDR="127.0.0.1:$API_PORT"
-export BACKFLOW_PUBLIC_URL="http://127.0.0.1:$API_PORT"
-export BACKFLOW_SANDBOX_ADDR="127.0.0.1:$SANDBOX_PORT"
-export BACKFLOW_SANDBOX_URL="http://127.0.0.1:$SANDBOX_PORT"
-export BACKFLOW_WORKER_HTTP_ADDR="127.0.0.1:$WORKER_PORT"
+export_stack_env "$API_PORT" "$SANDBOX_PORT" "$WORKER_PORT"
 export BACKFLOW_LOG_LEVEL="${BENCH_LOG_LEVEL:-INFO}"
 
 "$BF" migrate >/dev/null
-API_KEY="bf_bench_$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')"
-OPS_KEY="bf_ops_$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')"
+API_KEY=$(random_key bf_bench)
+OPS_KEY=$(random_key bf_ops)
 "$BF" seed --api-key "$API_KEY" --ops-key "$OPS_KEY" >"$WORK/seed.log"
 
 declare -A PID_OF

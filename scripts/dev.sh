@@ -44,18 +44,13 @@ fi
 start_temporal "$DEV/temporal.db" "$TEMPORAL_PORT" "$UI_PORT"
 
 export TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
-export BACKFLOW_HTTP_ADDR="127.0.0.1:$API_PORT"
-export BACKFLOW_PUBLIC_URL="http://127.0.0.1:$API_PORT"
-export BACKFLOW_SANDBOX_ADDR="127.0.0.1:$SANDBOX_PORT"
-export BACKFLOW_SANDBOX_URL="http://127.0.0.1:$SANDBOX_PORT"
-export BACKFLOW_WORKER_HTTP_ADDR="127.0.0.1:$WORKER_PORT"
+export_stack_env "$API_PORT" "$SANDBOX_PORT" "$WORKER_PORT"
 
 "$BIN/backflow" migrate
 
 # Demo keys are made once and kept, so a second run prints the same ones.
 if [ ! -f "$DEV/keys.env" ]; then
-  printf 'API_KEY=bf_demo_%s\nOPS_KEY=bf_ops_%s\n' "$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')" \
-    "$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')" > "$DEV/keys.env"
+  printf 'API_KEY=%s\nOPS_KEY=%s\n' "$(random_key bf_demo)" "$(random_key bf_ops)" > "$DEV/keys.env"
 fi
 source "$DEV/keys.env"
 SEED=$("$BIN/backflow" seed --api-key "$API_KEY" --ops-key "$OPS_KEY")

@@ -105,6 +105,19 @@ stop_services() {
   rm -rf "$WORK"
 }
 
+# export_stack_env API_PORT SANDBOX_PORT WORKER_PORT: where the Backflow
+# processes listen and find each other on this machine.
+export_stack_env() {
+  export BACKFLOW_HTTP_ADDR="127.0.0.1:$1"
+  export BACKFLOW_PUBLIC_URL="http://127.0.0.1:$1"
+  export BACKFLOW_SANDBOX_ADDR="127.0.0.1:$2"
+  export BACKFLOW_SANDBOX_URL="http://127.0.0.1:$2"
+  export BACKFLOW_WORKER_HTTP_ADDR="127.0.0.1:$3"
+}
+
+# random_key PREFIX: a fresh API key.
+random_key() { printf '%s_%s' "$1" "$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')"; }
+
 # wait_for WHAT CMD...: retry CMD for up to 60 s.
 wait_for() {
   local what=$1; shift
