@@ -20,6 +20,7 @@ type Config struct {
 	DatabaseURL     string        // DATABASE_URL
 	DBMaxConns      int32         // BACKFLOW_DB_MAX_CONNS
 	HTTPAddr        string        // BACKFLOW_HTTP_ADDR: API listen address
+	APIWorker       bool          // BACKFLOW_API_WORKER: the API process also runs a worker, so refunds start eagerly
 	WorkerHTTPAddr  string        // BACKFLOW_WORKER_HTTP_ADDR: worker /metrics and health
 	PublicURL       string        // BACKFLOW_PUBLIC_URL: where providers send callbacks
 	TaskQueue       string        // BACKFLOW_TASK_QUEUE
@@ -52,6 +53,7 @@ func Load() (Config, error) {
 	}
 	var errs []error
 	c.DBMaxConns = int32(intEnv("BACKFLOW_DB_MAX_CONNS", 20, &errs))
+	c.APIWorker = boolEnv("BACKFLOW_API_WORKER", false, &errs)
 	c.StuckAfter = durationEnv("BACKFLOW_STUCK_AFTER", 15*time.Minute, &errs)
 	c.ProviderTimeout = durationEnv("BACKFLOW_PROVIDER_TIMEOUT", 10*time.Second, &errs)
 	c.ReconcileEvery = durationEnv("BACKFLOW_RECONCILE_EVERY", time.Minute, &errs)
@@ -69,6 +71,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("databaseURL", maskURL(c.DatabaseURL)),
 		slog.String("httpAddr", c.HTTPAddr),
+		slog.Bool("apiWorker", c.APIWorker),
 		slog.String("workerHTTPAddr", c.WorkerHTTPAddr),
 		slog.String("publicURL", c.PublicURL),
 		slog.String("taskQueue", c.TaskQueue),
@@ -109,6 +112,19 @@ func intEnv(key string, def int, errs *[]error) int {
 		return def
 	}
 	return n
+}
+
+func boolEnv(key string, def bool, errs *[]error) bool {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s: want true or false, got %q", key, v))
+		return def
+	}
+	return b
 }
 
 func durationEnv(key string, def time.Duration, errs *[]error) time.Duration {

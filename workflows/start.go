@@ -12,12 +12,16 @@ import (
 
 // StartOptions are the options every starter of a refund's workflow uses (the
 // API and the reconciler): starting twice never creates a second execution.
+// Eager start takes effect only when the starter's client runs a worker on
+// the task queue (BACKFLOW_API_WORKER): the first workflow task then comes
+// back in the start response instead of through matching.
 func StartOptions(r store.Refund, taskQueue string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
 		ID:                       RefundWorkflowID(r.ID),
 		TaskQueue:                taskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		EnableEagerStart:         true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			SAMerchantID.ValueSet(r.MerchantID.String()),
 			SAStatus.ValueSet(r.Status),

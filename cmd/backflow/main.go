@@ -85,6 +85,15 @@ func runAPI(ctx context.Context, cfg config.Config) error {
 	}
 	defer deps.Close()
 	m.WatchStore(deps.Store, metrics.StoreScrapeTimeout, logger)
+	if cfg.APIWorker {
+		// A worker on the API's own client lets StartWorkflow hand the first
+		// workflow task straight back (eager start), skipping matching.
+		w, err := startWorker(ctx, cfg, deps, m)
+		if err != nil {
+			return err
+		}
+		defer w.Stop()
+	}
 	srv := server.New(server.Deps{Store: deps.Store, Temporal: deps.Temporal, Providers: deps.Providers,
 		TaskQueue: cfg.TaskQueue, Logger: logger, Metrics: m.Handler(),
 		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}, OnRefundCreated: m.RefundCreated})
@@ -101,27 +110,36 @@ func runWorker(ctx context.Context, cfg config.Config) error {
 	}
 	defer deps.Close()
 	m.WatchStore(deps.Store, metrics.StoreScrapeTimeout, logger)
-	ns := deps.Namespace
-	if err := worker.EnsureSearchAttributes(ctx, deps.Temporal, ns); err != nil {
+	w, err := startWorker(ctx, cfg, deps, m)
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	logger.Info("worker running", "taskQueue", cfg.TaskQueue, "namespace", deps.Namespace, "config", cfg)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
+	mux.Handle("/metrics", m.Handler())
+	return serve(ctx, cfg.WorkerHTTPAddr, mux)
+}
+
+// startWorker registers the search attributes and the reconciler schedule,
+// then starts a worker with every workflow and activity.
+func startWorker(ctx context.Context, cfg config.Config, deps *app.Deps, m *metrics.Metrics) (sdkworker.Worker, error) {
+	if err := worker.EnsureSearchAttributes(ctx, deps.Temporal, deps.Namespace); err != nil {
 		// Temporal Cloud manages search attributes through its control plane.
-		logger.Warn("could not register search attributes; register them by hand", "error", err)
+		deps.Logger.Warn("could not register search attributes; register them by hand", "error", err)
 	}
 	if err := worker.EnsureReconcileSchedule(ctx, deps.Temporal, cfg.TaskQueue, cfg.ReconcileEvery); err != nil {
-		return err
+		return nil, err
 	}
 	policy := activities.DefaultPolicy()
 	policy.StuckAfter = cfg.StuckAfter
 	acts := &activities.Activities{Store: deps.Store, Providers: deps.Providers, Policy: policy, Observe: m.RefundFinished}
 	w := worker.New(deps.Temporal, cfg.TaskQueue, acts, sdkworker.Options{})
 	if err := w.Start(); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+		return nil, fmt.Errorf("start worker: %w", err)
 	}
-	defer w.Stop()
-	logger.Info("worker running", "taskQueue", cfg.TaskQueue, "namespace", ns, "config", cfg)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
-	mux.Handle("/metrics", m.Handler())
-	return serve(ctx, cfg.WorkerHTTPAddr, mux)
+	return w, nil
 }
 
 func runSandbox(ctx context.Context, cfg config.Config) error {
