@@ -56,6 +56,10 @@ type Config struct {
 	// runs in this process) and how to stop it.
 	BaselineWorker func(ctx context.Context) (pid int, stop func(), err error)
 
+	// TemporalMetricsURL is the Temporal server's Prometheus endpoint, for
+	// its persistence operations per workflow (optional).
+	TemporalMetricsURL string
+
 	Procs    []Proc // processes to watch (api, worker, temporal, postgres, sandbox)
 	Progress io.Writer
 }
@@ -148,7 +152,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	say("(a) Backflow: %d refunds, %s", cfg.Refunds, mode(cfg))
-	a, err := measure(ctx, pool, procs, func() PhaseResult {
+	a, err := measure(ctx, cfg.TemporalMetricsURL, pool, procs, func() PhaseResult {
 		return refundPhase("backflow", cfg.Warmup, cfg.Refunds, cfg.Concurrency, cfg.Rate)
 	})
 	if err != nil {
@@ -184,7 +188,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				Progress: cfg.Progress, Do: func(ctx context.Context, i int) Item {
 					id := fmt.Sprintf("bench-baseline-%s-%s-%d", tag, name, i)
 					it := Item{Start: time.Now()}
-					run, err := cfg.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.BaselineTaskQueue},
+					_, err := cfg.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.BaselineTaskQueue},
 						BaselineWorkflowName)
 					it.Accept = time.Since(it.Start)
 					if err != nil {
@@ -192,7 +196,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 						return it
 					}
 					ids[i] = id
-					if err := run.Get(ctx, nil); err != nil {
+					// Waited for by id alone, as a refund is: both phases pay the same.
+					if err := awaitWorkflow(ctx, cfg.Temporal, id, nil); err != nil {
 						it.Err = fmt.Errorf("%s: %w", id, err)
 						return it
 					}
@@ -213,7 +218,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			baselinePhase("warm-up", cfg.Warmup, false)
 		}
 		say("(b) baseline (%d no-op regular activities): %d workflows, %s", BaselineActivities, cfg.Refunds, mode(cfg))
-		b, err := measure(ctx, nil, procs, func() PhaseResult { return baselinePhase("baseline", cfg.Refunds, true) })
+		b, err := measure(ctx, cfg.TemporalMetricsURL, nil, procs, func() PhaseResult { return baselinePhase("baseline", cfg.Refunds, true) })
 		if err != nil {
 			return nil, err
 		}
@@ -244,7 +249,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		txs = append(txs, more...)
 		refundIDs = append(refundIDs, make([]uuid.UUID, n)...)
 		say("(c) Backflow at half its max rate: %d refunds at %.1f/s", n, rate)
-		c, err := measure(ctx, nil, procs, func() PhaseResult { return refundPhase("half-rate", offset, n, cfg.Concurrency, rate) })
+		c, err := measure(ctx, cfg.TemporalMetricsURL, nil, procs, func() PhaseResult { return refundPhase("half-rate", offset, n, cfg.Concurrency, rate) })
 		if err != nil {
 			return nil, err
 		}
@@ -297,10 +302,11 @@ func awaitWorkflow(ctx context.Context, c client.Client, id string, result any) 
 	}
 }
 
-// measure runs one phase between snapshots of CPU time and, when pool is
-// set, the database's statistics.
-func measure(ctx context.Context, pool *pgxpool.Pool, procs []Proc, run func() PhaseResult) (PhaseReport, error) {
+// measure runs one phase between snapshots of CPU time and, when set, the
+// database's statistics and the Temporal server's persistence metrics.
+func measure(ctx context.Context, metricsURL string, pool *pgxpool.Pool, procs []Proc, run func() PhaseResult) (PhaseReport, error) {
 	var before pgSnapshot
+	var ops0 map[string]opStat
 	var err error
 	if pool != nil {
 		time.Sleep(pgStatsFlush) // let the set-up's counters land before the first reading
@@ -308,11 +314,27 @@ func measure(ctx context.Context, pool *pgxpool.Pool, procs []Proc, run func() P
 			return PhaseReport{}, err
 		}
 	}
+	if metricsURL != "" {
+		if ops0, err = snapshotPersistence(ctx, metricsURL); err != nil {
+			return PhaseReport{}, err
+		}
+	}
 	cpu0, t0 := cpuSeconds(procs), time.Now()
 	r := run()
 	cpu1, elapsed := cpuSeconds(procs), time.Since(t0)
 	out := PhaseReport{PhaseResult: r, CPU: cpuReport(cpu0, cpu1, elapsed, r.Completed)}
-	if pool != nil && ctx.Err() == nil {
+	if ctx.Err() != nil {
+		return out, nil
+	}
+	if metricsURL != "" {
+		ops1, err := snapshotPersistence(ctx, metricsURL)
+		if err != nil {
+			return out, err
+		}
+		p := diffPersistence(ops0, ops1, r.Completed)
+		out.Persistence = &p
+	}
+	if pool != nil {
 		time.Sleep(pgStatsFlush)
 		after, err := snapshotPG(ctx, pool)
 		if err != nil {

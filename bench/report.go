@@ -2,8 +2,10 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -32,11 +34,13 @@ type Report struct {
 // PhaseReport is one phase with what was measured around it.
 type PhaseReport struct {
 	PhaseResult
-	DB      *DBTimes          `json:"db,omitempty"`
-	SQL     *SQLStats         `json:"sql,omitempty"`
-	History *HistoryStats     `json:"history,omitempty"`
-	CPU     CPUReport         `json:"cpu"`
-	Memory  map[string]Memory `json:"memory,omitempty"`
+	DB  *DBTimes  `json:"db,omitempty"`
+	SQL *SQLStats `json:"sql,omitempty"`
+	// Persistence is the Temporal server's persistence work in the phase.
+	Persistence *PersistenceStats `json:"temporalPersistence,omitempty"`
+	History     *HistoryStats     `json:"history,omitempty"`
+	CPU         CPUReport         `json:"cpu"`
+	Memory      map[string]Memory `json:"memory,omitempty"`
 }
 
 // CPUReport is the CPU time each watched process used during a phase.
@@ -280,6 +284,21 @@ func (r *Report) WriteText(out io.Writer) {
 		})
 		line("history bytes / workflow", av, bs, "")
 	}
+	if a.Persistence != nil {
+		pv := func(f func(s *PersistenceStats) float64) func(p *PhaseReport) float64 {
+			return func(p *PhaseReport) float64 {
+				if p.Persistence == nil {
+					return 0
+				}
+				return f(p.Persistence)
+			}
+		}
+		ops, busy := pv(func(s *PersistenceStats) float64 { return s.OpsPerItem }), pv(func(s *PersistenceStats) float64 { return s.MsPerItem })
+		av, bs = col(func(p *PhaseReport) string { return fmt.Sprintf("%.1f", ops(p)) })
+		line("Temporal persistence ops / workflow", av, bs, rat(ops(&a), bv(ops)))
+		av, bs = col(func(p *PhaseReport) string { return fmt.Sprintf("%.1f", busy(p)) })
+		line("Temporal persistence ms / workflow", av, bs, rat(busy(&a), bv(busy)))
+	}
 	names := []string{"machine", "api", "worker", "baseline-worker", "temporal", "postgres", "sandbox", "bench", "irq", "other"}
 	for _, n := range names {
 		if _, ok := a.CPU.MsPerItem[n]; !ok {
@@ -376,6 +395,36 @@ func (r *Report) WriteText(out io.Writer) {
 			line("  calls/refund", "mean ms", "statement")
 			for _, st := range s.Top {
 				line(fmt.Sprintf("  %.2f", st.PerRefund), fmt.Sprintf("%.3f", st.MeanMs), st.Query)
+			}
+		}
+		flush()
+	}
+
+	if a.Persistence != nil {
+		fmt.Fprintf(out, "\nTemporal persistence operations per workflow (server metrics; the dev server runs them one at a time)\n")
+		line("  operation", "(a) per refund", "mean ms", "(b) per baseline workflow", "mean ms")
+		perOp := func(p *PhaseReport) map[string]OpCount {
+			m := map[string]OpCount{}
+			if p != nil && p.Persistence != nil {
+				for _, o := range p.Persistence.ByOperation {
+					m[o.Operation] = o
+				}
+			}
+			return m
+		}
+		am, bm := perOp(&a), perOp(b)
+		ops := slices.Collect(maps.Keys(am))
+		for op := range bm {
+			if _, ok := am[op]; !ok {
+				ops = append(ops, op)
+			}
+		}
+		weight := func(op string) float64 { return am[op].PerItem + bm[op].PerItem }
+		slices.SortFunc(ops, func(x, y string) int { return cmp.Or(cmp.Compare(weight(y), weight(x)), strings.Compare(x, y)) })
+		for _, op := range ops {
+			if weight(op) >= 0.05 {
+				line("  "+op, fmt.Sprintf("%.2f", am[op].PerItem), fmt.Sprintf("%.3f", am[op].MeanMs),
+					fmt.Sprintf("%.2f", bm[op].PerItem), fmt.Sprintf("%.3f", bm[op].MeanMs))
 			}
 		}
 		flush()

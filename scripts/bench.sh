@@ -47,7 +47,7 @@ free_port() {
     fi
   done
 }
-free_port PG_PORT; free_port TEMPORAL_PORT; free_port UI_PORT
+free_port PG_PORT; free_port TEMPORAL_PORT; free_port UI_PORT; free_port TEMPORAL_METRICS_PORT
 
 ensure_temporal
 log "building backflow"
@@ -69,7 +69,7 @@ fi
 [ -n "$PGSS" ] && "${PSQL[@]}" -d backflow -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 PG_PID=$(head -n 1 "$WORK/pg/postmaster.pid")
 
-start_temporal "$WORK/temporal.db" "$TEMPORAL_PORT" "$UI_PORT" --headless
+start_temporal "$WORK/temporal.db" "$TEMPORAL_PORT" "$UI_PORT" --headless --metrics-port "$TEMPORAL_METRICS_PORT"
 # Chosen once Temporal holds its own (random) internal ports.
 free_port API_PORT; free_port SANDBOX_PORT; free_port WORKER_PORT
 
@@ -100,4 +100,4 @@ log "running backflow bench ${BENCH_FLAGS:-} $*"
 LABEL="commit $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
 "$BF" bench --api-url "$BACKFLOW_PUBLIC_URL" --api-key "$API_KEY" --json "$BENCH_JSON" --label "$LABEL" \
   --pid "api=${PID_OF[api]}" --pid "worker=${PID_OF[worker]}" --pid "sandbox=${PID_OF[sandbox]}" \
-  --pid "temporal=$TEMPORAL_PID" --pid "postgres=$PG_PID" ${BENCH_FLAGS:-} "$@"
+  --pid "temporal=$TEMPORAL_PID" --pid "postgres=$PG_PID" --temporal-metrics "http://127.0.0.1:$TEMPORAL_METRICS_PORT/metrics" ${BENCH_FLAGS:-} "$@"

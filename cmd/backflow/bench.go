@@ -58,6 +58,7 @@ func runBench(ctx context.Context, cfg config.Config, args []string) error {
 	jsonOut := fs.String("json", "", "write the JSON report to this file (- for stdout, then no text)")
 	label := fs.String("label", "", "what is measured, recorded in the report (e.g. the git commit)")
 	inProcess := fs.Bool("baseline-in-process", false, "run the baseline worker inside the bench process instead of its own process")
+	temporalMetrics := fs.String("temporal-metrics", "", "the Temporal server's Prometheus URL, for its persistence operations per workflow (dev server: --metrics-port)")
 	var procs benchProcFlags
 	fs.Var(&procs, "pid", "name=pid of a process to measure (CPU, memory); repeat: api, worker, temporal, postgres, sandbox")
 	if err := fs.Parse(args); err != nil {
@@ -88,6 +89,7 @@ func runBench(ctx context.Context, cfg config.Config, args []string) error {
 		Refunds: *n, Concurrency: *conc, Rate: *rate, Warmup: *warmup, HalfRate: *halfRate, Baseline: *baseline,
 		Samples: *samples, Provider: *provider, Currency: *currency, TxAmount: 10 * *amount, Amount: *amount,
 		IdempotencyKeys: *idem, Label: *label, BaselineTaskQueue: bench.BaselineTaskQueue, Procs: procs, Progress: progress,
+		TemporalMetricsURL: *temporalMetrics,
 	}
 	if *inProcess {
 		bc.BaselineWorker = func(context.Context) (int, func(), error) {
