@@ -121,6 +121,7 @@ func (s *temporalServer) start(t *testing.T) {
 		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
 		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
 		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+		"--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=false",
 		"--search-attribute", "BackflowMerchantId=Keyword", "--search-attribute", "BackflowRefundStatus=Keyword",
 		"--search-attribute", "BackflowProvider=Keyword", "--search-attribute", "BackflowMethod=Keyword",
 		"--search-attribute", "BackflowStuck=Bool", "--search-attribute", "BackflowAmount=Int")

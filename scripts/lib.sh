@@ -64,7 +64,10 @@ stop_postgres() {
 }
 
 # start_temporal DBFILE PORT UIPORT [extra flags]: the dev server with a WAL
-# file database, eager activities, one task-queue partition and our search attributes.
+# file database, eager activities, one task-queue partition and our search
+# attributes. They exist from the start, so the dev server's default of
+# re-reading them from its database on every use (about 20 serialized reads
+# per refund, see docs/benchmarks.md) is turned off.
 start_temporal() {
   local db=$1 port=$2 ui=$3; shift 3
   "$BIN/temporal" server start-dev --db-filename "$db" --port "$port" --ui-port "$ui" \
@@ -72,6 +75,7 @@ start_temporal() {
     --dynamic-config-value system.enableActivityEagerExecution=true \
     --dynamic-config-value matching.numTaskqueueReadPartitions=1 \
     --dynamic-config-value matching.numTaskqueueWritePartitions=1 \
+    --dynamic-config-value system.forceSearchAttributesCacheRefreshOnRead=false \
     --search-attribute BackflowMerchantId=Keyword --search-attribute BackflowRefundStatus=Keyword \
     --search-attribute BackflowProvider=Keyword --search-attribute BackflowMethod=Keyword \
     --search-attribute BackflowStuck=Bool --search-attribute BackflowAmount=Int \
@@ -113,6 +117,8 @@ export_stack_env() {
   export BACKFLOW_SANDBOX_ADDR="127.0.0.1:$2"
   export BACKFLOW_SANDBOX_URL="http://127.0.0.1:$2"
   export BACKFLOW_WORKER_HTTP_ADDR="127.0.0.1:$3"
+  # The API runs a worker too, so refund workflows start eagerly.
+  export BACKFLOW_API_WORKER=true
 }
 
 # random_key PREFIX: a fresh API key.
