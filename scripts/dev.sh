@@ -26,7 +26,9 @@ cleanup() {
   [ -n "${OWN_PG:-}" ] && stop_postgres "$DEV/pgdata"
   log "stopped"
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+# On Ctrl-C, stop and exit rather than go on to report an exited process.
+trap 'cleanup; exit 0' INT TERM
 
 ensure_temporal
 log "building backflow"
