@@ -93,22 +93,15 @@ type SubmitRequest struct {
 
 // BeginRefund records that the workflow runs and returns the refund's plan.
 func (a *Activities) BeginRefund(ctx context.Context, refundID uuid.UUID) (RefundPlan, error) {
-	r, t, err := a.Store.BeginRefund(ctx, refundID)
+	r, t, ds, err := a.Store.BeginRefund(ctx, refundID)
 	if err != nil {
 		return RefundPlan{}, fmt.Errorf("begin refund: %w", err)
 	}
-	plan := RefundPlan{
+	return RefundPlan{
 		RefundID: r.ID, MerchantID: r.MerchantID, Status: r.Status, Method: r.Method, Provider: r.Provider,
 		Amount: r.Amount, Currency: r.Currency, RequiresApproval: r.RequiresApproval, Policy: a.Policy,
-		Submit: buildSubmit(r, t),
-	}
-	if r.Status == store.StatusPending {
-		plan.Deliveries, err = a.Store.UndispatchedDeliveries(ctx, r.ID)
-		if err != nil {
-			return plan, fmt.Errorf("list deliveries: %w", err)
-		}
-	}
-	return plan, nil
+		Submit: buildSubmit(r, t), Deliveries: ds,
+	}, nil
 }
 
 func buildSubmit(r store.Refund, t store.Transaction) SubmitRequest {
@@ -269,7 +262,7 @@ type FinalizeResult struct {
 
 // FinalizeRefund settles or releases the reservation exactly once.
 func (a *Activities) FinalizeRefund(ctx context.Context, in FinalizeInput) (FinalizeResult, error) {
-	r, ev, err := a.Store.Finalize(ctx, in.RefundID, in.Outcome)
+	r, ev, ds, err := a.Store.FinalizeAndListDeliveries(ctx, in.RefundID, in.Outcome)
 	var rule *store.RuleError
 	if errors.As(err, &rule) {
 		return FinalizeResult{}, temporal.NewNonRetryableApplicationError(rule.Message, ErrTypeRule, err)
@@ -277,17 +270,10 @@ func (a *Activities) FinalizeRefund(ctx context.Context, in FinalizeInput) (Fina
 	if err != nil {
 		return FinalizeResult{}, fmt.Errorf("finalize refund: %w", err)
 	}
-	out := FinalizeResult{Status: r.Status}
-	if ev != nil {
-		if a.Observe != nil {
-			a.Observe(r)
-		}
-		out.Deliveries, err = a.Store.UndispatchedDeliveries(ctx, r.ID)
-		if err != nil {
-			return out, fmt.Errorf("list deliveries: %w", err)
-		}
+	if ev != nil && a.Observe != nil {
+		a.Observe(r)
 	}
-	return out, nil
+	return FinalizeResult{Status: r.Status, Deliveries: ds}, nil
 }
 
 // SetStuck flags or clears the refund's stuck flag in Postgres.

@@ -11,20 +11,29 @@ import (
 )
 
 // BeginRefund marks that the refund's workflow runs and returns the refund
-// with what the provider call needs of its original transaction: the
-// provider reference, the payout destination and the amount.
-func (s *Store) BeginRefund(ctx context.Context, id uuid.UUID) (Refund, Transaction, error) {
+// with what the provider call needs of its original transaction (the
+// provider reference, the payout destination and the amount) and the
+// deliveries of its undispatched events.
+func (s *Store) BeginRefund(ctx context.Context, id uuid.UUID) (Refund, Transaction, []Delivery, error) {
 	var r Refund
 	var t Transaction
-	// One round trip: the refund's update returns its transaction too.
+	var events, endpoints []uuid.UUID
+	// One round trip: the refund's update returns its transaction and deliveries too.
 	err := s.pool.QueryRow(ctx, `WITH r AS (
 			UPDATE refunds SET workflow_started_at = coalesce(workflow_started_at, now())
-			WHERE id = $1 RETURNING `+refundColumns+`)
-		SELECT r.*, t.provider_reference, t.payout_destination, t.amount
+			WHERE id = $1 RETURNING `+refundColumns+`),
+		`+undispatchedCTE+`
+		SELECT r.*, t.provider_reference, t.payout_destination, t.amount,
+			(SELECT coalesce(array_agg(event_id ORDER BY event_id, endpoint_id), '{}') FROM d),
+			(SELECT coalesce(array_agg(endpoint_id ORDER BY event_id, endpoint_id), '{}') FROM d)
 		FROM r JOIN transactions t ON t.id = r.transaction_id`, id).Scan(append(refundFields(&r),
-		&t.ProviderReference, &t.PayoutDestination, &t.Amount)...)
+		&t.ProviderReference, &t.PayoutDestination, &t.Amount, &events, &endpoints)...)
 	t.ID = r.TransactionID
-	return r, t, mapErr(err)
+	ds := make([]Delivery, len(events))
+	for i := range events {
+		ds[i] = Delivery{EventID: events[i], EndpointID: endpoints[i]}
+	}
+	return r, t, ds, mapErr(err)
 }
 
 // MarkProcessing moves a PENDING refund to PROCESSING just before it is sent
@@ -72,36 +81,71 @@ type Outcome struct {
 // already final is returned unchanged with no event, so a retried or
 // duplicated finalize never moves money twice.
 func (s *Store) Finalize(ctx context.Context, id uuid.UUID, o Outcome) (Refund, *Event, error) {
+	r, ev, _, err := s.finalize(ctx, id, o, false)
+	return r, ev, err
+}
+
+// FinalizeAndListDeliveries is Finalize for the refund's workflow: in the
+// same transaction it also returns the deliveries of the refund's
+// undispatched events, the new one included, and does so again when the
+// refund was already final.
+func (s *Store) FinalizeAndListDeliveries(ctx context.Context, id uuid.UUID, o Outcome) (Refund, *Event, []Delivery, error) {
+	return s.finalize(ctx, id, o, true)
+}
+
+func (s *Store) finalize(ctx context.Context, id uuid.UUID, o Outcome, deliveries bool) (Refund, *Event, []Delivery, error) {
 	var out Refund
 	var ev *Event
+	var ds []Delivery
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		r, err := scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
 			return fmt.Errorf("lock refund: %w", err)
 		}
 		out = r
-		if FinalStatus(r.Status) {
-			return nil
+		if !FinalStatus(r.Status) {
+			if o.Status == StatusCanceled && r.Status != StatusPending {
+				return ruleErr(CodeNotCancelable, "refund %s is %s: only a PENDING refund not yet sent can be canceled", id, r.Status)
+			}
+			if out, err = closeRefund(ctx, tx, r, o); err != nil {
+				return err
+			}
+			e, err := insertEvent(ctx, tx, out, eventTypeFor(o.Status))
+			if err != nil {
+				return err
+			}
+			ev = &e
 		}
-		if o.Status == StatusCanceled && r.Status != StatusPending {
-			return ruleErr(CodeNotCancelable, "refund %s is %s: only a PENDING refund not yet sent can be canceled", id, r.Status)
+		if deliveries {
+			ds, err = undispatchedDeliveries(ctx, tx, id)
 		}
-		if err := moveBalance(ctx, tx, r, o.Status == StatusSucceeded); err != nil {
-			return err
-		}
-		out, err = scanRefund(tx.QueryRow(ctx, `UPDATE refunds SET status = $2,
-			provider_reference = coalesce($3, provider_reference), failure_code = $4, failure_message = $5,
-			attempts = greatest(attempts, $6), stuck = false, completed_at = now(), updated_at = now()
-			WHERE id = $1 RETURNING `+refundColumns,
-			id, o.Status, nullable(o.ProviderReference), nullable(o.FailureCode), nullable(o.FailureMessage), o.Attempts))
-		if err != nil {
-			return fmt.Errorf("update refund: %w", err)
-		}
-		e, err := insertEvent(ctx, tx, out, eventTypeFor(o.Status))
-		ev = &e
 		return err
 	})
-	return out, ev, err
+	return out, ev, ds, err
+}
+
+// closeRefund moves the balance, writes the ledger entry and the refund's
+// final state, in one round trip.
+func closeRefund(ctx context.Context, tx pgx.Tx, r Refund, o Outcome) (Refund, error) {
+	b := &pgx.Batch{}
+	steps := queueMoveBalance(b, r, o.Status == StatusSucceeded)
+	b.Queue(`UPDATE refunds SET status = $2,
+		provider_reference = coalesce($3, provider_reference), failure_code = $4, failure_message = $5,
+		attempts = greatest(attempts, $6), stuck = false, completed_at = now(), updated_at = now()
+		WHERE id = $1 RETURNING `+refundColumns,
+		r.ID, o.Status, nullable(o.ProviderReference), nullable(o.FailureCode), nullable(o.FailureMessage), o.Attempts)
+	res := tx.SendBatch(ctx, b)
+	defer res.Close()
+	for _, step := range steps {
+		if _, err := res.Exec(); err != nil {
+			return r, fmt.Errorf("%s: %w", step, err)
+		}
+	}
+	out, err := scanRefund(res.QueryRow())
+	if err != nil {
+		return r, fmt.Errorf("update refund: %w", err)
+	}
+	return out, res.Close()
 }
 
 func eventTypeFor(status string) string {
@@ -115,39 +159,39 @@ func eventTypeFor(status string) string {
 	}
 }
 
-// moveBalance turns the reservation into refunded money (settle) or gives it back (release).
-func moveBalance(ctx context.Context, tx pgx.Tx, r Refund, settle bool) error {
+// queueMoveBalance queues the statements that turn the reservation into
+// refunded money (settle) or give it back (release), and the ledger entry;
+// it returns what each does, for errors.
+func queueMoveBalance(b *pgx.Batch, r Refund, settle bool) []string {
 	var settled int64
 	kind := "RELEASE"
 	if settle {
 		settled, kind = r.Amount, "SETTLE"
 	}
-	_, err := tx.Exec(ctx, `UPDATE transactions SET refunded_amount = refunded_amount + $3,
+	steps := []string{kind + " balance"}
+	b.Queue(`UPDATE transactions SET refunded_amount = refunded_amount + $3,
 		reserved_amount = reserved_amount - $2,
 		status = CASE WHEN $3 = 0 THEN status WHEN refunded_amount + $3 = amount THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END,
 		updated_at = now() WHERE id = $1`, r.TransactionID, r.Amount, settled)
-	if err != nil {
-		return fmt.Errorf("%s balance: %w", kind, err)
-	}
 	for _, li := range r.LineItems {
 		var done int64
 		if settle {
 			done = li.Quantity
 		}
-		if _, err := tx.Exec(ctx, `UPDATE transaction_line_items SET refunded_quantity = refunded_quantity + $4,
+		steps = append(steps, kind+" line item "+li.ID)
+		b.Queue(`UPDATE transaction_line_items SET refunded_quantity = refunded_quantity + $4,
 			reserved_quantity = reserved_quantity - $3 WHERE transaction_id = $1 AND id = $2`,
-			r.TransactionID, li.ID, li.Quantity, done); err != nil {
-			return fmt.Errorf("%s line item: %w", kind, err)
-		}
+			r.TransactionID, li.ID, li.Quantity, done)
 	}
 	if r.TargetType == TargetGiftCard {
-		if _, err := tx.Exec(ctx, `UPDATE gift_card_redemptions SET refunded_amount = refunded_amount + $4,
+		steps = append(steps, kind+" gift card redemption")
+		b.Queue(`UPDATE gift_card_redemptions SET refunded_amount = refunded_amount + $4,
 			reserved_amount = reserved_amount - $3 WHERE transaction_id = $1 AND id = $2`,
-			r.TransactionID, r.TargetID, r.Amount, settled); err != nil {
-			return fmt.Errorf("%s gift card redemption: %w", kind, err)
-		}
+			r.TransactionID, r.TargetID, r.Amount, settled)
 	}
-	return insertLedger(ctx, tx, r, kind)
+	steps = append(steps, "insert "+kind+" ledger entry")
+	queueLedger(b, r, kind)
+	return steps
 }
 
 // OrphanRefunds lists PENDING refunds older than grace whose workflow never

@@ -286,13 +286,17 @@ func reserve(ctx context.Context, tx pgx.Tx, r Refund) error {
 	return insertLedger(ctx, tx, r, "RESERVE")
 }
 
+const insertLedgerSQL = `INSERT INTO ledger_entries (id, transaction_id, refund_id, kind, amount) VALUES ($1, $2, $3, $4, $5)`
+
 func insertLedger(ctx context.Context, tx pgx.Tx, r Refund, kind string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO ledger_entries (id, transaction_id, refund_id, kind, amount) VALUES ($1, $2, $3, $4, $5)`,
-		uuid.Must(uuid.NewV7()), r.TransactionID, r.ID, kind, r.Amount)
-	if err != nil {
+	if _, err := tx.Exec(ctx, insertLedgerSQL, uuid.Must(uuid.NewV7()), r.TransactionID, r.ID, kind, r.Amount); err != nil {
 		return fmt.Errorf("insert %s ledger entry: %w", kind, err)
 	}
 	return nil
+}
+
+func queueLedger(b *pgx.Batch, r Refund, kind string) {
+	b.Queue(insertLedgerSQL, uuid.Must(uuid.NewV7()), r.TransactionID, r.ID, kind, r.Amount)
 }
 
 // insertEvent writes the outbox row of a status change; the caller holds the refund's row.

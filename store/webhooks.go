@@ -236,26 +236,38 @@ func (s *Store) ListWebhookAttempts(ctx context.Context, eventID uuid.UUID) ([]W
 	return out, mapErr(err)
 }
 
-// UndispatchedDeliveries marks the refund's undispatched events as dispatched
-// and returns one delivery per subscribed, active endpoint. The caller starts
-// a durable delivery workflow for each; the reconciler re-dispatches events
-// whose dispatch was lost.
-func (s *Store) UndispatchedDeliveries(ctx context.Context, refundID uuid.UUID) ([]Delivery, error) {
-	rows, err := s.pool.Query(ctx, `WITH ev AS (
-			UPDATE refund_events SET dispatched_at = now()
-			WHERE refund_id = $1 AND dispatched_at IS NULL
-			RETURNING id, merchant_id, type)
-		SELECT ev.id, e.id FROM ev JOIN webhook_endpoints e
+// undispatchedCTE finds the deliveries of refund $1's undispatched events.
+// An event with no subscribed endpoint is marked dispatched at once: there
+// is nothing to lose. The others stay undispatched until their delivery
+// workflow runs (DeliverWebhook marks them), so a dispatch whose result was
+// lost (a worker died before the workflow recorded it) returns the same
+// deliveries when it runs again, and the workflow id makes a second start a
+// no-op. The reconciler starts any that were never started.
+const undispatchedCTE = `ev AS (
+		SELECT id, merchant_id, type FROM refund_events WHERE refund_id = $1 AND dispatched_at IS NULL),
+	d AS (
+		SELECT ev.id AS event_id, e.id AS endpoint_id FROM ev JOIN webhook_endpoints e
 			ON e.merchant_id = ev.merchant_id AND ev.type = ANY (e.event_types)
-			AND e.deleted_at IS NULL AND e.disabled_at IS NULL
-		ORDER BY ev.id, e.id`, refundID)
+			AND e.deleted_at IS NULL AND e.disabled_at IS NULL),
+	nothing_to_send AS (
+		UPDATE refund_events SET dispatched_at = now()
+		WHERE id IN (SELECT id FROM ev) AND id NOT IN (SELECT event_id FROM d))`
+
+// undispatchedDeliveries returns one delivery per undispatched event of the
+// refund and subscribed, active endpoint (see undispatchedCTE).
+func undispatchedDeliveries(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, refundID uuid.UUID) ([]Delivery, error) {
+	rows, err := q.Query(ctx, `WITH `+undispatchedCTE+`
+		SELECT event_id, endpoint_id FROM d ORDER BY event_id, endpoint_id`, refundID)
 	if err != nil {
-		return nil, fmt.Errorf("dispatch events: %w", mapErr(err))
+		return nil, fmt.Errorf("list deliveries: %w", mapErr(err))
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) {
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) {
 		var d Delivery
 		return d, r.Scan(&d.EventID, &d.EndpointID)
 	})
+	return ds, mapErr(err)
 }
 
 // EventDeliveries returns one delivery of an event per active endpoint of
@@ -325,7 +337,8 @@ func (s *Store) LostDispatches(ctx context.Context, grace time.Duration, limit i
 	return out, nil
 }
 
-// MarkEventsDispatched records that the events' deliveries were started.
+// MarkEventsDispatched records that the events' deliveries were started (or,
+// from a delivery workflow, that one of them runs).
 func (s *Store) MarkEventsDispatched(ctx context.Context, ids []uuid.UUID) error {
 	if len(ids) == 0 {
 		return nil

@@ -53,6 +53,7 @@ func TestWebhooks(t *testing.T) {
 	t.Run("EventsAPI", func(t *testing.T) { t.Parallel(); testEventsAPI(t, s) })
 	t.Run("CanceledEvent", func(t *testing.T) { t.Parallel(); testCanceledEvent(t, s) })
 	t.Run("ReconcilerRedispatchesLostEvents", func(t *testing.T) { t.Parallel(); testReconcilerRedispatch(t, s) })
+	t.Run("DispatchRepeatedWhenItsResultIsLost", func(t *testing.T) { t.Parallel(); testDispatchRepeated(t, s) })
 }
 
 // testRetriedUntilDelivered: an endpoint that answers 500 gets every event
@@ -655,6 +656,92 @@ func testReconcilerRedispatch(t *testing.T, s *testenv.Stack) {
 	}
 }
 
+// testDispatchRepeated: a worker that dies after BeginRefund or
+// FinalizeRefund committed, but before the workflow recorded their result,
+// runs them again. The second run must return the same deliveries, or the
+// refund.created and refund.succeeded webhooks are lost. Each event is marked
+// dispatched only once its delivery workflow runs.
+func testDispatchRepeated(t *testing.T, s *testenv.Stack) {
+	ctx := context.Background()
+	merchantID, key := s.NewMerchantKey(t, nil)
+	recv := newReceiver(t)
+	ep := createEndpoint(t, s, key, recv.url())
+	// The refund is written as the API would, but no workflow runs it: the
+	// test plays the workflow's local activities itself.
+	r, err := s.Store.CreateRefund(ctx, store.NewRefund{MerchantID: merchantID, TransactionID: uuid.MustParse(createTransaction(t, s, key)),
+		Amount: 2500, Currency: "EUR", Route: func(store.Transaction) (string, error) { return store.MethodProviderRefund, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deliveries [][]activities.Delivery
+	for range 2 {
+		plan, err := s.Activities.BeginRefund(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deliveries = append(deliveries, plan.Deliveries)
+	}
+	if err := s.Activities.MarkProcessing(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		res, err := s.Activities.FinalizeRefund(ctx, activities.FinalizeInput{RefundID: r.ID,
+			Outcome: store.Outcome{Status: store.StatusSucceeded, ProviderReference: "re_" + uuid.NewString()[:8], Attempts: 1}})
+		if err != nil || res.Status != store.StatusSucceeded {
+			t.Fatalf("finalize: %+v, %v", res, err)
+		}
+		deliveries = append(deliveries, res.Deliveries)
+	}
+	events := listEvents(t, s, key, "?refundId="+r.ID.String())
+	if len(events) != 2 {
+		t.Fatalf("%d events, want refund.created and refund.succeeded", len(events))
+	}
+	byType := map[string]uuid.UUID{}
+	for _, e := range events {
+		byType[e.Type] = e.ID
+	}
+	created := activities.Delivery{EventID: byType[store.EventRefundCreated], EndpointID: ep.ID}
+	succeeded := activities.Delivery{EventID: byType[store.EventRefundSucceeded], EndpointID: ep.ID}
+	want := []activities.Delivery{created}
+	for i, ds := range deliveries {
+		if i == 2 {
+			// refund.created's delivery has not run yet, so it is still listed.
+			want = []activities.Delivery{created, succeeded}
+		}
+		if !slices.Equal(ds, want) {
+			t.Fatalf("run %d of the dispatching activity returned %v, want %v", i+1, ds, want)
+		}
+	}
+	var undispatched int
+	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM refund_events WHERE refund_id = $1 AND dispatched_at IS NULL`, r.ID).Scan(&undispatched); err != nil || undispatched != 2 {
+		t.Fatalf("%d undispatched events before their deliveries ran (%v), want 2", undispatched, err)
+	}
+
+	// The workflow starts both deliveries (twice, as a repeated dispatch would).
+	for _, ds := range deliveries {
+		for _, d := range ds {
+			if err := s.Activities.StartDelivery(ctx, d); err != nil && !isAlreadyStarted(err) {
+				t.Fatal(err)
+			}
+		}
+	}
+	recv.waitFor(t, "both events", func(ds []received) bool { return len(ds) >= 2 })
+	for _, id := range byType {
+		waitDelivery(t, s, workflows.WebhookWorkflowID(id, ep.ID))
+	}
+	if n := len(recv.all()); n != 2 {
+		t.Fatalf("%d deliveries, want each event once", n)
+	}
+	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM refund_events WHERE refund_id = $1 AND dispatched_at IS NULL`, r.ID).Scan(&undispatched); err != nil || undispatched != 0 {
+		t.Fatalf("%d events still undispatched after delivery (%v)", undispatched, err)
+	}
+}
+
+func isAlreadyStarted(err error) bool {
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	return errors.As(err, &already)
+}
+
 // --- helpers ---
 
 // received is one request a receiver got and the status it answered.
@@ -794,6 +881,18 @@ func createEndpoint(t *testing.T, s *testenv.Stack, key, url string, types ...st
 // refunds amount of it; it returns the refund id.
 func createRefund(t *testing.T, s *testenv.Stack, key string, amount int64) string {
 	t.Helper()
+	txID := createTransaction(t, s, key)
+	var r store.RefundObject
+	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/refunds", map[string]any{
+		"originalTransactionId": txID, "refundValue": map[string]any{"amount": amount, "currency": "EUR"},
+	}), http.StatusAccepted).JSON(t, &r)
+	return r.TransactionID.String()
+}
+
+// createTransaction registers a captured 100 EUR card payment for key's
+// merchant; it returns the transaction id.
+func createTransaction(t *testing.T, s *testenv.Stack, key string) string {
+	t.Helper()
 	var sess struct{ SessionID string }
 	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/sessions", map[string]any{}), http.StatusCreated).JSON(t, &sess)
 	var tx struct{ TransactionID string }
@@ -801,11 +900,7 @@ func createRefund(t *testing.T, s *testenv.Stack, key string, amount int64) stri
 		"sessionId": sess.SessionID, "provider": "cardpay", "method": "card", "amount": 10000, "currency": "EUR",
 		"status": "CAPTURED", "providerReference": "pay_" + uuid.NewString()[:8],
 	}), http.StatusCreated).JSON(t, &tx)
-	var r store.RefundObject
-	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/refunds", map[string]any{
-		"originalTransactionId": tx.TransactionID, "refundValue": map[string]any{"amount": amount, "currency": "EUR"},
-	}), http.StatusAccepted).JSON(t, &r)
-	return r.TransactionID.String()
+	return tx.TransactionID
 }
 
 func waitRefund(t *testing.T, s *testenv.Stack, key, id, status string) {
