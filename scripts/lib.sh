@@ -52,8 +52,12 @@ start_postgres() {
     log "initialising Postgres in $data"
     as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
   fi
-  as_pg "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
-    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off" start >/dev/null
+  if ! as_pg "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off" start >/dev/null; then
+    tail -n 5 "$data/server.log" >&2
+    log "Postgres did not start on port $port (in use? the scripts read their ports from BACKFLOW_*_PORT variables, see README)"
+    return 1
+  fi
   log "Postgres on 127.0.0.1:$port"
 }
 
