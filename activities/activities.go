@@ -79,7 +79,7 @@ type RefundPlan struct {
 	RequiresApproval bool
 	Submit           SubmitRequest
 	Policy           Policy
-	Deliveries       []Delivery // refund.created deliveries, on the first run only
+	Deliveries       []Delivery // webhook deliveries to start: refund.created's while PENDING
 }
 
 // SubmitRequest is the provider call of one refund, fixed for its lifetime.

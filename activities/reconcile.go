@@ -59,8 +59,8 @@ func (a *Activities) Reconcile(ctx context.Context) (ReconcileReport, error) {
 }
 
 // redispatch starts the deliveries of events still undispatched after
-// lostDispatchGrace (a worker crashed between writing the event and starting
-// its deliveries, or the event was written outside a workflow), then marks
+// lostDispatchGrace (the event was written outside a workflow, or before
+// its refund's workflow started), then marks
 // them dispatched. Starting first makes the repair at-least-once; the
 // deterministic workflow id makes a second start a no-op.
 func (a *Activities) redispatch(ctx context.Context, report *ReconcileReport) error {

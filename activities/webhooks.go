@@ -112,10 +112,6 @@ const (
 // delivery without an attempt; 2xx delivers; 410 disables the endpoint;
 // anything else returns a retryable ErrTypeWebhookFailed.
 func (a *Activities) DeliverWebhook(ctx context.Context, d Delivery) (DeliveryResult, error) {
-	// The event's delivery now runs: a dispatch repeated from here on starts nothing new.
-	if err := a.Store.MarkEventsDispatched(ctx, []uuid.UUID{d.EventID}); err != nil {
-		return DeliveryResult{}, err
-	}
 	ev, err := a.Store.GetEvent(ctx, uuid.Nil, d.EventID)
 	if errors.Is(err, store.ErrNotFound) {
 		return DeliveryResult{}, temporal.NewNonRetryableApplicationError("event "+d.EventID.String()+" does not exist", ErrTypeWebhookInvalid, err)

@@ -10,10 +10,15 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// createdEventDispatch dispatches refund.created again while the refund is
+// PENDING: BeginRefund ran again before anything else happened.
+var createdEventDispatch = dispatchCTE(`type = '` + EventRefundCreated + `'
+	AND EXISTS (SELECT 1 FROM refunds WHERE id = $1 AND status = 'PENDING')`)
+
 // BeginRefund marks that the refund's workflow runs and returns the refund
 // with what the provider call needs of its original transaction (the
 // provider reference, the payout destination and the amount) and the
-// deliveries of its undispatched events.
+// deliveries of its events (see dispatchCTE).
 func (s *Store) BeginRefund(ctx context.Context, id uuid.UUID) (Refund, Transaction, []Delivery, error) {
 	var r Refund
 	var t Transaction
@@ -22,7 +27,7 @@ func (s *Store) BeginRefund(ctx context.Context, id uuid.UUID) (Refund, Transact
 	err := s.pool.QueryRow(ctx, `WITH r AS (
 			UPDATE refunds SET workflow_started_at = coalesce(workflow_started_at, now())
 			WHERE id = $1 RETURNING `+refundColumns+`),
-		`+undispatchedCTE+`
+		`+createdEventDispatch+`
 		SELECT r.*, t.provider_reference, t.payout_destination, t.amount,
 			(SELECT coalesce(array_agg(event_id ORDER BY event_id, endpoint_id), '{}') FROM d),
 			(SELECT coalesce(array_agg(endpoint_id ORDER BY event_id, endpoint_id), '{}') FROM d)
@@ -86,9 +91,9 @@ func (s *Store) Finalize(ctx context.Context, id uuid.UUID, o Outcome) (Refund, 
 }
 
 // FinalizeAndListDeliveries is Finalize for the refund's workflow: in the
-// same transaction it also returns the deliveries of the refund's
-// undispatched events, the new one included, and does so again when the
-// refund was already final.
+// same transaction it also dispatches the refund's events, the new one
+// included, and returns their deliveries; run again on a final refund, it
+// returns the final event's deliveries again (see dispatchCTE).
 func (s *Store) FinalizeAndListDeliveries(ctx context.Context, id uuid.UUID, o Outcome) (Refund, *Event, []Delivery, error) {
 	return s.finalize(ctx, id, o, true)
 }
@@ -117,7 +122,7 @@ func (s *Store) finalize(ctx context.Context, id uuid.UUID, o Outcome, deliverie
 			ev = &e
 		}
 		if deliveries {
-			ds, err = undispatchedDeliveries(ctx, tx, id)
+			ds, err = dispatchFinal(ctx, tx, id)
 		}
 		return err
 	})

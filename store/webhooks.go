@@ -236,32 +236,38 @@ func (s *Store) ListWebhookAttempts(ctx context.Context, eventID uuid.UUID) ([]W
 	return out, mapErr(err)
 }
 
-// undispatchedCTE finds the deliveries of refund $1's undispatched events.
-// An event with no subscribed endpoint is marked dispatched at once: there
-// is nothing to lose. The others stay undispatched until their delivery
-// workflow runs (DeliverWebhook marks them), so a dispatch whose result was
-// lost (a worker died before the workflow recorded it) returns the same
-// deliveries when it runs again, and the workflow id makes a second start a
-// no-op. The reconciler starts any that were never started.
-const undispatchedCTE = `ev AS (
-		SELECT id, merchant_id, type FROM refund_events WHERE refund_id = $1 AND dispatched_at IS NULL),
+// dispatchCTE marks refund $1's undispatched events dispatched and, in d,
+// lists one delivery per such event and subscribed, active endpoint. It also
+// lists the events matching again (a condition on refund_events) that are
+// already dispatched: a local activity whose result was lost (its worker
+// died before the workflow recorded it) runs again and must return the same
+// deliveries, or the webhook is lost; the delivery workflow's id makes a
+// second start a no-op. The reconciler starts the deliveries of events
+// written outside a workflow.
+func dispatchCTE(again string) string {
+	return `ev AS (
+		UPDATE refund_events SET dispatched_at = now() WHERE refund_id = $1 AND dispatched_at IS NULL
+		RETURNING id, merchant_id, type),
+	again AS (
+		SELECT id, merchant_id, type FROM refund_events
+		WHERE refund_id = $1 AND dispatched_at IS NOT NULL AND ` + again + `),
 	d AS (
-		SELECT ev.id AS event_id, e.id AS endpoint_id FROM ev JOIN webhook_endpoints e
-			ON e.merchant_id = ev.merchant_id AND ev.type = ANY (e.event_types)
-			AND e.deleted_at IS NULL AND e.disabled_at IS NULL),
-	nothing_to_send AS (
-		UPDATE refund_events SET dispatched_at = now()
-		WHERE id IN (SELECT id FROM ev) AND id NOT IN (SELECT event_id FROM d))`
+		SELECT x.id AS event_id, e.id AS endpoint_id FROM (SELECT * FROM ev UNION ALL SELECT * FROM again) x
+		JOIN webhook_endpoints e ON e.merchant_id = x.merchant_id AND x.type = ANY (e.event_types)
+			AND e.deleted_at IS NULL AND e.disabled_at IS NULL)`
+}
 
-// undispatchedDeliveries returns one delivery per undispatched event of the
-// refund and subscribed, active endpoint (see undispatchedCTE).
-func undispatchedDeliveries(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, refundID uuid.UUID) ([]Delivery, error) {
-	rows, err := q.Query(ctx, `WITH `+undispatchedCTE+`
+// finalEventDispatch dispatches the refund's final event again when Finalize
+// runs again.
+var finalEventDispatch = dispatchCTE(`type IN ('` + EventRefundSucceeded + `', '` + EventRefundFailed + `', '` + EventRefundCanceled + `')`)
+
+// dispatchFinal returns the deliveries of the refund's undispatched events
+// and of its final event (see dispatchCTE).
+func dispatchFinal(ctx context.Context, tx pgx.Tx, refundID uuid.UUID) ([]Delivery, error) {
+	rows, err := tx.Query(ctx, `WITH `+finalEventDispatch+`
 		SELECT event_id, endpoint_id FROM d ORDER BY event_id, endpoint_id`, refundID)
 	if err != nil {
-		return nil, fmt.Errorf("list deliveries: %w", mapErr(err))
+		return nil, fmt.Errorf("dispatch events: %w", mapErr(err))
 	}
 	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) {
 		var d Delivery
@@ -337,8 +343,7 @@ func (s *Store) LostDispatches(ctx context.Context, grace time.Duration, limit i
 	return out, nil
 }
 
-// MarkEventsDispatched records that the events' deliveries were started (or,
-// from a delivery workflow, that one of them runs).
+// MarkEventsDispatched records that the events' deliveries were started.
 func (s *Store) MarkEventsDispatched(ctx context.Context, ids []uuid.UUID) error {
 	if len(ids) == 0 {
 		return nil

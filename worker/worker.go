@@ -123,12 +123,19 @@ func EnsureReconcileSchedule(ctx context.Context, c client.Client, taskQueue str
 		},
 	})
 	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return c.ScheduleClient().GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
-			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-				in.Description.Schedule.Spec = &spec
-				return &client.ScheduleUpdate{Schedule: &in.Description.Schedule}, nil
-			},
-		})
+		// Processes starting together (API and worker) race on the update's
+		// conflict token: the loser tries again on a fresh description.
+		for attempt := 1; ; attempt++ {
+			err = c.ScheduleClient().GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
+				DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+					in.Description.Schedule.Spec = &spec
+					return &client.ScheduleUpdate{Schedule: &in.Description.Schedule}, nil
+				},
+			})
+			if err == nil || attempt == 3 {
+				return err
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("create reconcile schedule: %w", err)
