@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,7 +32,7 @@ func TestAPIWorkerStartsRefundsEagerly(t *testing.T) {
 	t.Cleanup(func() {
 		_ = s.Temporal.ScheduleClient().GetHandle(ctx, workflows.ReconcileScheduleID(taskQueue)).Delete(ctx)
 	})
-	port := freeTCPPort(t)
+	port := testenv.FreePort(t)
 	apiURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cfgs, err := json.Marshal(providers.SandboxConfigs(s.SandboxURL))
 	if err != nil {
@@ -49,7 +48,17 @@ func TestAPIWorkerStartsRefundsEagerly(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGKILL); _ = cmd.Wait() })
-	waitReady(t, apiURL+"/readyz")
+	err = reliability.Poll(ctx, 30*time.Second, "backflow api on "+apiURL, func(ctx context.Context) (bool, error) {
+		resp, err := http.Get(apiURL + "/readyz")
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	c := reliability.NewClient(apiURL, s.MerchantKey)
 	tx, err := c.CreateTransaction(ctx, reliability.Providers[0].Fields)
@@ -60,20 +69,8 @@ func TestAPIWorkerStartsRefundsEagerly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r, err := c.GetRefund(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Status == store.StatusSucceeded {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("refund %s is %s after 30 s: the API's worker did not run it", id, r.Status)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	// Only the API's worker polls the task queue.
+	s.WaitRefund(t, id, 30*time.Second, store.StatusSucceeded)
 
 	iter := s.Temporal.GetWorkflowHistory(ctx, workflows.RefundWorkflowID(uuid.MustParse(id)), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	first, err := iter.Next()
@@ -87,29 +84,4 @@ func TestAPIWorkerStartsRefundsEagerly(t *testing.T) {
 	if got := started.GetTaskQueue().GetName(); got != taskQueue {
 		t.Fatalf("workflow on task queue %q, want %q", got, taskQueue)
 	}
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitReady(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s did not answer 200 within 30 s", url)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
 )
 
@@ -51,17 +52,7 @@ func (r Response) Problem() (Problem, bool) {
 }
 
 // Problem is the API's error document.
-type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-	Errors []struct {
-		Field   string `json:"field"`
-		Message string `json:"message"`
-	} `json:"errors"`
-}
+type Problem = server.Problem
 
 func truncate(b []byte, n int) string {
 	if len(b) > n {

@@ -99,7 +99,7 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 	proxy := startTCPProxy(t, sharedTemporalAddress())
 	logFile := filepath.Join(t.TempDir(), "api.log")
 	startAPI := func() (*process, *reliability.Client) {
-		port := freePort(t)
+		port := testenv.FreePort(t)
 		cfgs, _ := json.Marshal(providers.SandboxConfigs(r.SandboxURL))
 		logf, err := os.OpenFile(logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {

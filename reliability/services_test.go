@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 
+	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/migrations"
 	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/store"
@@ -44,16 +45,6 @@ func repoBin(t *testing.T, name string) string {
 		t.Fatalf("%s is missing: run `make tools` (make test builds it): %v", p, err)
 	}
 	return p
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // process is a child process a test can SIGKILL.
@@ -105,7 +96,7 @@ type temporalServer struct {
 
 func startTemporalServer(t *testing.T) *temporalServer {
 	t.Helper()
-	s := &temporalServer{bin: repoBin(t, "temporal"), db: filepath.Join(t.TempDir(), "t.db"), port: freePort(t)}
+	s := &temporalServer{bin: repoBin(t, "temporal"), db: filepath.Join(t.TempDir(), "t.db"), port: testenv.FreePort(t)}
 	s.start(t)
 	return s
 }
@@ -208,7 +199,7 @@ func startPostgres(t *testing.T) *pgServer {
 			t.Fatal(err)
 		}
 	}
-	p := &pgServer{bin: pgBin(t), dir: filepath.Join(dir, "data"), port: freePort(t)}
+	p := &pgServer{bin: pgBin(t), dir: filepath.Join(dir, "data"), port: testenv.FreePort(t)}
 	if out, err := asPostgres(filepath.Join(p.bin, "initdb"), "-D", p.dir, "-U", "postgres", "--auth=trust", "-E", "UTF8",
 		"--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)

@@ -297,18 +297,11 @@ func (c *conformance) validateResponse(reqInput *openapi3filter.RequestValidatio
 	return openapi3filter.ValidateResponse(context.Background(), in)
 }
 
-// problemOf decodes a problem response and checks its code.
+// problemOf decodes a problem response and checks its code; do has
+// already checked the status.
 func problemOf(t *testing.T, r testenv.Response, code string) server.Problem {
 	t.Helper()
-	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
-		t.Fatalf("content type %q, want application/problem+json", ct)
-	}
-	var p server.Problem
-	r.JSON(t, &p)
-	if p.Code != code {
-		t.Fatalf("code %q, want %q: %s", p.Code, code, r.Body)
-	}
-	return p
+	return testenv.AssertProblem(t, r, r.Status, code)
 }
 
 func TestOpenAPIConformance(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -162,6 +163,17 @@ func (s *Stack) WaitRefund(t testing.TB, id string, timeout time.Duration, want 
 	}
 	t.Fatalf("refund %s is %s after %s, want %v", id, last.Status, timeout, want)
 	return last
+}
+
+// FreePort returns a TCP port nobody listens on at the moment.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Must fails the test unless r has status want.
