@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -118,13 +119,7 @@ func diffPersistence(before, after map[string]opStat, n int) PersistenceStats {
 	}
 	out.OpsPerItem, out.MsPerItem = round(out.OpsPerItem, 2), round(out.MsPerItem, 2)
 	slices.SortFunc(out.ByOperation, func(a, b OpCount) int {
-		if a.PerItem != b.PerItem {
-			if a.PerItem > b.PerItem {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.Operation, b.Operation)
+		return cmp.Or(cmp.Compare(b.PerItem, a.PerItem), strings.Compare(a.Operation, b.Operation))
 	})
 	return out
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"regexp"
@@ -150,13 +151,7 @@ func diffPG(before, after pgSnapshot, n int) SQLStats {
 		out.Top = append(out.Top, StatementStat{Query: q, PerRefund: pr, MeanMs: round(a.ms/a.calls, 3)})
 	}
 	slices.SortFunc(out.Top, func(x, y StatementStat) int {
-		if x.PerRefund != y.PerRefund {
-			if x.PerRefund > y.PerRefund {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(x.Query, y.Query)
+		return cmp.Or(cmp.Compare(y.PerRefund, x.PerRefund), strings.Compare(x.Query, y.Query))
 	})
 	return out
 }

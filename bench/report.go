@@ -249,19 +249,19 @@ func (r *Report) WriteText(out io.Writer) {
 	line("completed / errors", av, bs, "")
 	av, bs = col(func(p *PhaseReport) string { return fmt.Sprintf("%.1f", p.Throughput) })
 	line("throughput (completed/s)", av, bs, rat(a.Throughput, bv(func(p *PhaseReport) float64 { return p.Throughput })))
-	for _, q := range []struct {
-		name string
-		f    func(l Latency) float64
-	}{{"p50", func(l Latency) float64 { return l.P50 }}, {"p95", func(l Latency) float64 { return l.P95 }}, {"p99", func(l Latency) float64 { return l.P99 }}} {
-		av, bs = col(func(p *PhaseReport) string { return fmt.Sprintf("%.1f", q.f(p.E2E)) })
-		line("end-to-end "+q.name+" (ms)", av, bs, rat(q.f(a.E2E), bv(func(p *PhaseReport) float64 { return q.f(p.E2E) })))
-	}
-	for _, q := range []struct {
-		name string
-		f    func(l Latency) float64
-	}{{"p50", func(l Latency) float64 { return l.P50 }}, {"p95", func(l Latency) float64 { return l.P95 }}, {"p99", func(l Latency) float64 { return l.P99 }}} {
-		av, bs = col(func(p *PhaseReport) string { return fmt.Sprintf("%.1f", q.f(p.Accept)) })
-		line("accept "+q.name+" (ms) [POST 202 | start]", av, bs, rat(q.f(a.Accept), bv(func(p *PhaseReport) float64 { return q.f(p.Accept) })))
+	for _, m := range []struct {
+		label string // with the quantile's name
+		of    func(p *PhaseReport) Latency
+	}{{"end-to-end %s (ms)", func(p *PhaseReport) Latency { return p.E2E }},
+		{"accept %s (ms) [POST 202 | start]", func(p *PhaseReport) Latency { return p.Accept }}} {
+		for _, q := range []struct {
+			name string
+			f    func(l Latency) float64
+		}{{"p50", func(l Latency) float64 { return l.P50 }}, {"p95", func(l Latency) float64 { return l.P95 }}, {"p99", func(l Latency) float64 { return l.P99 }}} {
+			v := func(p *PhaseReport) float64 { return q.f(m.of(p)) }
+			av, bs = col(func(p *PhaseReport) string { return fmt.Sprintf("%.1f", v(p)) })
+			line(fmt.Sprintf(m.label, q.name), av, bs, rat(v(&a), bv(v)))
+		}
 	}
 	if a.History != nil {
 		av, bs = col(func(p *PhaseReport) string {
