@@ -144,18 +144,25 @@ func runList(ctx context.Context, c *Client, args []string, out io.Writer) error
 }
 
 func runShow(ctx context.Context, c *Client, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("show", flag.ContinueOnError)
+	return runOnID(ctx, "show", "refund id", args, out, c.ShowRefund, renderShow)
+}
+
+// runOnID runs a command that takes one id and --json: it fetches with get
+// and prints with render.
+func runOnID[T any](ctx context.Context, name, what string, args []string, out io.Writer,
+	get func(context.Context, string) (T, []byte, error), render func(io.Writer, T) error) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	positional, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	id, err := oneID(fs, positional, "refund id")
+	id, err := oneID(fs, positional, what)
 	if err != nil {
 		return err
 	}
-	d, raw, err := c.ShowRefund(ctx, id)
-	return emit(out, *asJSON, raw, err, func(out io.Writer) error { return renderShow(out, d) })
+	v, raw, err := get(ctx, id)
+	return emit(out, *asJSON, raw, err, func(out io.Writer) error { return render(out, v) })
 }
 
 func runAction(ctx context.Context, c *Client, action string, args []string, out io.Writer) error {
@@ -189,18 +196,7 @@ func runAction(ctx context.Context, c *Client, action string, args []string, out
 }
 
 func runRedeliver(ctx context.Context, c *Client, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("redeliver", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print the API's JSON")
-	positional, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID(fs, positional, "event id")
-	if err != nil {
-		return err
-	}
-	res, raw, err := c.Redeliver(ctx, id)
-	return emit(out, *asJSON, raw, err, func(out io.Writer) error { return renderAction(out, res) })
+	return runOnID(ctx, "redeliver", "event id", args, out, c.Redeliver, renderAction)
 }
 
 func runAudit(ctx context.Context, c *Client, args []string, out io.Writer) error {
