@@ -170,10 +170,7 @@ func (a *Activities) CheckRefund(ctx context.Context, req SubmitRequest, provide
 		return SubmitResult{}, err
 	}
 	res, err := withHeartbeat(ctx, func(ctx context.Context) (providers.Result, error) {
-		if req.Method == store.MethodPayoutRefund {
-			return conn.PayoutStatus(ctx, providerReference, req.Payout.IdempotencyKey)
-		}
-		return conn.RefundStatus(ctx, providerReference, req.Refund.IdempotencyKey)
+		return lookUp(ctx, conn, req, providerReference)
 	})
 	return a.recordAnswer(ctx, req, res, err)
 }
@@ -194,6 +191,18 @@ func (a *Activities) recordAnswer(ctx context.Context, req SubmitRequest, res pr
 		}
 	}
 	return out, nil
+}
+
+// lookUp asks the provider for the refund (or payout) by its reference or,
+// when unknown, by the Backflow refund id.
+func lookUp(ctx context.Context, conn providers.Connector, req SubmitRequest, providerReference string) (providers.Result, error) {
+	l := providers.Lookup{ProviderReference: providerReference, RefundID: req.RefundID.String()}
+	if req.Method == store.MethodPayoutRefund {
+		l.PaymentReference = req.Payout.PaymentReference
+		return conn.PayoutStatus(ctx, l)
+	}
+	l.PaymentReference = req.Refund.PaymentReference
+	return conn.RefundStatus(ctx, l)
 }
 
 func (a *Activities) connector(name string) (providers.Connector, error) {

@@ -99,7 +99,8 @@ func (c *banktransfer) Payout(ctx context.Context, req PayoutRequest) (Result, e
 }
 
 // PayoutStatus reads the payout by id or, failing that, by idempotency key.
-func (c *banktransfer) PayoutStatus(ctx context.Context, providerReference, idempotencyKey string) (Result, error) {
+func (c *banktransfer) PayoutStatus(ctx context.Context, l Lookup) (Result, error) {
+	providerReference, idempotencyKey := l.ProviderReference, l.RefundID
 	out, err := find[bankPayout](ctx, c.api, providerReference, idempotencyKey,
 		"/bank/v1/payouts/"+pathEscape(providerReference),
 		"/bank/v1/payouts?idempotencyKey="+url.QueryEscape(idempotencyKey), "payouts")

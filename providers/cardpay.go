@@ -91,7 +91,8 @@ func (c *cardpay) Refund(ctx context.Context, req RefundRequest) (Result, error)
 
 // RefundStatus reads the refund by its refundTransactionId or, failing that,
 // by idempotency key.
-func (c *cardpay) RefundStatus(ctx context.Context, providerReference, idempotencyKey string) (Result, error) {
+func (c *cardpay) RefundStatus(ctx context.Context, l Lookup) (Result, error) {
+	providerReference, idempotencyKey := l.ProviderReference, l.RefundID
 	out, err := find[cardpayRefund](ctx, c.api, providerReference, idempotencyKey,
 		"/cardpay/v1/refunds/"+pathEscape(providerReference),
 		"/cardpay/v1/refunds?idempotencyKey="+url.QueryEscape(idempotencyKey), "refunds")

@@ -32,7 +32,7 @@ func (noRefunds) Refund(context.Context, RefundRequest) (Result, error) {
 }
 
 // RefundStatus is not offered by payout-only providers.
-func (noRefunds) RefundStatus(context.Context, string, string) (Result, error) {
+func (noRefunds) RefundStatus(context.Context, Lookup) (Result, error) {
 	return Result{}, ErrUnsupported
 }
 
@@ -45,7 +45,7 @@ func (noPayouts) Payout(context.Context, PayoutRequest) (Result, error) {
 }
 
 // PayoutStatus is not offered by refund-only providers.
-func (noPayouts) PayoutStatus(context.Context, string, string) (Result, error) {
+func (noPayouts) PayoutStatus(context.Context, Lookup) (Result, error) {
 	return Result{}, ErrUnsupported
 }
 

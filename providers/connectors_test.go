@@ -180,7 +180,7 @@ func refundFlow(provider string) flow {
 			})
 		},
 		status: func(ctx context.Context, c providers.Connector, ref, key string) (providers.Result, error) {
-			return c.RefundStatus(ctx, ref, key)
+			return c.RefundStatus(ctx, providers.Lookup{ProviderReference: ref, RefundID: key})
 		},
 	}
 }
@@ -200,7 +200,7 @@ func payoutFlow(provider string, dest providers.PayoutDestination) flow {
 			})
 		},
 		status: func(ctx context.Context, c providers.Connector, ref, key string) (providers.Result, error) {
-			return c.PayoutStatus(ctx, ref, key)
+			return c.PayoutStatus(ctx, providers.Lookup{ProviderReference: ref, RefundID: key})
 		},
 	}
 }
@@ -440,8 +440,9 @@ func TestProviderIdempotency(t *testing.T) {
 			wantCounts(t, e.sandbox, key, 1, callers)
 
 			_, err := f.submit(ctx, c, key, 2600)
-			if pe := providerError(t, err); pe.Kind != providers.KindInvalid {
-				t.Errorf("key reused for another amount: %v, want invalid", err)
+			// A reused key is a rejection (422) or a conflict (409): never a success.
+			if pe := providerError(t, err); pe.Kind != providers.KindInvalid && pe.Kind != providers.KindUnknown {
+				t.Errorf("key reused for another amount: %v, want invalid or unknown", err)
 			}
 			wantCounts(t, e.sandbox, key, 1, callers+1)
 		})
@@ -492,11 +493,11 @@ func TestErrorMapping(t *testing.T) {
 			call: refundCall(e.connector(t, "paydesk"), with(func(r *providers.RefundRequest) { r.PaymentReference = "refunded_pay" }))},
 		{name: "paydesk description too long", kind: providers.KindInvalid, code: "request.invalid", status: 422,
 			call: refundCall(e.connector(t, "paydesk"), with(func(r *providers.RefundRequest) { r.Description = strings.Repeat("x", 81) }))},
-		{name: "paydesk wrong API key", kind: providers.KindInvalid, code: "authentication.failed", status: 401,
+		{name: "paydesk wrong API key", kind: providers.KindAuth, code: "authentication.failed", status: 401,
 			call: refundCall(withConfig("paydesk", func(c *providers.Config) { c.APIKey = "test_wrong" }), refund)},
-		{name: "orchestra token without transactions.write", kind: providers.KindInvalid, code: "forbidden", status: 403,
+		{name: "orchestra token without transactions.write", kind: providers.KindAuth, code: "forbidden", status: 403,
 			call: refundCall(withConfig("orchestra", func(c *providers.Config) { c.APIKey = providers.SandboxOrchestraReadOnlyToken }), refund)},
-		{name: "orchestra unknown token", kind: providers.KindInvalid, code: "unauthorized", status: 401,
+		{name: "orchestra unknown token", kind: providers.KindAuth, code: "unauthorized", status: 401,
 			call: refundCall(withConfig("orchestra", func(c *providers.Config) { c.APIKey = "nope" }), refund)},
 		{name: "orchestra not captured", kind: providers.KindInvalid, code: "bad_request", status: 400,
 			call: refundCall(e.connector(t, "orchestra"), with(func(r *providers.RefundRequest) { r.PaymentReference = "authorized_tx" }))},
@@ -504,7 +505,7 @@ func TestErrorMapping(t *testing.T) {
 			call: refundCall(e.connector(t, "orchestra"), with(func(r *providers.RefundRequest) { r.TargetType = "GIFT_CARD_REDEMPTION" }))},
 		{name: "orchestra unknown target type", kind: providers.KindInvalid, code: "bad_target_type",
 			call: refundCall(e.connector(t, "orchestra"), with(func(r *providers.RefundRequest) { r.TargetType = "WALLET" }))},
-		{name: "cardpay wrong password", kind: providers.KindInvalid, code: "unauthorized", status: 401,
+		{name: "cardpay wrong password", kind: providers.KindAuth, code: "unauthorized", status: 401,
 			call: refundCall(withConfig("cardpay", func(c *providers.Config) { c.Password = "wrong" }), refund)},
 		{name: "cardpay transaction not found", kind: providers.KindInvalid, code: "transaction_not_found", status: 404,
 			call: refundCall(e.connector(t, "cardpay"), with(func(r *providers.RefundRequest) { r.PaymentReference = "missing_tx" }))},
@@ -520,12 +521,12 @@ func TestErrorMapping(t *testing.T) {
 			call: payoutCall(e.connector(t, "cardpay"), providers.PayoutDestination{MobileNumber: "256772123456"})},
 		{name: "status of an unknown reference", kind: providers.KindRetryable, code: "not_found", status: 404, sentinel: providers.ErrNotFound,
 			call: func(ctx context.Context) error {
-				_, err := e.connector(t, "orchestra").RefundStatus(ctx, "00000000-0000-0000-0000-000000000000", "")
+				_, err := e.connector(t, "orchestra").RefundStatus(ctx, providers.Lookup{ProviderReference: "00000000-0000-0000-0000-000000000000"})
 				return err
 			}},
 		{name: "status of an unknown key", kind: providers.KindRetryable, code: "not_found", sentinel: providers.ErrNotFound,
 			call: func(ctx context.Context) error {
-				_, err := e.connector(t, "banktransfer").PayoutStatus(ctx, "", "never-sent")
+				_, err := e.connector(t, "banktransfer").PayoutStatus(ctx, providers.Lookup{RefundID: "never-sent"})
 				return err
 			}},
 		{name: "connection refused", kind: providers.KindRetryable, code: "network",

@@ -92,9 +92,10 @@ func (a *httpAPI) do(ctx context.Context, method, path, idempotencyKey, contentT
 	return nil
 }
 
-// classify is the common error policy: 429, 408 and 5xx are retryable (429
-// with its Retry-After), a declined code is a decline, any other answer is an
-// invalid request.
+// classify is the common error policy (see outcome.go): 429, 408 and 5xx are
+// retryable (429 with its Retry-After); a decline code or 402 is a decline;
+// 401/403 are credentials; 400, 404 and 422 are invalid requests; any other
+// answer (409 duplicate, ...) leaves the outcome unknown.
 func classify(status int, header http.Header, code, msg string, declined bool) *Error {
 	if code == "" {
 		code = "http_" + strconv.Itoa(status)
@@ -106,10 +107,14 @@ func classify(status int, header http.Header, code, msg string, declined bool) *
 		return e
 	case status == http.StatusRequestTimeout || status >= 500:
 		return Retryable(code, msg, nil)
-	case declined:
+	case declined || status == http.StatusPaymentRequired:
 		return Declined(code, msg)
-	default:
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return &Error{Kind: KindAuth, Code: code, Message: msg}
+	case status == http.StatusBadRequest || status == http.StatusNotFound || status == http.StatusUnprocessableEntity:
 		return Invalid(code, msg)
+	default:
+		return &Error{Kind: KindUnknown, Code: code, Message: msg}
 	}
 }
 

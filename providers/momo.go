@@ -103,7 +103,8 @@ func (c *momo) Payout(ctx context.Context, req PayoutRequest) (Result, error) {
 }
 
 // PayoutStatus reads the payout by id or, failing that, by idempotency key.
-func (c *momo) PayoutStatus(ctx context.Context, providerReference, idempotencyKey string) (Result, error) {
+func (c *momo) PayoutStatus(ctx context.Context, l Lookup) (Result, error) {
+	providerReference, idempotencyKey := l.ProviderReference, l.RefundID
 	out, err := find[momoPayout](ctx, c.api, providerReference, idempotencyKey,
 		"/momo/v1/payouts/"+pathEscape(providerReference),
 		"/momo/v1/payouts?idempotencyKey="+url.QueryEscape(idempotencyKey), "payouts")

@@ -25,7 +25,7 @@ func newOrchestra(cfg Config, client *http.Client) (Connector, error) {
 	}
 	return &orchestra{base: base{
 		name:   cfg.Name,
-		caps:   Capabilities{RefundAPI: true, PartialRefunds: true, AsyncOutcome: true},
+		caps:   Capabilities{RefundAPI: true, PartialRefunds: true, AsyncOutcome: true, GiftCards: true},
 		secret: cfg.CallbackSecret,
 		api: &httpAPI{
 			provider:  cfg.Name,
@@ -59,7 +59,7 @@ var orchestraStatuses = map[string]Status{
 	"succeeded":  StatusSucceeded,
 	"declined":   StatusDeclined,
 	"failed":     StatusFailed,
-	"voided":     StatusFailed, // voided refunds will not proceed
+	"voided":     StatusCanceled, // voided before it was processed: nothing moved
 }
 
 // orchestraTargets maps Backflow target types to the API's.
@@ -71,9 +71,12 @@ var orchestraTargets = map[string]string{
 
 func (r orchestraRefund) result() Result {
 	res := Result{Status: statusOf(orchestraStatuses, r.Status), ProviderReference: r.ID}
-	if res.Status == StatusDeclined || res.Status == StatusFailed {
+	switch res.Status {
+	case StatusDeclined, StatusFailed:
 		res.FailureCode = r.Status // the record carries no finer reason
 		res.FailureMessage = "refund " + r.Status + " by the payment service"
+	case StatusCanceled:
+		res.FailureCode, res.FailureMessage = "provider.voided", "refund voided by the payment service"
 	}
 	return res
 }
@@ -108,7 +111,8 @@ func (c *orchestra) Refund(ctx context.Context, req RefundRequest) (Result, erro
 
 // RefundStatus reads the refund record by id or, failing that, by
 // idempotency key.
-func (c *orchestra) RefundStatus(ctx context.Context, providerReference, idempotencyKey string) (Result, error) {
+func (c *orchestra) RefundStatus(ctx context.Context, l Lookup) (Result, error) {
+	providerReference, idempotencyKey := l.ProviderReference, l.RefundID
 	out, err := find[orchestraRefund](ctx, c.api, providerReference, idempotencyKey,
 		"/orchestra/refunds/"+pathEscape(providerReference),
 		"/orchestra/refunds?idempotency_key="+url.QueryEscape(idempotencyKey), "items")

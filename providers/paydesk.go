@@ -128,7 +128,8 @@ func (c *paydesk) Refund(ctx context.Context, req RefundRequest) (Result, error)
 
 // RefundStatus reads the refund by "paymentId/refundId" or, failing that, by
 // idempotency key.
-func (c *paydesk) RefundStatus(ctx context.Context, providerReference, idempotencyKey string) (Result, error) {
+func (c *paydesk) RefundStatus(ctx context.Context, l Lookup) (Result, error) {
+	providerReference, idempotencyKey := l.ProviderReference, l.RefundID
 	var itemPath string
 	if providerReference != "" {
 		i := strings.LastIndex(providerReference, "/")

@@ -17,6 +17,7 @@ type Capabilities struct {
 	PartialRefunds bool // the refund API accepts less than the captured amount
 	Payouts        bool // the provider can send a payout to the original destination
 	AsyncOutcome   bool // answers may be PROCESSING and complete later (callback or polling)
+	GiftCards      bool // a refund can target a gift-card redemption of the payment
 }
 
 // Status is the provider-side state of a refund or payout, mapped to Backflow terms.
@@ -28,10 +29,21 @@ const (
 	StatusSucceeded  Status = "SUCCEEDED"
 	StatusDeclined   Status = "DECLINED"
 	StatusFailed     Status = "FAILED"
+	// StatusCanceled: the provider voided the refund before processing it.
+	StatusCanceled Status = "CANCELED"
+	// StatusReversed: the refund succeeded, then the provider reversed it
+	// (the money is back with the merchant).
+	StatusReversed Status = "REVERSED"
 )
 
 // Final reports whether the status is terminal.
-func (s Status) Final() bool { return s == StatusSucceeded || s == StatusDeclined || s == StatusFailed }
+func (s Status) Final() bool {
+	switch s {
+	case StatusSucceeded, StatusDeclined, StatusFailed, StatusCanceled, StatusReversed:
+		return true
+	}
+	return false
+}
 
 // LineItem is one refunded line of the original payment.
 type LineItem struct {
@@ -91,6 +103,16 @@ type Result struct {
 	FailureMessage    string `json:"failureMessage,omitempty"`
 }
 
+// Lookup names one refund or payout at the provider: by the provider's own
+// id when it is known, otherwise by Backflow's refund id (which is also the
+// idempotency key), with the original payment for providers that list
+// refunds per payment (Stripe).
+type Lookup struct {
+	ProviderReference string
+	RefundID          string
+	PaymentReference  string
+}
+
 // CallbackEvent is a verified provider callback about one refund or payout.
 type CallbackEvent struct {
 	// RefundID is the Backflow refund id when the provider echoes the
@@ -110,10 +132,12 @@ type Connector interface {
 	// Refund submits a refund; calling it again with the same IdempotencyKey
 	// returns the same refund.
 	Refund(ctx context.Context, req RefundRequest) (Result, error)
-	// RefundStatus looks a refund up by provider reference or, when unknown, by idempotency key.
-	RefundStatus(ctx context.Context, providerReference, idempotencyKey string) (Result, error)
+	// RefundStatus looks a refund up by provider reference or, when unknown,
+	// by Backflow's refund id; ErrNotFound when the provider holds none.
+	RefundStatus(ctx context.Context, l Lookup) (Result, error)
 	Payout(ctx context.Context, req PayoutRequest) (Result, error)
-	PayoutStatus(ctx context.Context, providerReference, idempotencyKey string) (Result, error)
+	// PayoutStatus is RefundStatus for payouts.
+	PayoutStatus(ctx context.Context, l Lookup) (Result, error)
 	// ParseCallback verifies a callback's signature and decodes it.
 	ParseCallback(header http.Header, body []byte) (CallbackEvent, error)
 }
@@ -123,13 +147,22 @@ type ErrorKind string
 
 // Error kinds.
 const (
-	// KindRetryable: 5xx, timeouts, connection errors, 429. The outcome may be
-	// unknown; retry with the same idempotency key.
+	// KindRetryable: 5xx, timeouts, connection errors, 429, unreadable
+	// answers. The outcome may be unknown; look up, then retry with the same
+	// idempotency key.
 	KindRetryable ErrorKind = "retryable"
-	// KindDeclined: the provider refused the refund; final.
+	// KindDeclined: the provider refused the request itself (a decline
+	// code); final only for a first send (see Settle).
 	KindDeclined ErrorKind = "declined"
-	// KindInvalid: the request was invalid (bad payment, unsupported); final, nothing happened.
+	// KindInvalid: the provider rejected the request as invalid (validation,
+	// unknown payment, unsupported); final only for a first send.
 	KindInvalid ErrorKind = "invalid"
+	// KindAuth: 401/403, the provider refused our credentials. Never final:
+	// the refund waits as stuck (provider.auth) until they work again.
+	KindAuth ErrorKind = "auth"
+	// KindUnknown: an answer that is neither success nor a definitive
+	// rejection (409 duplicate, other 4xx): the outcome is unknown.
+	KindUnknown ErrorKind = "unknown"
 )
 
 // Error is a typed connector error.

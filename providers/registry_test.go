@@ -21,7 +21,7 @@ func TestSandboxRegistry(t *testing.T) {
 	wantCaps := map[string]providers.Capabilities{
 		"cardpay":      {RefundAPI: true, PartialRefunds: true},
 		"paydesk":      {RefundAPI: true, PartialRefunds: true, AsyncOutcome: true},
-		"orchestra":    {RefundAPI: true, PartialRefunds: true, AsyncOutcome: true},
+		"orchestra":    {RefundAPI: true, PartialRefunds: true, AsyncOutcome: true, GiftCards: true},
 		"momo":         {Payouts: true, AsyncOutcome: true},
 		"banktransfer": {Payouts: true, AsyncOutcome: true},
 	}

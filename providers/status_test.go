@@ -11,7 +11,7 @@ func TestStatusMapping(t *testing.T) {
 		want     Status
 		wantCode string
 	}{
-		{"orchestra voided", orchestraRefund{ID: "r", Status: "voided"}.result(), StatusFailed, "voided"},
+		{"orchestra voided", orchestraRefund{ID: "r", Status: "voided"}.result(), StatusCanceled, "provider.voided"},
 		{"orchestra declined", orchestraRefund{ID: "r", Status: "declined"}.result(), StatusDeclined, "declined"},
 		{"orchestra unknown status stays processing", orchestraRefund{ID: "r", Status: "queued"}.result(), StatusProcessing, ""},
 		{"paydesk processing", paydeskRefund{ID: "r", PaymentID: "p", Status: "processing"}.result(), StatusProcessing, ""},

@@ -146,7 +146,8 @@ func (c *stripeConnector) Refund(ctx context.Context, req RefundRequest) (Result
 // RefundStatus reads the refund by id. Stripe cannot search by idempotency
 // key: without a reference, resubmit the create with the same key, which
 // Stripe answers with the original refund for 24 hours.
-func (c *stripeConnector) RefundStatus(ctx context.Context, providerReference, _ string) (Result, error) {
+func (c *stripeConnector) RefundStatus(ctx context.Context, l Lookup) (Result, error) {
+	providerReference := l.ProviderReference
 	if providerReference == "" {
 		return Result{}, fmt.Errorf("find %s refund by idempotency key: %w", c.name, ErrUnsupported)
 	}

@@ -84,7 +84,7 @@ func TestStripeContract(t *testing.T) {
 		if !strings.HasPrefix(res.ProviderReference, "re_") || !res.Status.Final() && res.Status != providers.StatusProcessing {
 			t.Fatalf("Refund() = %+v, want a re_ reference and a known status", res)
 		}
-		got, err := ok.RefundStatus(ctx, res.ProviderReference, refund.IdempotencyKey)
+		got, err := ok.RefundStatus(ctx, providers.Lookup{ProviderReference: res.ProviderReference, RefundID: refund.RefundID})
 		if err != nil || got.ProviderReference != res.ProviderReference {
 			t.Fatalf("RefundStatus() = %+v, %v", got, err)
 		}
@@ -108,7 +108,7 @@ func TestStripeContract(t *testing.T) {
 		})},
 		{name: "unknown parameter", conn: withExtraParam(t, base, "refund_everything", "true"), req: refund, kind: providers.KindInvalid, status: 400},
 		{name: "reason outside Stripe's enum", conn: withExtraParam(t, base, "reason", "customer_changed_mind"), req: refund, kind: providers.KindInvalid, status: 400},
-		{name: "not a secret key", conn: stripeConnector(t, base, "pk_not_secret"), req: refund, kind: providers.KindInvalid, status: 401},
+		{name: "not a secret key", conn: stripeConnector(t, base, "pk_not_secret"), req: refund, kind: providers.KindAuth, status: 401},
 		{name: "not a Stripe payment id", conn: ok, req: modified(refund, func(r *providers.RefundRequest) {
 			r.PaymentReference = "pay_4711"
 		}), kind: providers.KindInvalid},
@@ -131,7 +131,7 @@ func TestStripeContract(t *testing.T) {
 
 	t.Run("no lookup by idempotency key", func(t *testing.T) {
 		t.Parallel()
-		if _, err := ok.RefundStatus(ctx, "", "contract-1"); !errors.Is(err, providers.ErrUnsupported) {
+		if _, err := ok.RefundStatus(ctx, providers.Lookup{RefundID: "contract-1"}); !errors.Is(err, providers.ErrUnsupported) {
 			t.Fatalf("RefundStatus(no reference) = %v, want ErrUnsupported", err)
 		}
 	})
@@ -176,7 +176,7 @@ func TestStripeRequestAndErrors(t *testing.T) {
 		{name: "amount_too_large", status: 400, body: `{"error":{"type":"invalid_request_error","code":"amount_too_large"}}`, kind: providers.KindDeclined, code: "amount_too_large"},
 		{name: "invalid_request_error", status: 400, body: `{"error":{"type":"invalid_request_error","code":"parameter_unknown"}}`, kind: providers.KindInvalid, code: "parameter_unknown"},
 		{name: "idempotency_error", status: 400, body: `{"error":{"type":"idempotency_error","message":"different parameters"}}`, kind: providers.KindInvalid, code: "idempotency_error"},
-		{name: "authentication", status: 401, body: `{"error":{"type":"invalid_request_error","message":"bad key"}}`, kind: providers.KindInvalid, code: "invalid_request_error"},
+		{name: "authentication", status: 401, body: `{"error":{"type":"invalid_request_error","message":"bad key"}}`, kind: providers.KindAuth, code: "invalid_request_error"},
 		{name: "not JSON", status: 502, body: `<html>bad gateway</html>`, kind: providers.KindRetryable, code: "http_502"},
 	}
 	for _, tt := range tests {
