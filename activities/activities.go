@@ -6,22 +6,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/store"
 )
 
-// Error types workflows branch on; they are non-retryable.
+// Error types workflows branch on.
 const (
-	ErrTypeDeclined   = "RefundDeclined"
-	ErrTypeInvalid    = "InvalidRefundRequest"
-	ErrTypeNotPending = "RefundNotPending"
-	ErrTypeRule       = "RuleViolation"
+	// ErrTypeDeclined and ErrTypeInvalid end a refund: the provider declined
+	// or rejected a first send (providers.FinalRejection). Non-retryable.
+	ErrTypeDeclined = "RefundDeclined"
+	ErrTypeInvalid  = "InvalidRefundRequest"
+	// ErrTypeProviderAuth: the provider refused Backflow's credentials
+	// (401/403). Never final; non-retryable so the refund is flagged stuck
+	// (provider.auth) at once.
+	ErrTypeProviderAuth = "ProviderAuth"
+	// ErrTypeOutcomeUnknown: an answer that is neither success nor a
+	// definitive rejection (409, a rejection after an earlier attempt).
+	// Retried: the next attempt looks the refund up before sending again.
+	ErrTypeOutcomeUnknown = "OutcomeUnknown"
+	ErrTypeNotPending     = "RefundNotPending"
+	ErrTypeRule           = "RuleViolation"
 )
 
 // Policy is the timing of one refund, read from configuration by the
@@ -33,6 +45,10 @@ type Policy struct {
 	SubmitAttempts        int32         // provider attempts before the refund waits as stuck
 	SubmitInitialInterval time.Duration
 	StuckRetryEvery       time.Duration // how often a stuck refund re-checks by itself
+	// ApprovalTimeout ends a wait for an ops approval: the refund is
+	// CANCELED with approval.expired (0, as in runs begun before it
+	// existed: no expiry).
+	ApprovalTimeout time.Duration
 }
 
 // DefaultPolicy is the production timing.
@@ -44,6 +60,7 @@ func DefaultPolicy() Policy {
 		SubmitAttempts:        8,
 		SubmitInitialInterval: time.Second,
 		StuckRetryEvery:       15 * time.Minute,
+		ApprovalTimeout:       168 * time.Hour,
 	}
 }
 
@@ -57,6 +74,10 @@ type Activities struct {
 	Webhooks WebhookPolicy
 	// StartRefund starts a refund's workflow (the reconciler's repair).
 	StartRefund StartRefundWorkflow
+	// ResumeRefund starts a new run of a refund whose last run closed
+	// without finishing it; BrokenRuns lists such refunds (at most limit).
+	ResumeRefund StartRefundWorkflow
+	BrokenRuns   func(ctx context.Context, limit int) ([]uuid.UUID, error)
 	// StartDelivery starts one webhook delivery workflow (the reconciler's
 	// re-dispatch); set by the worker, which knows the workflow names.
 	StartDelivery func(ctx context.Context, d Delivery) error
@@ -89,6 +110,9 @@ type SubmitRequest struct {
 	Method   string
 	Refund   providers.RefundRequest
 	Payout   providers.PayoutRequest
+	// Resend: an earlier submit of this refund may have reached the
+	// provider, so it is looked up before it is sent again.
+	Resend bool `json:",omitempty"`
 }
 
 // BeginRefund records that the workflow runs and returns the refund's plan.
@@ -148,22 +172,32 @@ type SubmitResult struct {
 }
 
 // SubmitRefund sends the refund (or payout) to the provider. Calling it again
-// returns the same provider-side refund: the idempotency key never changes.
+// returns the same provider-side refund: the idempotency key never changes,
+// and every send but the first looks the refund up first, so a provider
+// that forgot the key (Stripe, after 24 h) cannot be made to refund twice.
 func (a *Activities) SubmitRefund(ctx context.Context, req SubmitRequest) (SubmitResult, error) {
 	conn, err := a.connector(req.Provider)
 	if err != nil {
 		return SubmitResult{}, err
 	}
+	firstSend := !req.Resend && attempt(ctx) == 1
 	res, err := withHeartbeat(ctx, func(ctx context.Context) (providers.Result, error) {
+		if !firstSend {
+			found, err := lookUp(ctx, conn, req, "")
+			if !errors.Is(err, providers.ErrNotFound) {
+				return found, err // found, or the look-up failed: never send blind
+			}
+		}
 		if req.Method == store.MethodPayoutRefund {
 			return conn.Payout(ctx, req.Payout)
 		}
 		return conn.Refund(ctx, req.Refund)
 	})
-	return a.recordAnswer(ctx, req, res, err)
+	return a.recordAnswer(ctx, req, res, err, firstSend)
 }
 
-// CheckRefund asks the provider for the refund's current status.
+// CheckRefund asks the provider for the refund's current status. Its errors
+// are never final: a failed check says nothing about the refund.
 func (a *Activities) CheckRefund(ctx context.Context, req SubmitRequest, providerReference string) (SubmitResult, error) {
 	conn, err := a.connector(req.Provider)
 	if err != nil {
@@ -172,18 +206,16 @@ func (a *Activities) CheckRefund(ctx context.Context, req SubmitRequest, provide
 	res, err := withHeartbeat(ctx, func(ctx context.Context) (providers.Result, error) {
 		return lookUp(ctx, conn, req, providerReference)
 	})
-	return a.recordAnswer(ctx, req, res, err)
+	return a.recordAnswer(ctx, req, res, err, false)
 }
 
 // recordAnswer keeps the provider reference so callbacks find the refund, and
 // turns connector errors into Temporal errors with the right retry behaviour.
-func (a *Activities) recordAnswer(ctx context.Context, req SubmitRequest, res providers.Result, err error) (SubmitResult, error) {
-	out := SubmitResult{Result: res, Attempt: 1}
-	if activity.IsActivity(ctx) {
-		out.Attempt = activity.GetInfo(ctx).Attempt
-	}
+func (a *Activities) recordAnswer(ctx context.Context, req SubmitRequest, res providers.Result, err error, firstSend bool) (SubmitResult, error) {
+	out := SubmitResult{Result: res, Attempt: attempt(ctx)}
 	if err != nil {
-		return out, temporalError(err)
+		a.logProviderError(ctx, req, err, out.Attempt)
+		return out, temporalError(err, firstSend)
 	}
 	if res.ProviderReference != "" && !res.Status.Final() {
 		if err := a.Store.SetProviderReference(ctx, req.RefundID, res.ProviderReference); err != nil {
@@ -191,6 +223,34 @@ func (a *Activities) recordAnswer(ctx context.Context, req SubmitRequest, res pr
 		}
 	}
 	return out, nil
+}
+
+// logProviderError logs a failed provider call once, with the refund's ids.
+func (a *Activities) logProviderError(ctx context.Context, req SubmitRequest, err error, attempt int32) {
+	var pe *providers.Error
+	code, kind := "", string(providers.KindOf(err))
+	if errors.As(err, &pe) {
+		code = pe.Code
+	}
+	logger(ctx).Warn("provider call failed", "refundId", req.RefundID, "provider", req.Provider,
+		"kind", kind, "code", code, "attempt", attempt, "error", err)
+}
+
+// logger is the activity's logger, or the default one outside an activity
+// (a reconciler pass run by hand or from a test).
+func logger(ctx context.Context) log.Logger {
+	if activity.IsActivity(ctx) {
+		return activity.GetLogger(ctx)
+	}
+	return log.NewStructuredLogger(slog.Default())
+}
+
+// attempt is the activity's attempt number (1 outside an activity).
+func attempt(ctx context.Context) int32 {
+	if activity.IsActivity(ctx) {
+		return activity.GetInfo(ctx).Attempt
+	}
+	return 1
 }
 
 // lookUp asks the provider for the refund (or payout) by its reference or,
@@ -214,22 +274,31 @@ func (a *Activities) connector(name string) (providers.Connector, error) {
 	return conn, nil
 }
 
-// temporalError maps a connector error to a Temporal error: declines and
-// invalid requests are final, everything else is retried (429 after Retry-After).
-func temporalError(err error) error {
+// temporalError maps a connector error to a Temporal error by the outcome
+// rules (providers/outcome.go): a decline or rejection of a first send is
+// final; 401/403 stop the activity at once (stuck, provider.auth); any
+// other answer leaves the outcome unknown and is retried, 429 after its
+// Retry-After.
+func temporalError(err error, firstSend bool) error {
+	if final, ok := providers.FinalRejection(err, firstSend); ok {
+		typ := ErrTypeInvalid
+		if final.Status == providers.StatusDeclined {
+			typ = ErrTypeDeclined
+		}
+		return temporal.NewNonRetryableApplicationError(final.FailureMessage, typ, err, final.FailureCode)
+	}
 	var pe *providers.Error
 	if !errors.As(err, &pe) {
 		return err
 	}
-	switch pe.Kind {
-	case providers.KindDeclined:
-		return temporal.NewNonRetryableApplicationError(pe.Message, ErrTypeDeclined, err, pe.Code)
-	case providers.KindInvalid:
-		return temporal.NewNonRetryableApplicationError(pe.Message, ErrTypeInvalid, err, pe.Code)
-	}
-	if pe.RetryAfter > 0 {
+	switch {
+	case pe.Kind == providers.KindAuth:
+		return temporal.NewNonRetryableApplicationError(pe.Error(), ErrTypeProviderAuth, err, pe.Code)
+	case pe.RetryAfter > 0:
 		return temporal.NewApplicationErrorWithOptions(pe.Error(), "ProviderRetryAfter",
 			temporal.ApplicationErrorOptions{NextRetryDelay: pe.RetryAfter, Cause: err})
+	case pe.Kind != providers.KindRetryable:
+		return temporal.NewApplicationError(pe.Error(), ErrTypeOutcomeUnknown, err, pe.Code)
 	}
 	return err
 }
@@ -285,7 +354,32 @@ func (a *Activities) FinalizeRefund(ctx context.Context, in FinalizeInput) (Fina
 	return FinalizeResult{Status: r.Status, Deliveries: ds}, nil
 }
 
-// SetStuck flags or clears the refund's stuck flag in Postgres.
-func (a *Activities) SetStuck(ctx context.Context, refundID uuid.UUID, stuck bool) error {
-	return a.Store.SetStuck(ctx, refundID, stuck)
+// SetStuck flags the refund stuck with a reason, or clears the flag, in Postgres.
+func (a *Activities) SetStuck(ctx context.Context, refundID uuid.UUID, stuck bool, reason string) error {
+	return a.Store.SetStuck(ctx, refundID, stuck, reason)
+}
+
+// ReverseInput records a provider's reversal of a succeeded refund.
+type ReverseInput struct {
+	RefundID       uuid.UUID
+	FailureCode    string
+	FailureMessage string
+}
+
+// ReverseRefund gives a succeeded refund's amount back: the provider
+// reported it failed or reversed after it succeeded. It is idempotent and
+// returns the webhook deliveries of refund.reversed.
+func (a *Activities) ReverseRefund(ctx context.Context, in ReverseInput) (FinalizeResult, error) {
+	r, ev, ds, err := a.Store.Reverse(ctx, in.RefundID, in.FailureCode, in.FailureMessage, true)
+	var rule *store.RuleError
+	if errors.As(err, &rule) {
+		return FinalizeResult{}, temporal.NewNonRetryableApplicationError(rule.Message, ErrTypeRule, err)
+	}
+	if err != nil {
+		return FinalizeResult{}, fmt.Errorf("reverse refund: %w", err)
+	}
+	if ev != nil && a.Observe != nil {
+		a.Observe(r)
+	}
+	return FinalizeResult{Status: r.Status, Deliveries: ds}, nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/activity"
 
 	"github.com/backflow/backflow/store"
 )
@@ -23,10 +22,15 @@ const lostDispatchGrace = time.Minute
 // ReconcileReport says what one reconciler pass repaired.
 type ReconcileReport struct {
 	WorkflowsStarted int
+	// WorkflowsResumed counts refunds whose workflow closed without
+	// finishing them (terminated, failed, timed out) and got a new run.
+	WorkflowsResumed int
 	// EventsRedispatched counts events whose lost dispatch was repaired;
 	// DeliveriesStarted the delivery workflows started for them.
 	EventsRedispatched int
 	DeliveriesStarted  int
+	// IdempotencyKeysPurged counts Idempotency-Keys past their retention.
+	IdempotencyKeysPurged int64
 }
 
 // StartRefundWorkflow starts a refund's workflow; a second start is a no-op.
@@ -50,12 +54,63 @@ func (a *Activities) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		report.WorkflowsStarted++
 	}
 	if report.WorkflowsStarted > 0 {
-		activity.GetLogger(ctx).Info("reconciler started orphaned refund workflows", "count", report.WorkflowsStarted)
+		logger(ctx).Info("reconciler started orphaned refund workflows", "count", report.WorkflowsStarted)
+	}
+	if err := a.resumeBroken(ctx, &report); err != nil {
+		errs = append(errs, err)
 	}
 	if err := a.redispatch(ctx, &report); err != nil {
 		errs = append(errs, err)
 	}
+	purged, err := a.Store.PurgeIdempotencyKeys(ctx)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("purge idempotency keys: %w", err))
+	}
+	report.IdempotencyKeysPurged = purged
 	return report, errors.Join(errs...)
+}
+
+// brokenRunsPerPass bounds the refunds one pass resumes.
+const brokenRunsPerPass = 200
+
+// resumeBroken starts a new run for every open refund whose last run closed
+// without finishing it. The new run finds the refund PROCESSING and looks it
+// up at the provider before any re-send.
+func (a *Activities) resumeBroken(ctx context.Context, report *ReconcileReport) error {
+	if a.BrokenRuns == nil {
+		return nil
+	}
+	ids, err := a.BrokenRuns(ctx, brokenRunsPerPass)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		r, err := a.Store.GetRefund(ctx, uuid.Nil, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // another deployment's refund
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read refund %s: %w", id, err))
+			continue
+		}
+		if store.FinalStatus(r.Status) {
+			continue
+		}
+		err = a.ResumeRefund(ctx, r)
+		var already *serviceerror.WorkflowExecutionAlreadyStarted
+		switch {
+		case errors.As(err, &already):
+			// Resumed already (a run is going), or the visibility record is stale.
+		case err != nil:
+			errs = append(errs, fmt.Errorf("resume workflow of refund %s: %w", id, err))
+		default:
+			report.WorkflowsResumed++
+			logger(ctx).Warn("reconciler resumed a refund whose workflow closed without finishing it",
+				"refundId", r.ID, "merchantId", r.MerchantID, "status", r.Status)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // redispatch starts the deliveries of events still undispatched after
@@ -84,7 +139,7 @@ func (a *Activities) redispatch(ctx context.Context, report *ReconcileReport) er
 	}
 	report.EventsRedispatched = len(done)
 	if len(done) > 0 {
-		activity.GetLogger(ctx).Info("reconciler re-dispatched webhook events", "events", len(done), "deliveries", report.DeliveriesStarted)
+		logger(ctx).Info("reconciler re-dispatched webhook events", "events", len(done), "deliveries", report.DeliveriesStarted)
 	}
 	return errors.Join(errs...)
 }

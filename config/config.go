@@ -31,8 +31,10 @@ type Config struct {
 	StripeURL       string        // BACKFLOW_STRIPE_URL: enables the stripe provider
 	StripeAPIKey    string        // BACKFLOW_STRIPE_API_KEY
 	StuckAfter      time.Duration // BACKFLOW_STUCK_AFTER: SLA after which a PROCESSING refund is flagged stuck
+	ApprovalTimeout time.Duration // BACKFLOW_APPROVAL_TIMEOUT: an approval wait ends as CANCELED approval.expired
 	ProviderTimeout time.Duration // BACKFLOW_PROVIDER_TIMEOUT: HTTP timeout of one provider call
 	ReconcileEvery  time.Duration // BACKFLOW_RECONCILE_EVERY: reconciler schedule interval
+	VerifyEvery     time.Duration // BACKFLOW_VERIFY_EVERY: the worker checks the last day's money invariants this often
 	LogLevel        slog.Level    // BACKFLOW_LOG_LEVEL
 }
 
@@ -55,8 +57,10 @@ func Load() (Config, error) {
 	c.DBMaxConns = int32(intEnv("BACKFLOW_DB_MAX_CONNS", 20, &errs))
 	c.APIWorker = boolEnv("BACKFLOW_API_WORKER", false, &errs)
 	c.StuckAfter = durationEnv("BACKFLOW_STUCK_AFTER", 15*time.Minute, &errs)
+	c.ApprovalTimeout = durationEnv("BACKFLOW_APPROVAL_TIMEOUT", 168*time.Hour, &errs)
 	c.ProviderTimeout = durationEnv("BACKFLOW_PROVIDER_TIMEOUT", 10*time.Second, &errs)
 	c.ReconcileEvery = durationEnv("BACKFLOW_RECONCILE_EVERY", time.Minute, &errs)
+	c.VerifyEvery = durationEnv("BACKFLOW_VERIFY_EVERY", 15*time.Minute, &errs)
 	if err := c.LogLevel.UnmarshalText([]byte(env("BACKFLOW_LOG_LEVEL", "INFO"))); err != nil {
 		errs = append(errs, fmt.Errorf("BACKFLOW_LOG_LEVEL: %w", err))
 	}
@@ -78,8 +82,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("sandboxURL", c.SandboxURL),
 		slog.Bool("stripe", c.StripeURL != ""),
 		slog.Duration("stuckAfter", c.StuckAfter),
+		slog.Duration("approvalTimeout", c.ApprovalTimeout),
 		slog.Duration("providerTimeout", c.ProviderTimeout),
 		slog.Duration("reconcileEvery", c.ReconcileEvery),
+		slog.Duration("verifyEvery", c.VerifyEvery),
 	)
 }
 

@@ -21,7 +21,7 @@ func TestReconcilerStartsOrphanedRefund(t *testing.T) {
 	ctx := context.Background()
 	_, txID := s.Transaction(t, nil)
 	r, err := s.Store.CreateRefund(ctx, store.NewRefund{MerchantID: s.MerchantID, TransactionID: mustUUID(t, txID), Amount: 1200,
-		Route: func(store.Transaction) (string, error) { return store.MethodProviderRefund, nil }})
+		Route: func(store.Transaction, string) (string, error) { return store.MethodProviderRefund, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 		_ = s.Temporal.TerminateWorkflow(context.Background(), workflows.RefundWorkflowID(uuid.MustParse(stuckID)), "", "test cleanup")
 	})
 	scrapeUntil(t, metricsURL, "the stuck refund is counted", func(f map[string]*dto.MetricFamily) bool {
-		stuck, _ := sample(f, metrics.StuckRefunds, nil)
+		stuck, _ := sample(f, metrics.StuckRefunds, map[string]string{"reason": "provider.sla"})
 		reserved, _ := sample(f, metrics.ReservedAmount, map[string]string{"currency": "EUR"})
 		return stuck == 1 && reserved == reserved0+1006
 	})

@@ -21,9 +21,12 @@ import (
 const (
 	RefundsCreated      = "backflow_refunds_created_total"
 	RefundsCompleted    = "backflow_refunds_completed_total"
+	RefundsReversed     = "backflow_refunds_reversed_total"
 	RefundDuration      = "backflow_refund_duration_seconds"
 	ReservedAmount      = "backflow_reserved_amount"
 	StuckRefunds        = "backflow_stuck_refunds"
+	InvariantViolations = "backflow_invariant_violations"
+	InvariantCheckTime  = "backflow_invariant_check_timestamp_seconds"
 	PostgresScrapeUp    = "backflow_postgres_scrape_up"
 	HTTPRequests        = "backflow_http_requests_total"
 	HTTPRequestDuration = "backflow_http_request_duration_seconds"
@@ -42,9 +45,13 @@ type Metrics struct {
 	reg              *prometheus.Registry
 	refundsCreated   *prometheus.CounterVec
 	refundsCompleted *prometheus.CounterVec
+	refundsReversed  *prometheus.CounterVec
 	refundDuration   *prometheus.HistogramVec
 	httpRequests     *prometheus.CounterVec
 	httpDuration     *prometheus.HistogramVec
+	violations       *prometheus.GaugeVec
+	checkedAt        prometheus.Gauge
+	checkRegistered  bool // only processes that run the check export it
 	temporal         *temporalCollector
 }
 
@@ -59,6 +66,9 @@ func New() *Metrics {
 		refundsCompleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: RefundsCompleted, Help: "Refunds that reached a final status (SUCCEEDED, DECLINED, FAILED, CANCELED), by status, provider and method.",
 		}, []string{"status", "provider", "method"}),
+		refundsReversed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: RefundsReversed, Help: "SUCCEEDED refunds the provider later reported failed or reversed (now REVERSED), by provider and method.",
+		}, []string{"provider", "method"}),
 		refundDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: RefundDuration, Help: "End-to-end refund latency, from creation to its final status.",
 			Buckets: refundDurationBuckets,
@@ -70,12 +80,18 @@ func New() *Metrics {
 			Name: HTTPRequestDuration, Help: "API request latency by method and route template.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method", "route"}),
+		violations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: InvariantViolations, Help: "Money invariant violations found by the last scheduled check (backflow verify), by rule.",
+		}, []string{"rule"}),
+		checkedAt: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: InvariantCheckTime, Help: "Unix time of the last scheduled invariant check that ran to the end.",
+		}),
 		temporal: newTemporalCollector(),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.refundsCreated, m.refundsCompleted, m.refundDuration, m.httpRequests, m.httpDuration, m.temporal,
+		m.refundsCreated, m.refundsCompleted, m.refundsReversed, m.refundDuration, m.httpRequests, m.httpDuration, m.temporal,
 	)
 	return m
 }
@@ -104,6 +120,11 @@ func (m *Metrics) RefundCreated(r store.Refund) {
 // its end-to-end latency. It fits activities.Activities.Observe, which is
 // called once per finalized refund.
 func (m *Metrics) RefundFinished(r store.Refund) {
+	if r.Status == store.StatusReversed {
+		// Counted once when it succeeded; its latency is that success's.
+		m.refundsReversed.WithLabelValues(r.Provider, r.Method).Inc()
+		return
+	}
 	m.refundsCompleted.WithLabelValues(r.Status, r.Provider, r.Method).Inc()
 	end := time.Now()
 	if r.CompletedAt != nil {
@@ -112,6 +133,23 @@ func (m *Metrics) RefundFinished(r store.Refund) {
 	if d := end.Sub(r.CreatedAt); d >= 0 {
 		m.refundDuration.WithLabelValues(r.Status, r.Provider, r.Method).Observe(d.Seconds())
 	}
+}
+
+// InvariantCheck exports a scheduled invariant check: its violations by rule,
+// and when it last ran. A check that could not run leaves both as they were,
+// so an alert on the timestamp's age catches a checker that stopped.
+func (m *Metrics) InvariantCheck(byRule map[string]int, err error) {
+	if err != nil {
+		return
+	}
+	if !m.checkRegistered {
+		m.reg.MustRegister(m.violations, m.checkedAt)
+		m.checkRegistered = true
+	}
+	for rule, n := range byRule {
+		m.violations.WithLabelValues(rule).Set(float64(n))
+	}
+	m.checkedAt.SetToCurrentTime()
 }
 
 // WatchStore registers the gauges read from Postgres on each scrape

@@ -129,7 +129,7 @@ func TestTemporalHandler(t *testing.T) {
 
 type fakeSource struct {
 	reserved map[string]int64
-	stuck    int64
+	stuck    map[string]int64
 	err      error
 }
 
@@ -137,11 +137,13 @@ func (f *fakeSource) ReservedByCurrency(ctx context.Context) (map[string]int64, 
 	return f.reserved, f.err
 }
 
-func (f *fakeSource) CountStuckRefunds(ctx context.Context) (int64, error) { return f.stuck, f.err }
+func (f *fakeSource) StuckRefundsByReason(ctx context.Context) (map[string]int64, error) {
+	return f.stuck, f.err
+}
 
 func TestStoreCollector(t *testing.T) {
 	t.Parallel()
-	src := &fakeSource{reserved: map[string]int64{"EUR": 1500, "JPY": 300}, stuck: 2}
+	src := &fakeSource{reserved: map[string]int64{"EUR": 1500, "JPY": 300}, stuck: map[string]int64{"provider.auth": 2}}
 	m := metrics.New()
 	m.WatchStore(src, time.Second, nil)
 	url := serve(t, m)
@@ -149,7 +151,8 @@ func TestStoreCollector(t *testing.T) {
 	fams := scrape(t, url)
 	mustSample(t, fams, metrics.ReservedAmount, map[string]string{"currency": "EUR"}, 1500)
 	mustSample(t, fams, metrics.ReservedAmount, map[string]string{"currency": "JPY"}, 300)
-	mustSample(t, fams, metrics.StuckRefunds, nil, 2)
+	mustSample(t, fams, metrics.StuckRefunds, map[string]string{"reason": "provider.auth"}, 2)
+	mustSample(t, fams, metrics.StuckRefunds, map[string]string{"reason": "provider.sla"}, 0)
 	mustSample(t, fams, metrics.PostgresScrapeUp, nil, 1)
 
 	// Postgres down: the scrape still answers, says so, and drops the gauges.
@@ -164,10 +167,10 @@ func TestStoreCollector(t *testing.T) {
 	}
 
 	// Nothing reserved any more: known currencies report 0 rather than vanish.
-	src.err, src.reserved, src.stuck = nil, map[string]int64{}, 0
+	src.err, src.reserved, src.stuck = nil, map[string]int64{}, nil
 	fams = scrape(t, url)
 	mustSample(t, fams, metrics.ReservedAmount, map[string]string{"currency": "EUR"}, 0)
-	mustSample(t, fams, metrics.StuckRefunds, nil, 0)
+	mustSample(t, fams, metrics.StuckRefunds, map[string]string{"reason": "provider.auth"}, 0)
 }
 
 func TestRefundFinished(t *testing.T) {

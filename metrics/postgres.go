@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/backflow/backflow/store"
 )
 
 // StoreSource is what the Postgres gauges read; *store.Store implements it.
 type StoreSource interface {
 	ReservedByCurrency(ctx context.Context) (map[string]int64, error)
-	CountStuckRefunds(ctx context.Context) (int64, error)
+	StuckRefundsByReason(ctx context.Context) (map[string]int64, error)
 }
 
 // storeCollector reads its gauges from Postgres on each scrape, so every
@@ -42,8 +44,9 @@ func NewStoreCollector(src StoreSource, timeout time.Duration, logger *slog.Logg
 		reserved: prometheus.NewDesc(ReservedAmount,
 			"Amount reserved by refunds in progress (PENDING or PROCESSING), in minor units of the currency.",
 			[]string{"currency"}, nil),
-		stuck: prometheus.NewDesc(StuckRefunds, "Refunds in progress flagged stuck (past their SLA with no final answer).", nil, nil),
-		up:    prometheus.NewDesc(PostgresScrapeUp, "1 when the Postgres gauges were read on this scrape, 0 when Postgres failed or timed out.", nil, nil),
+		stuck: prometheus.NewDesc(StuckRefunds, "Refunds in progress flagged stuck, by reason: provider.auth (the provider "+
+			"refuses our credentials), provider.no_answer, provider.unknown_outcome, provider.sla.", []string{"reason"}, nil),
+		up: prometheus.NewDesc(PostgresScrapeUp, "1 when the Postgres gauges were read on this scrape, 0 when Postgres failed or timed out.", nil, nil),
 	}
 }
 
@@ -57,9 +60,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	reserved, err := c.src.ReservedByCurrency(ctx)
-	var stuck int64
+	var stuck map[string]int64
 	if err == nil {
-		stuck, err = c.src.CountStuckRefunds(ctx)
+		stuck, err = c.src.StuckRefundsByReason(ctx)
 	}
 	if err != nil {
 		c.log.Warn("metrics: read gauges from postgres", "error", err)
@@ -67,7 +70,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
-	ch <- prometheus.MustNewConstMetric(c.stuck, prometheus.GaugeValue, float64(stuck))
+	for _, reason := range store.StuckReasons {
+		ch <- prometheus.MustNewConstMetric(c.stuck, prometheus.GaugeValue, float64(stuck[reason]), reason)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for currency := range reserved {

@@ -19,6 +19,7 @@ type Refund struct {
 	MerchantID        uuid.UUID  `json:"merchantId"`
 	WorkflowID        string     `json:"workflowId"`
 	Stuck             bool       `json:"stuck"`
+	StuckReason       string     `json:"stuckReason,omitempty"` // provider.auth, provider.no_answer, ...
 	WorkflowStartedAt *time.Time `json:"workflowStartedAt,omitempty"`
 	SubmittedAt       *time.Time `json:"submittedAt,omitempty"`
 }
@@ -26,7 +27,7 @@ type Refund struct {
 // RefundOf renders a stored refund for the ops API.
 func RefundOf(r store.Refund) Refund {
 	return Refund{RefundObject: r.Object(), MerchantID: r.MerchantID, WorkflowID: workflows.RefundWorkflowID(r.ID),
-		Stuck: r.Stuck, WorkflowStartedAt: r.WorkflowStartedAt, SubmittedAt: r.SubmittedAt}
+		Stuck: r.Stuck, StuckReason: r.StuckReason, WorkflowStartedAt: r.WorkflowStartedAt, SubmittedAt: r.SubmittedAt}
 }
 
 // RefundPage is one page of GET /v1/ops/refunds, newest first.
@@ -61,9 +62,12 @@ type Workflow struct {
 }
 
 // ActionRequest is the optional body of the ops actions on a refund.
-// reject requires a reason.
+// reject requires a reason; resolve a reason and a status.
 type ActionRequest struct {
 	Reason string `json:"reason,omitempty"`
+	// Status is what resolve records as the provider's answer: SUCCEEDED,
+	// DECLINED or FAILED.
+	Status string `json:"status,omitempty"`
 }
 
 // ActionResult answers an ops action.
@@ -88,4 +92,5 @@ const (
 	CodeNotAwaitingApproval = "refund.not_awaiting_approval"
 	CodeNotRetryable        = "refund.not_retryable"
 	CodeWorkflowUnavailable = "refund.workflow_unavailable"
+	CodeNotResolvable       = "refund.not_resolvable"
 )

@@ -34,6 +34,10 @@ commands:
                            approve a refund awaiting approval
   reject <refund-id> --reason R
                            reject a refund awaiting approval (it is canceled)
+  resolve <refund-id> --status SUCCEEDED|DECLINED|FAILED --reason R
+                           record the outcome ops found at the provider (its
+                           dashboard, support) for a refund stuck with an
+                           unknown outcome; the workflow settles or releases it
   redeliver <event-id>     deliver a webhook event again
   audit [--refund ID] [--limit N] [--json]
                            ops actions, newest first
@@ -71,7 +75,7 @@ func Run(ctx context.Context, args []string, opts Options) error {
 		err = runList(ctx, c, rest, opts.Stdout)
 	case "show":
 		err = runShow(ctx, c, rest, opts.Stdout)
-	case "retry", "cancel", "approve", "reject":
+	case "retry", "cancel", "approve", "reject", "resolve":
 		err = runAction(ctx, c, cmd, rest, opts.Stdout)
 	case "redeliver":
 		err = runRedeliver(ctx, c, rest, opts.Stdout)
@@ -167,13 +171,16 @@ func runOnID[T any](ctx context.Context, name, what string, args []string, out i
 
 func runAction(ctx context.Context, c *Client, action string, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet(action, flag.ContinueOnError)
-	var reason *string
+	var reason, status *string
 	if action != "retry" {
 		help := "why (recorded in the audit and the workflow's timeline)"
-		if action == "reject" {
+		if action == "reject" || action == "resolve" {
 			help += "; required"
 		}
 		reason = fs.String("reason", "", help)
+	}
+	if action == "resolve" {
+		status = fs.String("status", "", "the outcome found at the provider: SUCCEEDED, DECLINED or FAILED; required")
 	}
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	positional, err := parse(fs, args)
@@ -188,10 +195,16 @@ func runAction(ctx context.Context, c *Client, action string, args []string, out
 	if reason != nil {
 		why = strings.TrimSpace(*reason)
 	}
-	if action == "reject" && why == "" {
-		return errors.New("--reason is required: say why the refund is rejected")
+	if (action == "reject" || action == "resolve") && why == "" {
+		return fmt.Errorf("--reason is required: say why the refund is %sed", strings.TrimSuffix(action, "e"))
 	}
-	res, raw, err := c.RefundAction(ctx, action, id, why)
+	req := ActionRequest{Reason: why}
+	if status != nil {
+		if req.Status = strings.ToUpper(strings.TrimSpace(*status)); req.Status == "" {
+			return errors.New("--status is required: SUCCEEDED, DECLINED or FAILED, as the provider says")
+		}
+	}
+	res, raw, err := c.RefundAction(ctx, action, id, req)
 	return emit(out, *asJSON, raw, err, func(out io.Writer) error { return renderAction(out, res) })
 }
 

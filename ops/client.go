@@ -77,9 +77,9 @@ func (c *Client) ShowRefund(ctx context.Context, id string) (RefundDetail, []byt
 }
 
 // RefundAction runs retry, cancel, approve or reject on a refund.
-func (c *Client) RefundAction(ctx context.Context, action, id, reason string) (ActionResult, []byte, error) {
+func (c *Client) RefundAction(ctx context.Context, action, id string, req ActionRequest) (ActionResult, []byte, error) {
 	var res ActionResult
-	raw, err := c.do(ctx, http.MethodPost, "/v1/ops/refunds/"+url.PathEscape(id)+"/"+action, ActionRequest{Reason: reason}, &res)
+	raw, err := c.do(ctx, http.MethodPost, "/v1/ops/refunds/"+url.PathEscape(id)+"/"+action, req, &res)
 	return res, raw, err
 }
 

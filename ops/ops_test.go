@@ -269,7 +269,7 @@ func TestStuckRefundRetry(t *testing.T) {
 		return fmt.Errorf("list --stuck = %+v", page.Data)
 	})
 	table := mustCLI(t, s, "list", "--stuck")
-	if !strings.Contains(table, id) || !regexp.MustCompile(id+`\s+PROCESSING\s+yes\s+cardpay`).MatchString(table) {
+	if !strings.Contains(table, id) || !regexp.MustCompile(id+`\s+PROCESSING\s+provider\.sla\s+cardpay`).MatchString(table) {
 		t.Fatalf("list --stuck table:\n%s", table)
 	}
 	d := showUntil(t, s, id, "live status stuck", func(d ops.RefundDetail) bool {
@@ -279,7 +279,7 @@ func TestStuckRefundRetry(t *testing.T) {
 		t.Fatalf("stuck refund view = %+v / %+v", d.Refund, d.Workflow)
 	}
 	human := mustCLI(t, s, "show", id)
-	for _, want := range []string{"PROCESSING (stuck)", "Live status", "stuck", "RESERVE", "refund.created"} {
+	for _, want := range []string{"PROCESSING (stuck: provider.sla)", "Live status", "stuck", "RESERVE", "refund.created"} {
 		if !strings.Contains(human, want) {
 			t.Fatalf("show lacks %q:\n%s", want, human)
 		}
@@ -310,6 +310,39 @@ func TestStuckRefundRetry(t *testing.T) {
 	if rows[0].Detail["requestId"] == "" {
 		t.Fatalf("audit entry lacks the request id: %v", rows[0].Detail)
 	}
+}
+
+// TestResolveUnknownOutcome: on-call learned a stuck refund's outcome at the
+// provider and records it; the workflow releases the refund on it.
+func TestResolveUnknownOutcome(t *testing.T) {
+	s := testenv.StartStack(t, testenv.StackOptions{})
+	id := createRefund(t, s, 1006) // the sandbox never completes it
+	s.WaitRefund(t, id, waitFor, store.StatusProcessing)
+
+	_, err := cli(t, s, "resolve", id, "--status", "FAILED")
+	if err == nil || !strings.Contains(err.Error(), "--reason is required") {
+		t.Fatalf("resolve without a reason: %v", err)
+	}
+	_, err = cli(t, s, "resolve", id, "--status", "CANCELED", "--reason", "x")
+	apiError(t, err, http.StatusUnprocessableEntity, store.CodeValidation)
+
+	out := mustCLI(t, s, "resolve", id, "--status", "FAILED", "--reason", "cardpay support: no such refund")
+	if !strings.Contains(out, "resolution sent") {
+		t.Fatalf("resolve output:\n%s", out)
+	}
+	got := s.WaitRefund(t, id, waitFor, store.StatusFailed)
+	if got.Failure == nil || got.Failure.Code != "ops.resolved" || !strings.Contains(got.Failure.Message, "cardpay support: no such refund") {
+		t.Fatalf("resolved refund = %+v", got.Failure)
+	}
+	var tx struct{ ReservedAmount int64 }
+	testenv.Must(t, s.Do(t, "GET", "/v1/transactions/"+got.OriginalTransactionID.String(), nil), http.StatusOK).JSON(t, &tx)
+	if tx.ReservedAmount != 0 {
+		t.Fatalf("reserved %d after the resolution released the refund", tx.ReservedAmount)
+	}
+	_, err = cli(t, s, "resolve", id, "--status", "SUCCEEDED", "--reason", "changed my mind")
+	apiError(t, err, http.StatusConflict, ops.CodeNotResolvable)
+	assertAudit(t, audit(t, s, id), "resolve failed 422 validation.failed", "resolve succeeded 202 <nil>",
+		"resolve failed 409 refund.not_resolvable")
 }
 
 func TestRetryRefusals(t *testing.T) {

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,6 +38,14 @@ func dash(s string) string {
 	return s
 }
 
+// stuckText is the stuck column: no, or why it is stuck.
+func stuckText(stuck bool, reason string) string {
+	if !stuck {
+		return "no"
+	}
+	return cmp.Or(reason, "yes")
+}
+
 func yesNo(b bool) string {
 	if b {
 		return "yes"
@@ -56,7 +65,7 @@ func renderList(out io.Writer, page RefundPage) error {
 	t := newTW(out)
 	t.row("REFUND", "STATUS", "STUCK", "PROVIDER", "METHOD", "AMOUNT", "ATTEMPTS", "MERCHANT", "CREATED")
 	for _, r := range page.Data {
-		t.row(r.TransactionID.String(), r.Status, yesNo(r.Stuck), r.Provider, r.Method, money(r.RefundValue.Amount, r.RefundValue.Currency),
+		t.row(r.TransactionID.String(), r.Status, stuckText(r.Stuck, r.StuckReason), r.Provider, r.Method, money(r.RefundValue.Amount, r.RefundValue.Currency),
 			fmt.Sprint(r.Attempts), r.MerchantID.String(), ts(r.CreatedAt))
 	}
 	if err := t.flush(); err != nil {
@@ -82,7 +91,7 @@ func renderShow(out io.Writer, d RefundDetail) error {
 	t := newTW(out)
 	status := r.Status
 	if r.Stuck {
-		status += " (stuck)"
+		status += " (stuck: " + stuckText(r.Stuck, r.StuckReason) + ")"
 	}
 	if r.RequiresApproval {
 		status += " (above the approval threshold)"
@@ -135,7 +144,7 @@ func renderShow(out io.Writer, d RefundDetail) error {
 	if st := wf.Status; st != nil {
 		stuck := ""
 		if st.Stuck {
-			stuck = " (stuck)"
+			stuck = " (stuck: " + stuckText(st.Stuck, st.StuckReason) + ")"
 		}
 		t.row("  Live status", st.Status+stuck)
 		t.row("  Step", st.Step)

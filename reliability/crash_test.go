@@ -88,7 +88,7 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 	// (a) Committed by the store, never started.
 	for i := range 4 {
 		ref, err := r.Store.CreateRefund(ctx, store.NewRefund{MerchantID: m.ID, TransactionID: uuid.MustParse(tx.ID), Amount: int64(1000 + 10*i),
-			IdempotencyKey: "store-" + uuid.NewString(), Route: func(store.Transaction) (string, error) { return store.MethodProviderRefund, nil }})
+			IdempotencyKey: "store-" + uuid.NewString(), Route: func(store.Transaction, string) (string, error) { return store.MethodProviderRefund, nil }})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,6 +31,15 @@ const (
 	// FaultLost lets the provider process the request, then cuts the answer
 	// off: the refund exists but the client cannot know.
 	FaultLost Fault = "lost"
+	// Fault401 answers 401 without reaching the provider, as during a
+	// credentials outage (rotated keys, an auth service down).
+	Fault401 Fault = "401"
+	// Fault409 answers 409 (duplicate request) without reaching the
+	// provider, as a provider does to a retry of a request it processed.
+	Fault409 Fault = "409"
+	// FaultForgetKey passes the request without its Idempotency-Key, as a
+	// provider that no longer remembers the key (past its retention) sees it.
+	FaultForgetKey Fault = "forget-key"
 )
 
 // FaultPlan picks the fault of one request; attempt counts the requests with
@@ -125,6 +134,17 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusTooManyRequests)
 		_, _ = io.WriteString(w, `{"error":{"code":"rate_limited","message":"injected rate limit"}}`)
+	case Fault401:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"error":{"code":"unauthorized","message":"injected credentials outage"}}`)
+	case Fault409:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		_, _ = io.WriteString(w, `{"error":{"code":"duplicate_request","message":"injected duplicate"}}`)
+	case FaultForgetKey:
+		r.Header.Del("Idempotency-Key")
+		p.next.ServeHTTP(w, r)
 	case FaultTimeout:
 		body, _ := io.ReadAll(r.Body)
 		p.wg.Add(1)

@@ -77,7 +77,7 @@ func (s *scenario) invariants(ctx context.Context, pool *pgxpool.Pool, o invaria
 }
 
 func statusList(m map[string]int) string {
-	order := []string{"SUCCEEDED", "DECLINED", "FAILED", "CANCELED", "PROCESSING", "PENDING"}
+	order := []string{"SUCCEEDED", "REVERSED", "DECLINED", "FAILED", "CANCELED", "PROCESSING", "PENDING"}
 	var parts []string
 	for _, st := range order {
 		if m[st] > 0 {

@@ -105,7 +105,8 @@ func TestTenantIsolationEveryEndpoint(t *testing.T) {
 	}
 	// The ops API is closed to merchant keys, whatever the id.
 	for _, route := range []string{"GET /v1/ops/refunds/:id", "POST /v1/ops/refunds/:id/retry", "POST /v1/ops/refunds/:id/cancel",
-		"POST /v1/ops/refunds/:id/approve", "POST /v1/ops/refunds/:id/reject", "POST /v1/ops/events/:id/redeliver"} {
+		"POST /v1/ops/refunds/:id/approve", "POST /v1/ops/refunds/:id/reject", "POST /v1/ops/refunds/:id/resolve",
+		"POST /v1/ops/events/:id/redeliver"} {
 		method, path, _ := strings.Cut(route, " ")
 		cases = append(cases, isolationCase{route, "ops route with a merchant key", method, strings.Replace(path, ":id", id, 1), nil,
 			waiting, http.StatusForbidden, server.CodeForbidden})

@@ -65,6 +65,7 @@ func FastPolicy() activities.Policy {
 		SubmitAttempts:        4,
 		SubmitInitialInterval: 200 * time.Millisecond,
 		StuckRetryEvery:       2 * time.Second,
+		ApprovalTimeout:       time.Hour,
 	}
 }
 
@@ -81,10 +82,11 @@ type Rig struct {
 	Activities *activities.Activities
 	Logger     *slog.Logger
 
-	mu     sync.Mutex
-	worker sdkworker.Worker
-	api    *httptest.Server
-	psp    *httptest.Server
+	mu        sync.Mutex
+	worker    sdkworker.Worker
+	opsAPIKey string
+	api       *httptest.Server
+	psp       *httptest.Server
 }
 
 // StartRig starts the API, the sandbox and (unless NoWorker) a worker.

@@ -98,14 +98,14 @@ func newFuzzFixture(tb testing.TB) *fuzzFixture {
 			in.Provider, in.Method, in.Currency, in.Status = "cardpay", "card", "EUR", store.TxCaptured
 		}
 		in.ProviderReference = "pay_" + uuid.NewString()[:8]
-		t, err := st.CreateTransaction(ctx, in)
+		t, _, err := st.CreateTransaction(ctx, in)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		return t.ID.String()
 	}
 	session := func(merchant uuid.UUID) uuid.UUID {
-		id, err := st.CreateSession(ctx, merchant)
+		id, err := st.CreateSession(ctx, merchant, "")
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -2,17 +2,22 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/backflow/backflow/store"
 )
 
-const idempotencyKeyMaxLength = 255
+const (
+	idempotencyKeyMaxLength   = 255
+	idempotencyRecordDeadline = 5 * time.Second
+)
 
 // idempotent makes a POST with an Idempotency-Key safe to retry: the same key
 // and body replay the first response; another body is 422; a request still in
@@ -59,6 +64,10 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err) // render now so the response is recorded
 		}
 		status := c.Response().Status
+		// The effect has happened: record the key's outcome even when the
+		// client is gone (its context canceled), so a retry replays it.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), idempotencyRecordDeadline)
+		defer cancel()
 		if status >= 300 {
 			// A rejected or failed request leaves nothing behind, its key included:
 			// the client may fix the request and retry with the same key.

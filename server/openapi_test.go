@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -128,7 +129,8 @@ func TestOpenAPIDocument(t *testing.T) {
 		store.CodeNotCaptured, store.CodeFullyRefunded, store.CodeNotCancelable, store.CodeAmountInsufficient,
 		store.CodeCurrencyMismatch, store.CodeAmbiguous, store.CodeMethodUnavailable, store.CodeValidation,
 		store.CodeWebhookEndpointNotFound, store.CodeWebhookEndpointLimit, store.CodeWebhookEndpointDisabled,
-		store.CodeEventNotFound, ops.CodeNotAwaitingApproval, ops.CodeNotRetryable, ops.CodeWorkflowUnavailable} {
+		store.CodeEventNotFound, ops.CodeNotAwaitingApproval, ops.CodeNotRetryable, ops.CodeWorkflowUnavailable,
+		store.CodeTargetUnsupported, store.CodeTransactionDup, ops.CodeNotResolvable} {
 		if !slices.Contains(codes, any(code)) {
 			t.Errorf("error code %s is not in the Problem.code enum", code)
 		}
@@ -329,14 +331,22 @@ func TestOpenAPIConformance(t *testing.T) {
 		var sess struct{ SessionID string }
 		r.JSON(t, &sess)
 		sessionID = sess.SessionID
-		r = c.do(t, call{method: "POST", path: "/v1/transactions", headers: []string{"Idempotency-Key", ikey()}, want: 201,
-			body: map[string]any{"sessionId": sessionID, "provider": "cardpay", "method": "card", "amount": 10000,
-				"currency": "EUR", "status": "CAPTURED", "providerReference": "pay_" + uuid.NewString()[:8],
-				"lineItems":           []map[string]any{{"id": "sku-1", "amount": 2000, "quantity": 2}, {"id": "sku-2", "amount": 1000, "quantity": 1}},
-				"giftCardRedemptions": []map[string]any{{"id": "gc-1", "amount": 1500}}}})
+		body := map[string]any{"sessionId": sessionID, "provider": "cardpay", "method": "card", "amount": 10000,
+			"currency": "EUR", "status": "CAPTURED", "providerReference": "pay_" + uuid.NewString()[:8],
+			"lineItems":           []map[string]any{{"id": "sku-1", "amount": 2000, "quantity": 2}, {"id": "sku-2", "amount": 1000, "quantity": 1}},
+			"giftCardRedemptions": []map[string]any{{"id": "gc-1", "amount": 1500}}}
+		r = c.do(t, call{method: "POST", path: "/v1/transactions", headers: []string{"Idempotency-Key", ikey()}, want: 201, body: body})
 		var tx server.TransactionObject
 		r.JSON(t, &tx)
 		txID = tx.TransactionID.String()
+		// The same payment registered again: its transaction, once; other details: a conflict.
+		c.do(t, call{method: "POST", path: "/v1/transactions", want: 200, body: body})
+		other := maps.Clone(body)
+		other["amount"] = 20000
+		c.do(t, call{method: "POST", path: "/v1/transactions", want: 409, body: other})
+		// cardpay cannot refund to a gift card.
+		c.do(t, call{method: "POST", path: "/v1/refunds", want: 422, body: map[string]any{"originalTransactionId": txID,
+			"targetType": "GIFT_CARD_REDEMPTION", "targetId": "gc-1"}})
 		c.do(t, call{method: "GET", path: "/v1/transactions/" + txID, want: 200})
 	})
 	if t.Failed() {
@@ -401,9 +411,9 @@ func TestOpenAPIConformance(t *testing.T) {
 	}
 
 	t.Run("list refunds", func(t *testing.T) {
-		// A second refund (full remaining amount of the gift card) gives the session two refunds.
+		// A second refund gives the session two refunds.
 		c.do(t, call{method: "POST", path: "/v1/refunds", want: 202, body: map[string]any{"originalTransactionId": txID,
-			"targetType": "GIFT_CARD_REDEMPTION", "targetId": "gc-1"}})
+			"refundValue": map[string]any{"amount": 100, "currency": "EUR"}}})
 		r := c.do(t, call{method: "GET", path: "/v1/refunds?sessionId=" + sessionID + "&limit=1", want: 200})
 		var page struct {
 			Data       []store.RefundObject `json:"data"`
@@ -742,6 +752,10 @@ func TestOpenAPIConformance(t *testing.T) {
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/approve", auth: "ops", body: map[string]any{"reason": "looks fine"}, want: 409}), ops.CodeNotAwaitingApproval)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/reject", auth: "ops", body: map[string]any{"reason": "no"}, want: 409}), ops.CodeNotAwaitingApproval)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/cancel", auth: "ops", want: 409}), store.CodeNotCancelable)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/resolve", auth: "ops",
+			body: map[string]any{"status": "FAILED", "reason": "checked at the provider"}, want: 409}), ops.CodeNotResolvable)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/resolve", auth: "ops",
+			body: map[string]any{"status": "REVERSED", "reason": "x"}, requestInvalid: true, want: 422}), store.CodeValidation)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/reject", auth: "ops", body: map[string]any{}, requestInvalid: true, want: 422}), store.CodeValidation)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/reject", auth: "ops", body: map[string]any{"reason": " "}, requestInvalid: true, want: 422}), store.CodeValidation)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/retry", auth: "ops", body: map[string]any{"why": "x"}, requestInvalid: true, want: 400}), server.CodeMalformed)
@@ -773,7 +787,7 @@ func TestOpenAPIConformance(t *testing.T) {
 			NextCursor string             `json:"nextCursor"`
 		}
 		c.do(t, call{method: "GET", path: "/v1/ops/audit?refundId=" + refundID, auth: "ops", want: 200}).JSON(t, &audit)
-		if len(audit.Data) != 6 || audit.Data[len(audit.Data)-1].Action != store.AuditRetry ||
+		if len(audit.Data) != 8 || audit.Data[len(audit.Data)-1].Action != store.AuditRetry ||
 			!strings.Contains(string(audit.Data[len(audit.Data)-1].Detail), ops.CodeNotRetryable) {
 			t.Errorf("audit of the refund = %+v", audit.Data)
 		}

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/backflow/backflow/ops"
+	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
@@ -40,6 +41,7 @@ func (s *Server) opsRoutes(g *echo.Group) {
 	g.POST("/refunds/:id/cancel", s.opsRefundAction(store.AuditCancel, s.opsCancel), s.idempotent)
 	g.POST("/refunds/:id/approve", s.opsRefundAction(store.AuditApprove, s.opsDecide(workflows.UpdateApprove)), s.idempotent)
 	g.POST("/refunds/:id/reject", s.opsRefundAction(store.AuditReject, s.opsDecide(workflows.UpdateReject)), s.idempotent)
+	g.POST("/refunds/:id/resolve", s.opsRefundAction(store.AuditResolve, s.opsResolve), s.idempotent)
 	g.POST("/events/:id/redeliver", s.opsRedeliver, s.idempotent)
 	g.GET("/audit", s.opsListAudit)
 }
@@ -213,9 +215,9 @@ func (s *Server) opsRefundAction(action string, run opsAction) echo.HandlerFunc 
 		} else {
 			res.Message, err = run(ctx, r, opsActor(p), req)
 		}
-		// retry only asks the workflow to act: accepted, not done.
+		// retry and resolve only ask the workflow to act: accepted, not done.
 		status := http.StatusOK
-		if action == store.AuditRetry {
+		if action == store.AuditRetry || action == store.AuditResolve {
 			status = http.StatusAccepted
 		}
 		attrs := []slog.Attr{slog.String("refundId", id.String()), slog.String("workflowId", wid)}
@@ -263,7 +265,9 @@ func (s *Server) finishAudit(c echo.Context, auditID uuid.UUID, action string, s
 	s.log.LogAttrs(ctx, level, "ops action", attrs...)
 }
 
-// opsRetry signals the workflow to re-drive the refund now.
+// opsRetry signals the workflow to re-drive the refund now. A refund whose
+// workflow closed without finishing it (terminated, failed, timed out) gets
+// a new run, which looks the refund up at its provider before anything else.
 func (s *Server) opsRetry(ctx context.Context, r store.Refund, actor string, _ ops.ActionRequest) (string, error) {
 	if store.FinalStatus(r.Status) {
 		return "", opsProblem(http.StatusConflict, ops.CodeNotRetryable, fmt.Sprintf("refund is %s: it is final, there is nothing to retry", r.Status))
@@ -271,8 +275,7 @@ func (s *Server) opsRetry(ctx context.Context, r store.Refund, actor string, _ o
 	err := s.temporal.SignalWorkflow(ctx, workflows.RefundWorkflowID(r.ID), "", workflows.SignalRetry, actor)
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
-		return "", opsProblem(http.StatusConflict, ops.CodeWorkflowUnavailable,
-			"the refund's workflow is not running; the reconciler restarts refunds left without one")
+		return s.resumeWorkflow(ctx, r)
 	}
 	if err != nil {
 		return "", fmt.Errorf("signal retry: %w", err)
@@ -281,6 +284,57 @@ func (s *Server) opsRetry(ctx context.Context, r store.Refund, actor string, _ o
 		return "retry signal sent: it takes effect once the refund waits on its provider", nil
 	}
 	return "retry signal sent: the workflow re-checks the refund with its provider now", nil
+}
+
+// resumeWorkflow starts a new run for a refund whose workflow is not running.
+func (s *Server) resumeWorkflow(ctx context.Context, r store.Refund) (string, error) {
+	_, err := s.temporal.ExecuteWorkflow(ctx, workflows.ResumeOptions(r, s.taskQueue), workflows.RefundWorkflowName,
+		workflows.RefundInput{RefundID: r.ID})
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &already):
+		return "", opsProblem(http.StatusConflict, ops.CodeWorkflowUnavailable,
+			"the refund's workflow is not running and its last run completed: see `backflow ops show` and the runbook")
+	case err != nil:
+		return "", fmt.Errorf("resume workflow: %w", err)
+	}
+	return "the refund's workflow had closed without finishing it: a new run started; it looks the refund up at its provider first", nil
+}
+
+// resolvable are the outcomes ops may record for a refund they checked at its provider.
+var resolvable = map[string]providers.Status{
+	store.StatusSucceeded: providers.StatusSucceeded, store.StatusDeclined: providers.StatusDeclined, store.StatusFailed: providers.StatusFailed,
+}
+
+// opsResolve records the outcome ops found at the provider for a refund
+// whose outcome is unknown: the workflow takes it as the provider's answer
+// and settles or releases the refund.
+func (s *Server) opsResolve(ctx context.Context, r store.Refund, actor string, req ops.ActionRequest) (string, error) {
+	status, ok := resolvable[req.Status]
+	var v validator
+	v.check(ok, "status", "must be SUCCEEDED, DECLINED or FAILED: the outcome found at the provider")
+	v.check(strings.TrimSpace(req.Reason) != "", "reason", "required: say where the outcome was found")
+	if err := v.err(); err != nil {
+		return "", err
+	}
+	if r.Status != store.StatusProcessing {
+		return "", opsProblem(http.StatusConflict, ops.CodeNotResolvable, fmt.Sprintf(
+			"refund is %s: only a refund sent to its provider and not yet final can be resolved (a PENDING one can be canceled)", r.Status))
+	}
+	res := providers.Result{Status: status, ProviderReference: r.ProviderReference}
+	if status != providers.StatusSucceeded {
+		res.FailureCode, res.FailureMessage = "ops.resolved", fmt.Sprintf("resolved by %s: %s", actor, req.Reason)
+	}
+	err := s.temporal.SignalWorkflow(ctx, workflows.RefundWorkflowID(r.ID), "", workflows.SignalProviderEvent, workflows.ProviderEvent{Result: res})
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return "", opsProblem(http.StatusConflict, ops.CodeWorkflowUnavailable,
+			"the refund's workflow is not running: run `backflow ops retry` first to resume it, then resolve")
+	}
+	if err != nil {
+		return "", fmt.Errorf("signal resolution: %w", err)
+	}
+	return fmt.Sprintf("resolution sent: the workflow finalizes the refund as %s", req.Status), nil
 }
 
 // opsCancel cancels a refund not yet sent, as the merchant's cancel does.

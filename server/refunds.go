@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -203,12 +204,16 @@ func (s *Server) startWorkflow(ctx context.Context, r store.Refund) {
 }
 
 // route picks the refund path from the provider's capabilities.
-func (s *Server) route(t store.Transaction) (string, error) {
+func (s *Server) route(t store.Transaction, targetType string) (string, error) {
 	conn, ok := s.providers.Get(t.Provider)
 	if !ok {
 		return "", &store.RuleError{Code: store.CodeMethodUnavailable, Message: fmt.Sprintf("provider %q is not configured", t.Provider)}
 	}
 	caps := conn.Capabilities()
+	if targetType == store.TargetGiftCard && !caps.GiftCards {
+		return "", &store.RuleError{Code: store.CodeTargetUnsupported,
+			Message: fmt.Sprintf("provider %q cannot refund to a gift card: refund to the payment method instead", t.Provider)}
+	}
 	if caps.RefundAPI {
 		return store.MethodProviderRefund, nil
 	}
@@ -272,13 +277,7 @@ type refundPage struct {
 	NextCursor string               `json:"nextCursor,omitempty"`
 }
 
-func validStatus(s string) bool {
-	switch s {
-	case store.StatusPending, store.StatusProcessing, store.StatusSucceeded, store.StatusDeclined, store.StatusFailed, store.StatusCanceled:
-		return true
-	}
-	return false
-}
+func validStatus(s string) bool { return slices.Contains(store.Statuses, s) }
 
 func (s *Server) cancelRefund(c echo.Context) error {
 	id, err := parseID(c.Param("id"), "id")

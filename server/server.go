@@ -39,23 +39,26 @@ type Deps struct {
 	Middleware []echo.MiddlewareFunc
 	// OnRefundCreated, when set, is told about each refund accepted.
 	OnRefundCreated func(store.Refund)
+	// OnRefundReversed, when set, is told about each refund reversed on a callback.
+	OnRefundReversed func(store.Refund)
 }
 
 // Server is the Backflow API.
 type Server struct {
-	store     *store.Store
-	temporal  client.Client
-	providers *providers.Registry
-	taskQueue string
-	log       *slog.Logger
-	echo      *echo.Echo
-	onCreated func(store.Refund)
+	store      *store.Store
+	temporal   client.Client
+	providers  *providers.Registry
+	taskQueue  string
+	log        *slog.Logger
+	echo       *echo.Echo
+	onCreated  func(store.Refund)
+	onReversed func(store.Refund)
 }
 
 // New builds the API with every route.
 func New(d Deps) *Server {
 	s := &Server{store: d.Store, temporal: d.Temporal, providers: d.Providers, taskQueue: d.TaskQueue, log: d.Logger,
-		onCreated: d.OnRefundCreated}
+		onCreated: d.OnRefundCreated, onReversed: d.OnRefundReversed}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler

@@ -16,7 +16,7 @@ import (
 var methods = map[string]bool{"card": true, "mobile_money": true, "bank_transfer": true, "gift_card": true, "wallet": true}
 
 func (s *Server) createSession(c echo.Context) error {
-	id, err := s.store.CreateSession(c.Request().Context(), principal(c).MerchantID)
+	id, err := s.store.CreateSession(c.Request().Context(), principal(c).MerchantID, c.Request().Header.Get("Idempotency-Key"))
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (s *Server) createTransaction(c echo.Context) error {
 	if err := v.err(); err != nil {
 		return err
 	}
-	t, err := s.store.CreateTransaction(c.Request().Context(), store.NewTransaction{
+	t, created, err := s.store.CreateTransaction(c.Request().Context(), store.NewTransaction{
 		MerchantID: principal(c).MerchantID, SessionID: sessionID, Provider: req.Provider, Method: req.Method,
 		Amount: req.Amount, Currency: req.Currency, Status: req.Status, ProviderReference: req.ProviderReference,
 		PayoutDestination: req.PayoutDestination, LineItems: lines, GiftCardRedemptions: redemptions,
@@ -100,7 +100,11 @@ func (s *Server) createTransaction(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, transactionObject(t))
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK // the same payment registered again: its transaction, once
+	}
+	return c.JSON(status, transactionObject(t))
 }
 
 func (s *Server) getTransaction(c echo.Context) error {

@@ -131,6 +131,7 @@ func (s *Server) createWebhookEndpoint(c echo.Context) error {
 	if in.Secret, err = webhooks.NewSecret(); err != nil {
 		return err
 	}
+	in.IdempotencyKey = c.Request().Header.Get("Idempotency-Key")
 	e, err := s.store.CreateWebhookEndpoint(c.Request().Context(), in)
 	if err != nil {
 		return err
@@ -218,7 +219,8 @@ func (s *Server) rotateWebhookSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	e, err := s.store.RotateWebhookSecret(c.Request().Context(), principal(c).MerchantID, id, secret, grace)
+	e, err := s.store.RotateWebhookSecret(c.Request().Context(), principal(c).MerchantID, id, secret, grace,
+		c.Request().Header.Get("Idempotency-Key"))
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound(store.CodeWebhookEndpointNotFound)
 	}

@@ -21,7 +21,9 @@ var (
 const IdempotencyRetention = 48 * time.Hour
 
 // staleLock is how long an in-flight claim blocks others; after it a crashed
-// request's key can be claimed again (the refund's own unique key still stops a double).
+// request's key can be claimed again. Every create the key guards is itself
+// unique by the key (refunds, sessions, endpoints, rotations) or by the
+// payment (transactions), so the re-run returns the original.
 const staleLock = time.Minute
 
 // StoredResponse is a response kept for replay.
@@ -55,13 +57,14 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, merchantID uuid.UUID, e
 			return nil // released meanwhile
 		}
 		var fp []byte
-		var lockedAt *time.Time
 		var status *int
 		var body []byte
-		var expired bool
-		err = tx.QueryRow(ctx, `SELECT fingerprint, locked_at, response_status, response_body, created_at < now() - make_interval(secs => $4)
+		var expired, locked bool
+		// Ages are read on the database's clock, the one that wrote them.
+		err = tx.QueryRow(ctx, `SELECT fingerprint, response_status, response_body,
+				created_at < now() - make_interval(secs => $4), coalesce(locked_at > now() - make_interval(secs => $5), false)
 			FROM idempotency_keys WHERE merchant_id = $1 AND endpoint = $2 AND key = $3 FOR UPDATE`,
-			merchantID, endpoint, key, IdempotencyRetention.Seconds()).Scan(&fp, &lockedAt, &status, &body, &expired)
+			merchantID, endpoint, key, IdempotencyRetention.Seconds(), staleLock.Seconds()).Scan(&fp, &status, &body, &expired, &locked)
 		if err != nil {
 			return fmt.Errorf("read idempotency key: %w", err)
 		}
@@ -73,7 +76,7 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, merchantID uuid.UUID, e
 		case status != nil:
 			out = &StoredResponse{Status: *status, Body: body}
 			return nil
-		case lockedAt != nil && time.Since(*lockedAt) < staleLock:
+		case locked:
 			return ErrIdempotencyInProgress
 		}
 		_, err = tx.Exec(ctx, `UPDATE idempotency_keys SET fingerprint = $4, locked_at = now(), response_status = NULL,

@@ -65,9 +65,14 @@ func (s *Store) SetProviderReference(ctx context.Context, id uuid.UUID, ref stri
 	return mapErr(err)
 }
 
-// SetStuck flags or clears the stuck flag ops filter on.
-func (s *Store) SetStuck(ctx context.Context, id uuid.UUID, stuck bool) error {
-	_, err := s.pool.Exec(ctx, `UPDATE refunds SET stuck = $2, updated_at = now() WHERE id = $1 AND stuck <> $2`, id, stuck)
+// SetStuck flags the refund stuck with a reason (StuckAuth, ...), or clears
+// the flag (reason ignored); ops filter on both.
+func (s *Store) SetStuck(ctx context.Context, id uuid.UUID, stuck bool, reason string) error {
+	if !stuck {
+		reason = ""
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE refunds SET stuck = $2, stuck_reason = $3, updated_at = now()
+		WHERE id = $1 AND (stuck, coalesce(stuck_reason, '')) IS DISTINCT FROM ($2, $3)`, id, stuck, reason)
 	return mapErr(err)
 }
 
@@ -109,7 +114,8 @@ func (s *Store) finalize(ctx context.Context, id uuid.UUID, o Outcome, deliverie
 		}
 		out = r
 		if !FinalStatus(r.Status) {
-			if o.Status == StatusCanceled && r.Status != StatusPending {
+			// A refund sent to its provider is canceled only by the provider voiding it.
+			if o.Status == StatusCanceled && r.Status != StatusPending && o.FailureCode != FailureVoided {
 				return ruleErr(CodeNotCancelable, "refund %s is %s: only a PENDING refund not yet sent can be canceled", id, r.Status)
 			}
 			if out, err = closeRefund(ctx, tx, r, o); err != nil {
@@ -122,7 +128,7 @@ func (s *Store) finalize(ctx context.Context, id uuid.UUID, o Outcome, deliverie
 			ev = &e
 		}
 		if deliveries {
-			ds, err = dispatchFinal(ctx, tx, id)
+			ds, err = dispatchEvents(ctx, tx, id, finalEventDispatch)
 		}
 		return err
 	})
@@ -197,6 +203,81 @@ func queueMoveBalance(b *pgx.Batch, r Refund, settle bool) []string {
 	steps = append(steps, "insert "+kind+" ledger entry")
 	queueLedger(b, r, kind)
 	return steps
+}
+
+// Reverse records that the provider reversed a SUCCEEDED refund: in one
+// transaction the settled amount goes back to the refundable balance (with
+// its line items and gift-card redemption), the REVERSE ledger entry and the
+// refund.reversed event are written, and the refund becomes REVERSED. A
+// refund already REVERSED is returned unchanged with no event; any other
+// status is a RuleError (only a provider's word about a paid refund
+// reverses it). With deliveries, the refund's undispatched events are
+// dispatched and their deliveries returned (see dispatchCTE).
+func (s *Store) Reverse(ctx context.Context, id uuid.UUID, code, message string, deliveries bool) (Refund, *Event, []Delivery, error) {
+	var out Refund
+	var ev *Event
+	var ds []Delivery
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		r, err := scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return fmt.Errorf("lock refund: %w", err)
+		}
+		out = r
+		switch r.Status {
+		case StatusReversed:
+		case StatusSucceeded:
+			if out, err = reverseRefund(ctx, tx, r, code, message); err != nil {
+				return err
+			}
+			e, err := insertEvent(ctx, tx, out, EventRefundReversed)
+			if err != nil {
+				return err
+			}
+			ev = &e
+		default:
+			return ruleErr(CodeNotReversible, "refund %s is %s: only a SUCCEEDED refund can be reversed", id, r.Status)
+		}
+		if deliveries {
+			ds, err = dispatchEvents(ctx, tx, id, reversalDispatch)
+		}
+		return err
+	})
+	return out, ev, ds, err
+}
+
+// reverseRefund gives a settled refund's amount back and marks it REVERSED, in one round trip.
+func reverseRefund(ctx context.Context, tx pgx.Tx, r Refund, code, message string) (Refund, error) {
+	b := &pgx.Batch{}
+	steps := []string{"REVERSE balance"}
+	b.Queue(`UPDATE transactions SET refunded_amount = refunded_amount - $2,
+		status = CASE WHEN refunded_amount - $2 = 0 THEN 'CAPTURED' ELSE 'PARTIALLY_REFUNDED' END,
+		updated_at = now() WHERE id = $1`, r.TransactionID, r.Amount)
+	for _, li := range r.LineItems {
+		steps = append(steps, "REVERSE line item "+li.ID)
+		b.Queue(`UPDATE transaction_line_items SET refunded_quantity = refunded_quantity - $3
+			WHERE transaction_id = $1 AND id = $2`, r.TransactionID, li.ID, li.Quantity)
+	}
+	if r.TargetType == TargetGiftCard {
+		steps = append(steps, "REVERSE gift card redemption")
+		b.Queue(`UPDATE gift_card_redemptions SET refunded_amount = refunded_amount - $3
+			WHERE transaction_id = $1 AND id = $2`, r.TransactionID, r.TargetID, r.Amount)
+	}
+	steps = append(steps, "insert REVERSE ledger entry")
+	queueLedger(b, r, "REVERSE")
+	b.Queue(`UPDATE refunds SET status = 'REVERSED', failure_code = $2, failure_message = $3, updated_at = now()
+		WHERE id = $1 RETURNING `+refundColumns, r.ID, nullable(code), nullable(message))
+	res := tx.SendBatch(ctx, b)
+	defer res.Close()
+	for _, step := range steps {
+		if _, err := res.Exec(); err != nil {
+			return r, fmt.Errorf("%s: %w", step, err)
+		}
+	}
+	out, err := scanRefund(res.QueryRow())
+	if err != nil {
+		return r, fmt.Errorf("update refund: %w", err)
+	}
+	return out, res.Close()
 }
 
 // OrphanRefunds lists PENDING refunds older than grace whose workflow never

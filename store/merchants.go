@@ -93,10 +93,17 @@ func (s *Store) Authenticate(ctx context.Context, key string) (Principal, error)
 	return p, nil
 }
 
-// CreateSession inserts a checkout session.
-func (s *Store) CreateSession(ctx context.Context, merchantID uuid.UUID) (uuid.UUID, error) {
+// CreateSession inserts a checkout session. With an idempotency key, a
+// session the key already made is returned instead (the first response was
+// lost), so a retried create never makes two.
+func (s *Store) CreateSession(ctx context.Context, merchantID uuid.UUID, idempotencyKey string) (uuid.UUID, error) {
 	id := uuid.Must(uuid.NewV7())
-	_, err := s.pool.Exec(ctx, `INSERT INTO sessions (id, merchant_id) VALUES ($1, $2)`, id, merchantID)
+	err := s.pool.QueryRow(ctx, `WITH ins AS (
+			INSERT INTO sessions (id, merchant_id, idempotency_key) VALUES ($1, $2, $3)
+			ON CONFLICT (merchant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id)
+		SELECT id FROM ins UNION ALL
+		SELECT id FROM sessions WHERE merchant_id = $2 AND idempotency_key = $3 AND NOT EXISTS (SELECT 1 FROM ins)`,
+		id, merchantID, nullable(idempotencyKey)).Scan(&id)
 	return id, mapErr(err)
 }
 

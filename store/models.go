@@ -26,12 +26,42 @@ const (
 	StatusDeclined   = "DECLINED"
 	StatusFailed     = "FAILED"
 	StatusCanceled   = "CANCELED"
+	// StatusReversed is a SUCCEEDED refund the provider later reported
+	// failed or reversed: its amount is refundable again.
+	StatusReversed = "REVERSED"
 )
 
-// FinalStatus reports whether a refund status is terminal.
+// FinalStatus reports whether a refund status is terminal. A SUCCEEDED
+// refund can still become REVERSED, by the provider's word only.
 func FinalStatus(s string) bool {
-	return s == StatusSucceeded || s == StatusDeclined || s == StatusFailed || s == StatusCanceled
+	switch s {
+	case StatusSucceeded, StatusDeclined, StatusFailed, StatusCanceled, StatusReversed:
+		return true
+	}
+	return false
 }
+
+// Statuses lists every refund status.
+var Statuses = []string{StatusPending, StatusProcessing, StatusSucceeded, StatusDeclined, StatusFailed, StatusCanceled, StatusReversed}
+
+// Failure codes Backflow itself sets (providers add their own).
+const (
+	FailureCanceled         = "canceled"          // canceled before it was sent
+	FailureApprovalRejected = "approval.rejected" // ops rejected it
+	FailureApprovalExpired  = "approval.expired"  // no ops decision in time
+	FailureVoided           = "provider.voided"   // the provider voided it before processing
+)
+
+// Stuck reasons: why a refund waits for ops.
+const (
+	StuckAuth     = "provider.auth"            // the provider refuses our credentials (401/403)
+	StuckNoAnswer = "provider.no_answer"       // every attempt failed: the outcome is unknown
+	StuckUnknown  = "provider.unknown_outcome" // an answer that is neither success nor a definitive rejection
+	StuckSLA      = "provider.sla"             // no final answer within the SLA
+)
+
+// StuckReasons lists every stuck reason.
+var StuckReasons = []string{StuckAuth, StuckNoAnswer, StuckUnknown, StuckSLA}
 
 // Refund methods and targets.
 const (
@@ -47,10 +77,11 @@ const (
 	EventRefundSucceeded = "refund.succeeded"
 	EventRefundFailed    = "refund.failed"
 	EventRefundCanceled  = "refund.canceled"
+	EventRefundReversed  = "refund.reversed"
 )
 
 // EventTypes lists every event type a webhook endpoint may subscribe to.
-var EventTypes = []string{EventRefundCreated, EventRefundSucceeded, EventRefundFailed, EventRefundCanceled}
+var EventTypes = []string{EventRefundCreated, EventRefundSucceeded, EventRefundFailed, EventRefundCanceled, EventRefundReversed}
 
 // Merchant is a tenant.
 type Merchant struct {
@@ -95,18 +126,22 @@ type GiftCardRedemption struct {
 
 // Transaction is an original payment and its refundable balance.
 type Transaction struct {
-	ID                  uuid.UUID
-	MerchantID          uuid.UUID
-	SessionID           uuid.UUID
-	Provider            string
-	Method              string
-	Amount              int64
-	Currency            string
-	Status              string
-	ProviderReference   string
-	PayoutDestination   *providers.PayoutDestination
-	RefundedAmount      int64
-	ReservedAmount      int64
+	ID                uuid.UUID
+	MerchantID        uuid.UUID
+	SessionID         uuid.UUID
+	Provider          string
+	Method            string
+	Amount            int64
+	Currency          string
+	Status            string
+	ProviderReference string
+	PayoutDestination *providers.PayoutDestination
+	RefundedAmount    int64
+	ReservedAmount    int64
+	// Totals of the gift-card redemptions (kept by the database).
+	GiftCardAmount      int64
+	GiftCardRefunded    int64
+	GiftCardReserved    int64
 	LineItems           []LineItem
 	GiftCardRedemptions []GiftCardRedemption
 	CreatedAt           time.Time
@@ -115,6 +150,13 @@ type Transaction struct {
 
 // Refundable is captured − (refunded + reserved).
 func (t Transaction) Refundable() int64 { return t.Amount - t.RefundedAmount - t.ReservedAmount }
+
+// PaymentMethodRefundable is what a refund to the payment method may still
+// take: captured less gift-card redemptions, less what the payment method
+// already got back or has reserved.
+func (t Transaction) PaymentMethodRefundable() int64 {
+	return (t.Amount - t.GiftCardAmount) - (t.RefundedAmount - t.GiftCardRefunded) - (t.ReservedAmount - t.GiftCardReserved)
+}
 
 // RefundLineItem is a refunded line: quantity of a line item of the original.
 type RefundLineItem struct {
@@ -148,6 +190,7 @@ type Refund struct {
 	Attempts          int
 	RequiresApproval  bool
 	Stuck             bool
+	StuckReason       string // why it is stuck: provider.auth, provider.no_answer, ...
 	WorkflowStartedAt *time.Time
 	SubmittedAt       *time.Time
 	CompletedAt       *time.Time

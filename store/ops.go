@@ -17,6 +17,7 @@ const (
 	AuditApprove   = "approve"
 	AuditReject    = "reject"
 	AuditRedeliver = "redeliver"
+	AuditResolve   = "resolve"
 )
 
 // AuditEntry is one ops action on a refund or event, recorded before the
@@ -160,9 +161,19 @@ func (s *Store) ReservedByCurrency(ctx context.Context) (map[string]int64, error
 	return out, mapErr(err)
 }
 
-// CountStuckRefunds counts the open refunds flagged stuck.
-func (s *Store) CountStuckRefunds(ctx context.Context) (int64, error) {
+// StuckRefundsByReason counts the open refunds flagged stuck, by reason.
+func (s *Store) StuckRefundsByReason(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT coalesce(stuck_reason, $1), count(*) FROM refunds
+		WHERE status IN ('PENDING', 'PROCESSING') AND stuck GROUP BY 1`, StuckNoAnswer)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := map[string]int64{}
+	var reason string
 	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM refunds WHERE status IN ('PENDING', 'PROCESSING') AND stuck`).Scan(&n)
-	return n, mapErr(err)
+	_, err = pgx.ForEachRow(rows, []any{&reason, &n}, func() error {
+		out[reason] = n
+		return nil
+	})
+	return out, mapErr(err)
 }

@@ -28,15 +28,16 @@ type NewRefund struct {
 	TargetType     string
 	TargetID       string
 	IdempotencyKey string
-	// Route picks the refund method for the resolved transaction, or returns
-	// a RuleError (refund.method_unavailable).
-	Route func(Transaction) (string, error)
+	// Route picks the refund method for the resolved transaction and the
+	// target type, or returns a RuleError (refund.method_unavailable,
+	// refund.target_unsupported).
+	Route func(t Transaction, targetType string) (string, error)
 }
 
 const refundColumns = `id, merchant_id, session_id, transaction_id, amount, currency, method, provider, status,
 	coalesce(reason, ''), coalesce(reason_code, ''), coalesce(description, ''), coalesce(reference, ''), metadata, line_items,
 	target_type, coalesce(target_id, ''), coalesce(provider_reference, ''), coalesce(failure_code, ''), coalesce(failure_message, ''),
-	attempts, requires_approval, stuck, workflow_started_at, submitted_at, completed_at, created_at, updated_at`
+	attempts, requires_approval, stuck, coalesce(stuck_reason, ''), workflow_started_at, submitted_at, completed_at, created_at, updated_at`
 
 func scanRefund(row pgx.Row) (Refund, error) {
 	var r Refund
@@ -49,7 +50,7 @@ func refundFields(r *Refund) []any {
 	return []any{&r.ID, &r.MerchantID, &r.SessionID, &r.TransactionID, &r.Amount, &r.Currency, &r.Method, &r.Provider,
 		&r.Status, &r.Reason, &r.ReasonCode, &r.Description, &r.Reference, &r.Metadata, &r.LineItems, &r.TargetType,
 		&r.TargetID, &r.ProviderReference, &r.FailureCode, &r.FailureMessage, &r.Attempts, &r.RequiresApproval, &r.Stuck,
-		&r.WorkflowStartedAt, &r.SubmittedAt, &r.CompletedAt, &r.CreatedAt, &r.UpdatedAt}
+		&r.StuckReason, &r.WorkflowStartedAt, &r.SubmittedAt, &r.CompletedAt, &r.CreatedAt, &r.UpdatedAt}
 }
 
 func nullable(s string) *string {
@@ -82,7 +83,7 @@ func (s *Store) CreateRefund(ctx context.Context, in NewRefund) (Refund, error) 
 		if err != nil {
 			return err
 		}
-		method, err := in.Route(t)
+		method, err := in.Route(t, in.TargetType)
 		if err != nil {
 			return err
 		}
@@ -219,6 +220,14 @@ func refundAmount(in NewRefund, t Transaction) (int64, []RefundLineItem, error) 
 			return 0, nil, ruleErr(CodeFullyRefunded, "gift card redemption %q is fully refunded", in.TargetID)
 		}
 	}
+	if in.TargetType != TargetGiftCard {
+		// What was paid by gift card goes back only to the gift card.
+		available = min(available, t.PaymentMethodRefundable())
+		if available <= 0 {
+			return 0, nil, ruleErr(CodeAmountInsufficient, "the payment method of transaction %s has nothing left to refund "+
+				"(captured %d, %d of it by gift card): refund the gift card redemptions instead", t.ID, t.Amount, t.GiftCardAmount)
+		}
+	}
 	amount := in.Amount
 	if amount == 0 {
 		amount = available
@@ -251,10 +260,27 @@ func findRedemption(items []GiftCardRedemption, id string) (GiftCardRedemption, 
 }
 
 // reserve moves the refund's amount to reserved with guarded UPDATEs; the
-// CHECK constraints stop any over-refund the guards would miss.
+// CHECK constraints stop any over-refund the guards would miss. A gift-card
+// redemption is reserved before its transaction: the redemption's trigger
+// moves the transaction's gift-card totals, which the payment-method CHECK
+// reads.
 func reserve(ctx context.Context, tx pgx.Tx, r Refund) error {
+	if r.TargetType == TargetGiftCard {
+		tag, err := tx.Exec(ctx, `UPDATE gift_card_redemptions SET reserved_amount = reserved_amount + $3
+			WHERE transaction_id = $1 AND id = $2 AND amount - refunded_amount - reserved_amount >= $3`,
+			r.TransactionID, r.TargetID, r.Amount)
+		if err != nil {
+			return fmt.Errorf("reserve gift card redemption: %w", err)
+		}
+		if tag.RowsAffected() != 1 {
+			return ruleErr(CodeAmountInsufficient, "gift card redemption %q has too little refundable balance", r.TargetID)
+		}
+	}
 	tag, err := tx.Exec(ctx, `UPDATE transactions SET reserved_amount = reserved_amount + $2, updated_at = now()
 		WHERE id = $1 AND amount - refunded_amount - reserved_amount >= $2`, r.TransactionID, r.Amount)
+	if checkViolation(err) {
+		return ruleErr(CodeAmountInsufficient, "refund of %d exceeds what the payment method may get back", r.Amount)
+	}
 	if err != nil {
 		return fmt.Errorf("reserve balance: %w", err)
 	}
@@ -270,17 +296,6 @@ func reserve(ctx context.Context, tx pgx.Tx, r Refund) error {
 		}
 		if tag.RowsAffected() != 1 {
 			return ruleErr(CodeAmountInsufficient, "line item %q has too few refundable units", li.ID)
-		}
-	}
-	if r.TargetType == TargetGiftCard {
-		tag, err := tx.Exec(ctx, `UPDATE gift_card_redemptions SET reserved_amount = reserved_amount + $3
-			WHERE transaction_id = $1 AND id = $2 AND amount - refunded_amount - reserved_amount >= $3`,
-			r.TransactionID, r.TargetID, r.Amount)
-		if err != nil {
-			return fmt.Errorf("reserve gift card redemption: %w", err)
-		}
-		if tag.RowsAffected() != 1 {
-			return ruleErr(CodeAmountInsufficient, "gift card redemption %q has too little refundable balance", r.TargetID)
 		}
 	}
 	return insertLedger(ctx, tx, r, "RESERVE")

@@ -14,6 +14,9 @@ const (
 	CodeCurrencyMismatch    = "currency.mismatch"
 	CodeAmbiguous           = "transaction.ambiguous"
 	CodeMethodUnavailable   = "refund.method_unavailable"
+	CodeTargetUnsupported   = "refund.target_unsupported"
+	CodeTransactionDup      = "transaction.duplicate"
+	CodeNotReversible       = "refund.not_reversible"
 	CodeValidation          = "validation.failed"
 )
 

@@ -104,6 +104,13 @@ func listPage[T any](ctx context.Context, q querier, selectFrom string, w where,
 	return out, next, nil
 }
 
+// checkViolation reports whether err is a CHECK constraint refusing a write
+// (SQLSTATE 23514): a money rule the database enforced.
+func checkViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514"
+}
+
 // mapErr turns pgx errors into the store's sentinels at the boundary.
 func mapErr(err error) error {
 	if err == nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"reflect"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -25,10 +26,14 @@ type NewTransaction struct {
 	GiftCardRedemptions []GiftCardRedemption
 }
 
-// CreateTransaction inserts a transaction with its line items and gift-card redemptions.
-func (s *Store) CreateTransaction(ctx context.Context, in NewTransaction) (Transaction, error) {
+// CreateTransaction registers a payment with its line items and gift-card
+// redemptions. A payment is registered once per (merchant, provider,
+// provider reference): registering it again with the same details returns
+// the existing transaction and created=false; with other details it is a
+// RuleError (transaction.duplicate). Nothing is ever counted twice.
+func (s *Store) CreateTransaction(ctx context.Context, in NewTransaction) (t Transaction, created bool, err error) {
 	id := uuid.Must(uuid.NewV7())
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		ok, err := sessionExists(ctx, tx, in.MerchantID, in.SessionID)
 		if err != nil {
 			return fmt.Errorf("check session: %w", err)
@@ -36,12 +41,19 @@ func (s *Store) CreateTransaction(ctx context.Context, in NewTransaction) (Trans
 		if !ok {
 			return ruleErr(CodeSessionNotFound, "session %s not found", in.SessionID)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO transactions
+		// A concurrent registration of the same payment waits here for the
+		// first to commit, then finds it.
+		tag, err := tx.Exec(ctx, `INSERT INTO transactions
 			(id, merchant_id, session_id, provider, method, amount, currency, status, provider_reference, payout_destination)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			ON CONFLICT (merchant_id, provider, provider_reference) DO NOTHING`,
 			id, in.MerchantID, in.SessionID, in.Provider, in.Method, in.Amount, in.Currency, in.Status,
-			in.ProviderReference, in.PayoutDestination); err != nil {
+			in.ProviderReference, in.PayoutDestination)
+		if err != nil {
 			return fmt.Errorf("insert transaction: %w", err)
+		}
+		if created = tag.RowsAffected() == 1; !created {
+			return nil
 		}
 		for _, li := range in.LineItems {
 			if _, err := tx.Exec(ctx, `INSERT INTO transaction_line_items (transaction_id, id, amount, quantity) VALUES ($1, $2, $3, $4)`,
@@ -58,18 +70,79 @@ func (s *Store) CreateTransaction(ctx context.Context, in NewTransaction) (Trans
 		return nil
 	})
 	if err != nil {
-		return Transaction{}, err
+		return Transaction{}, false, err
 	}
-	return s.GetTransaction(ctx, in.MerchantID, id)
+	if created {
+		t, err = s.GetTransaction(ctx, in.MerchantID, id)
+		return t, true, err
+	}
+	t, err = s.transactionByPayment(ctx, in.MerchantID, in.Provider, in.ProviderReference)
+	if err != nil {
+		return t, false, err
+	}
+	if !sameRegistration(t, in) {
+		return t, false, ruleErr(CodeTransactionDup, "payment %s of provider %s is already registered as transaction %s with other details",
+			in.ProviderReference, in.Provider, t.ID)
+	}
+	return t, false, nil
+}
+
+// transactionByPayment reads the transaction of a provider's payment.
+func (s *Store) transactionByPayment(ctx context.Context, merchantID uuid.UUID, provider, ref string) (Transaction, error) {
+	t, err := scanTransaction(s.pool.QueryRow(ctx, `SELECT `+txColumns+` FROM transactions
+		WHERE merchant_id = $1 AND provider = $2 AND provider_reference = $3`, merchantID, provider, ref))
+	if err != nil {
+		return t, mapErr(err)
+	}
+	return t, mapErr(loadItems(ctx, s.pool, &t, false))
+}
+
+// sameRegistration reports whether in registers t again, as first registered.
+func sameRegistration(t Transaction, in NewTransaction) bool {
+	if t.SessionID != in.SessionID || t.Method != in.Method || t.Amount != in.Amount || t.Currency != in.Currency ||
+		!reflect.DeepEqual(t.PayoutDestination, in.PayoutDestination) ||
+		len(t.LineItems) != len(in.LineItems) || len(t.GiftCardRedemptions) != len(in.GiftCardRedemptions) {
+		return false
+	}
+	// A CAPTURED registration's status moves on as the payment is refunded.
+	if t.Status != in.Status && !(in.Status == TxCaptured && capturedOrRefunded(t.Status)) {
+		return false
+	}
+	lines := map[string]LineItem{}
+	for _, li := range t.LineItems {
+		lines[li.ID] = li
+	}
+	for _, li := range in.LineItems {
+		if got, ok := lines[li.ID]; !ok || got.Amount != li.Amount || got.Quantity != li.Quantity {
+			return false
+		}
+	}
+	gifts := map[string]int64{}
+	for _, g := range t.GiftCardRedemptions {
+		gifts[g.ID] = g.Amount
+	}
+	for _, g := range in.GiftCardRedemptions {
+		if amount, ok := gifts[g.ID]; !ok || amount != g.Amount {
+			return false
+		}
+	}
+	return true
+}
+
+// capturedOrRefunded: the statuses a CAPTURED registration moves through as it is refunded.
+func capturedOrRefunded(status string) bool {
+	return status == TxCaptured || status == TxPartiallyRefunded || status == TxRefunded
 }
 
 const txColumns = `id, merchant_id, session_id, provider, method, amount, currency, status, provider_reference,
-	payout_destination, refunded_amount, reserved_amount, created_at, updated_at`
+	payout_destination, refunded_amount, reserved_amount, gift_card_amount, gift_card_refunded, gift_card_reserved,
+	created_at, updated_at`
 
 func scanTransaction(row pgx.Row) (Transaction, error) {
 	var t Transaction
 	err := row.Scan(&t.ID, &t.MerchantID, &t.SessionID, &t.Provider, &t.Method, &t.Amount, &t.Currency, &t.Status,
-		&t.ProviderReference, &t.PayoutDestination, &t.RefundedAmount, &t.ReservedAmount, &t.CreatedAt, &t.UpdatedAt)
+		&t.ProviderReference, &t.PayoutDestination, &t.RefundedAmount, &t.ReservedAmount, &t.GiftCardAmount,
+		&t.GiftCardRefunded, &t.GiftCardReserved, &t.CreatedAt, &t.UpdatedAt)
 	return t, err
 }
 

@@ -52,7 +52,11 @@ var statusMessages = map[string]string{
 	StatusDeclined:   "Refund declined by the provider.",
 	StatusFailed:     "Refund could not be completed.",
 	StatusCanceled:   "Refund canceled before it was sent.",
+	StatusReversed:   "Refund reversed by the provider after it succeeded; the amount is refundable again.",
 }
+
+// voidedMessage is the message of a refund the provider voided.
+const voidedMessage = "Refund canceled: the provider voided it before processing it."
 
 // Object renders the refund for the API and webhook payloads.
 func (r Refund) Object() RefundObject {
@@ -63,6 +67,9 @@ func (r Refund) Object() RefundObject {
 		Reference: r.Reference, Metadata: r.Metadata, LineItems: r.LineItems, TargetType: r.TargetType,
 		TargetID: r.TargetID, ProviderReference: r.ProviderReference, Attempts: r.Attempts,
 		RequiresApproval: r.RequiresApproval, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+	if r.Status == StatusCanceled && r.FailureCode == FailureVoided {
+		o.Message = voidedMessage
 	}
 	if r.CompletedAt != nil {
 		at := r.CompletedAt.UTC()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -72,10 +73,11 @@ func scanEndpoint(row pgx.Row) (WebhookEndpoint, error) {
 
 // NewWebhookEndpoint is a validated create-endpoint request.
 type NewWebhookEndpoint struct {
-	MerchantID uuid.UUID
-	URL        string
-	EventTypes []string
-	Secret     string
+	MerchantID     uuid.UUID
+	URL            string
+	EventTypes     []string
+	Secret         string
+	IdempotencyKey string // an endpoint this key already made is returned instead
 }
 
 // CreateWebhookEndpoint adds an endpoint, refusing more than
@@ -87,6 +89,17 @@ func (s *Store) CreateWebhookEndpoint(ctx context.Context, in NewWebhookEndpoint
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM merchants WHERE id = $1 FOR UPDATE`, in.MerchantID); err != nil {
 			return fmt.Errorf("lock merchant: %w", err)
 		}
+		if in.IdempotencyKey != "" {
+			e, err := scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
+				WHERE merchant_id = $1 AND idempotency_key = $2`, in.MerchantID, in.IdempotencyKey))
+			if err == nil {
+				out = e // made by this key before: its response was lost
+				return nil
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("find endpoint by idempotency key: %w", err)
+			}
+		}
 		var n int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM webhook_endpoints WHERE merchant_id = $1 AND deleted_at IS NULL`,
 			in.MerchantID).Scan(&n); err != nil {
@@ -96,9 +109,9 @@ func (s *Store) CreateWebhookEndpoint(ctx context.Context, in NewWebhookEndpoint
 			return ruleErr(CodeWebhookEndpointLimit, "a merchant may have at most %d webhook endpoints; delete one first", MaxWebhookEndpoints)
 		}
 		var err error
-		out, err = scanEndpoint(tx.QueryRow(ctx, `INSERT INTO webhook_endpoints (id, merchant_id, url, event_types, secret)
-			VALUES ($1, $2, $3, $4, $5) RETURNING `+endpointColumns,
-			uuid.Must(uuid.NewV7()), in.MerchantID, in.URL, in.EventTypes, in.Secret))
+		out, err = scanEndpoint(tx.QueryRow(ctx, `INSERT INTO webhook_endpoints (id, merchant_id, url, event_types, secret, idempotency_key)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+endpointColumns,
+			uuid.Must(uuid.NewV7()), in.MerchantID, in.URL, in.EventTypes, in.Secret, nullable(in.IdempotencyKey)))
 		if err != nil {
 			return fmt.Errorf("insert endpoint: %w", err)
 		}
@@ -137,12 +150,19 @@ func (s *Store) DeleteWebhookEndpoint(ctx context.Context, merchantID, id uuid.U
 
 // RotateWebhookSecret makes secret the endpoint's signing secret and keeps
 // the current one valid for grace (deliveries carry both signatures until
-// then). A secret still in an earlier grace period is dropped.
-func (s *Store) RotateWebhookSecret(ctx context.Context, merchantID, id uuid.UUID, secret string, grace time.Duration) (WebhookEndpoint, error) {
+// then). A secret still in an earlier grace period is dropped. A rotation
+// retried with the same idempotency key (its response was lost) returns the
+// endpoint as that rotation left it: rotating again would drop the secret
+// the merchant still uses.
+func (s *Store) RotateWebhookSecret(ctx context.Context, merchantID, id uuid.UUID, secret string, grace time.Duration, idempotencyKey string) (WebhookEndpoint, error) {
 	e, err := scanEndpoint(s.pool.QueryRow(ctx, `UPDATE webhook_endpoints SET previous_secret = secret,
-		previous_secret_expires_at = now() + make_interval(secs => $4), secret = $3
-		WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL RETURNING `+endpointColumns,
-		id, merchantID, secret, grace.Seconds()))
+		previous_secret_expires_at = now() + make_interval(secs => $4), secret = $3, rotation_key = $5
+		WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL AND ($5::text IS NULL OR rotation_key IS DISTINCT FROM $5)
+		RETURNING `+endpointColumns, id, merchantID, secret, grace.Seconds(), nullable(idempotencyKey)))
+	if errors.Is(err, pgx.ErrNoRows) && idempotencyKey != "" {
+		e, err = scanEndpoint(s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
+			WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL AND rotation_key = $3`, id, merchantID, idempotencyKey))
+	}
 	return e, mapErr(err)
 }
 
@@ -258,13 +278,16 @@ func dispatchCTE(again string) string {
 }
 
 // finalEventDispatch dispatches the refund's final event again when Finalize
-// runs again.
-var finalEventDispatch = dispatchCTE(`type IN ('` + EventRefundSucceeded + `', '` + EventRefundFailed + `', '` + EventRefundCanceled + `')`)
+// runs again; reversalDispatch its refund.reversed event when Reverse does.
+var (
+	finalEventDispatch = dispatchCTE(`type IN ('` + EventRefundSucceeded + `', '` + EventRefundFailed + `', '` + EventRefundCanceled + `')`)
+	reversalDispatch   = dispatchCTE(`type = '` + EventRefundReversed + `'`)
+)
 
-// dispatchFinal returns the deliveries of the refund's undispatched events
-// and of its final event (see dispatchCTE).
-func dispatchFinal(ctx context.Context, tx pgx.Tx, refundID uuid.UUID) ([]Delivery, error) {
-	rows, err := tx.Query(ctx, `WITH `+finalEventDispatch+`
+// dispatchEvents returns the deliveries of the refund's undispatched events
+// and of the events cte dispatches again (see dispatchCTE).
+func dispatchEvents(ctx context.Context, tx pgx.Tx, refundID uuid.UUID, cte string) ([]Delivery, error) {
+	rows, err := tx.Query(ctx, `WITH `+cte+`
 		SELECT event_id, endpoint_id FROM d ORDER BY event_id, endpoint_id`, refundID)
 	if err != nil {
 		return nil, fmt.Errorf("dispatch events: %w", mapErr(err))

@@ -669,7 +669,7 @@ func testDispatchRepeated(t *testing.T, s *testenv.Stack) {
 	// The refund is written as the API would, but no workflow runs it: the
 	// test plays the workflow's local activities itself.
 	r, err := s.Store.CreateRefund(ctx, store.NewRefund{MerchantID: merchantID, TransactionID: uuid.MustParse(createTransaction(t, s, key)),
-		Amount: 2500, Currency: "EUR", Route: func(store.Transaction) (string, error) { return store.MethodProviderRefund, nil }})
+		Amount: 2500, Currency: "EUR", Route: func(store.Transaction, string) (string, error) { return store.MethodProviderRefund, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

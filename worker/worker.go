@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -30,6 +32,12 @@ func New(c client.Client, taskQueue string, acts *activities.Activities, opts sd
 	}
 	if acts.StartDelivery == nil {
 		acts.StartDelivery = DeliveryStarter(c, taskQueue)
+	}
+	if acts.ResumeRefund == nil {
+		acts.ResumeRefund = Resumer(c, taskQueue)
+	}
+	if acts.BrokenRuns == nil {
+		acts.BrokenRuns = BrokenRuns(c, taskQueue)
 	}
 	w := sdkworker.New(c, taskQueue, opts)
 	Register(w, acts)
@@ -56,6 +64,39 @@ func Starter(c client.Client, taskQueue string) activities.StartRefundWorkflow {
 		_, err := c.ExecuteWorkflow(ctx, workflows.StartOptions(r, taskQueue), workflows.RefundWorkflowName,
 			workflows.RefundInput{RefundID: r.ID})
 		return err
+	}
+}
+
+// Resumer starts a new run of a refund whose last run closed without
+// finishing it; a running or completed workflow is left alone
+// (WorkflowExecutionAlreadyStarted).
+func Resumer(c client.Client, taskQueue string) activities.StartRefundWorkflow {
+	return func(ctx context.Context, r store.Refund) error {
+		_, err := c.ExecuteWorkflow(ctx, workflows.ResumeOptions(r, taskQueue), workflows.RefundWorkflowName,
+			workflows.RefundInput{RefundID: r.ID})
+		return err
+	}
+}
+
+// BrokenRuns lists refunds whose last run closed unfinished, from Temporal's visibility.
+func BrokenRuns(c client.Client, taskQueue string) func(ctx context.Context, limit int) ([]uuid.UUID, error) {
+	return func(ctx context.Context, limit int) ([]uuid.UUID, error) {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: workflows.BrokenRunsQuery(taskQueue), PageSize: int32(limit),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list broken refund runs: %w", err)
+		}
+		seen := map[uuid.UUID]bool{}
+		var out []uuid.UUID
+		for _, e := range resp.GetExecutions() {
+			id, err := uuid.Parse(strings.TrimPrefix(e.GetExecution().GetWorkflowId(), "refund-"))
+			if err == nil && !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+		return out, nil
 	}
 }
 

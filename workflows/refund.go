@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,14 +27,21 @@ const (
 	StepDone             = "done"
 )
 
-// maxPollsPerRun bounds the history of one run; after it the workflow continues as new.
-const maxPollsPerRun = 200
+// maxPollsPerRun and maxSendsPerRun bound the history of one run (about
+// 6 and 11 events each); after them the workflow continues as new.
+const (
+	maxPollsPerRun = 200
+	maxSendsPerRun = 50
+)
 
 // RefundInput starts (or continues) the workflow of one refund.
 type RefundInput struct {
 	RefundID uuid.UUID
 	// Resume carries state across continue-as-new.
 	Resume *RefundState `json:",omitempty"`
+	// Resubmit: the previous run continued as new while re-sending a refund
+	// whose outcome is unknown; this one goes on (look-up first).
+	Resubmit bool `json:",omitempty"`
 }
 
 // TimelineEntry is one step of the refund's life.
@@ -55,6 +63,7 @@ type RefundState struct {
 	ProviderReference string          `json:"providerReference,omitempty"`
 	NextRetryAt       *time.Time      `json:"nextRetryAt,omitempty"`
 	Stuck             bool            `json:"stuck"`
+	StuckReason       string          `json:"stuckReason,omitempty"`
 	SubmittedAt       *time.Time      `json:"submittedAt,omitempty"`
 	Timeline          []TimelineEntry `json:"timeline"`
 }
@@ -81,7 +90,8 @@ type refundRun struct {
 	cancel    *Decision
 	approved  bool
 	rejection *Decision
-	ended     bool // run returned: a waiting cancel update must not wait any longer
+	ended     bool              // run returned: a waiting cancel update must not wait any longer
+	reversal  *providers.Result // the provider reversed the refund after it succeeded
 }
 
 // RefundWorkflow drives one refund: begin → (approval) → submit → await
@@ -109,6 +119,10 @@ func RefundWorkflow(ctx workflow.Context, in RefundInput) (RefundState, error) {
 	w.ended = true
 	// Let a cancel update waiting for the outcome answer before the run closes.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	if err == nil && w.state.Status == store.StatusSucceeded {
+		// Last: a provider event that arrived after the success may reverse it.
+		err = w.reverseIfReported()
+	}
 	return w.state, err
 }
 
@@ -137,16 +151,26 @@ func (w *refundRun) run(in RefundInput) error {
 	w.ctx, _ = workflow.NewDisconnectedContext(ctx)
 	var res providers.Result
 	var err error
-	if in.Resume != nil && w.plan.Status == store.StatusProcessing {
+	switch {
+	case in.Resume != nil && in.Resubmit:
+		res, err = w.submit(true)
+	case in.Resume != nil && w.plan.Status == store.StatusProcessing:
 		// Continued as new while awaiting the outcome: resume polling, never re-send.
 		res = providers.Result{Status: providers.StatusProcessing, ProviderReference: w.state.ProviderReference}
-	} else if res, err = w.submit(); err != nil {
+	default:
+		// A refund found PROCESSING (its earlier run died) may exist at the provider.
+		res, err = w.submit(w.plan.Status == store.StatusProcessing)
+	}
+	if err != nil {
 		return err
 	}
 	if !res.Status.Final() {
 		if res, err = w.awaitOutcome(res); err != nil {
 			return err
 		}
+	}
+	if res.Status == providers.StatusReversed {
+		w.reversal = &res
 	}
 	return w.finalize(outcomeOf(res, w.state.Attempts))
 }
@@ -203,17 +227,30 @@ func (w *refundRun) beforeSubmit() (bool, error) {
 	ctx := w.ctx
 	if w.plan.RequiresApproval {
 		w.mark(StepAwaitingApproval, "amount above the merchant's approval threshold")
-		err := workflow.Await(ctx, func() bool { return w.approved || w.rejection != nil || w.cancel != nil })
+		decided := func() bool { return w.approved || w.rejection != nil || w.cancel != nil }
+		var err error
+		expired := false
+		if timeout := w.plan.Policy.ApprovalTimeout; timeout > 0 {
+			var ok bool
+			ok, err = workflow.AwaitWithTimeout(ctx, timeout, decided)
+			expired = err == nil && !ok
+		} else {
+			err = workflow.Await(ctx, decided) // runs begun before approvals expired
+		}
 		if w.rejection != nil {
-			return true, w.finalize(store.Outcome{Status: store.StatusCanceled, FailureCode: "approval.rejected",
+			return true, w.finalize(store.Outcome{Status: store.StatusCanceled, FailureCode: store.FailureApprovalRejected,
 				FailureMessage: fmt.Sprintf("rejected by %s: %s", w.rejection.Actor, w.rejection.Reason)})
+		}
+		if expired {
+			return true, w.finalize(store.Outcome{Status: store.StatusCanceled, FailureCode: store.FailureApprovalExpired,
+				FailureMessage: fmt.Sprintf("no ops decision within %s", w.plan.Policy.ApprovalTimeout)})
 		}
 		if err != nil && !temporal.IsCanceledError(err) {
 			return true, err
 		}
 	}
 	if w.cancel != nil || ctx.Err() != nil {
-		return true, w.finalize(store.Outcome{Status: store.StatusCanceled, FailureCode: "canceled", FailureMessage: "canceled before it was sent"})
+		return true, w.finalize(store.Outcome{Status: store.StatusCanceled, FailureCode: store.FailureCanceled, FailureMessage: "canceled before it was sent"})
 	}
 	w.mark(StepSubmitting, "")
 	// Past this point the refund is PROCESSING and can no longer be released:
@@ -236,30 +273,41 @@ func (w *refundRun) beforeSubmit() (bool, error) {
 }
 
 // submit sends the refund until the provider answers. Retries reuse the same
-// idempotency key; when they are exhausted the outcome is unknown, so the
-// refund waits as stuck (never released) and re-sends on the ops retry signal,
-// a callback, or its own slow timer.
-func (w *refundRun) submit() (providers.Result, error) {
+// idempotency key, and every send but the first looks the refund up first
+// (resend: an earlier run may have sent it). When retries are exhausted the
+// outcome is unknown, so the refund waits as stuck (never released) and
+// sends again on the ops retry signal, a callback, or its own slow timer,
+// continuing as new before its history grows large.
+func (w *refundRun) submit(resend bool) (providers.Result, error) {
 	w.mark(StepSubmitting, "")
 	if w.state.SubmittedAt == nil {
 		now := workflow.Now(w.ctx)
 		w.state.SubmittedAt = &now
 	}
-	for {
+	for sends := 1; ; sends++ {
+		req := w.plan.Submit
+		req.Resend = resend
+		resend = true
 		var res activities.SubmitResult
-		err := workflow.ExecuteActivity(submitCtx(w.ctx, w.plan.Policy, w.plan.Policy.SubmitAttempts), a.SubmitRefund, w.plan.Submit).Get(w.ctx, &res)
+		err := workflow.ExecuteActivity(submitCtx(w.ctx, w.plan.Policy, w.plan.Policy.SubmitAttempts), a.SubmitRefund, req).Get(w.ctx, &res)
 		w.state.Attempts += attemptsOf(res, err, w.plan.Policy.SubmitAttempts)
 		if err == nil {
-			w.answered(res.Result)
+			w.callAnswered(res.Result)
 			return res.Result, nil
 		}
 		if final, ok := finalFromError(err); ok {
 			return final, nil
 		}
 		w.state.LastError = err.Error()
-		w.flagStuck("provider did not answer after retries: outcome unknown")
+		w.flagStuck(stuckReason(err, store.StuckNoAnswer), "provider gave no final answer: outcome unknown")
 		if ev, got := w.waitStuck(); got {
 			return ev, nil
+		}
+		if sends >= maxSendsPerRun || workflow.GetInfo(w.ctx).GetContinueAsNewSuggested() {
+			if ev, ok := w.drainEvents(); ok {
+				return ev, nil
+			}
+			return providers.Result{}, w.continueAsNew(true)
 		}
 	}
 }
@@ -274,15 +322,14 @@ func (w *refundRun) awaitOutcome(res providers.Result) (providers.Result, error)
 			if ev, ok := w.drainEvents(); ok {
 				return ev, nil
 			}
-			w.state.NextRetryAt = nil
-			return res, workflow.NewContinueAsNewError(w.ctx, RefundWorkflow, RefundInput{RefundID: w.state.RefundID, Resume: w.trimmedState()})
+			return res, w.continueAsNew(false)
 		}
 		// A stuck refund keeps reconciling, at a low rate.
 		wait := w.plan.Policy.StuckRetryEvery
 		if !w.state.Stuck {
 			untilStuck := w.state.SubmittedAt.Add(w.plan.Policy.StuckAfter).Sub(workflow.Now(w.ctx))
 			if untilStuck <= 0 {
-				w.flagStuck("no final answer within the SLA")
+				w.flagStuck(store.StuckSLA, "no final answer within the SLA")
 				continue
 			}
 			wait = min(delay, untilStuck)
@@ -296,14 +343,15 @@ func (w *refundRun) awaitOutcome(res providers.Result) (providers.Result, error)
 		delay = min(delay*2, w.plan.Policy.PollMax)
 		var polled activities.SubmitResult
 		err := workflow.ExecuteActivity(submitCtx(w.ctx, w.plan.Policy, 3), a.CheckRefund, w.plan.Submit, w.state.ProviderReference).Get(w.ctx, &polled)
-		if final, ok := finalFromError(err); ok {
-			return final, nil
-		}
 		if err != nil {
+			// A failed status check says nothing about the refund: check again.
 			w.state.LastError = err.Error()
+			if reason := stuckReason(err, ""); reason != "" {
+				w.flagStuck(reason, "status check refused: "+err.Error())
+			}
 			continue
 		}
-		w.answered(polled.Result)
+		w.callAnswered(polled.Result)
 		if polled.Status.Final() {
 			return polled.Result, nil
 		}
@@ -365,16 +413,57 @@ func (w *refundRun) answered(res providers.Result) {
 	}
 }
 
-func (w *refundRun) flagStuck(why string) {
+// callAnswered records the answer to one of our calls: the provider takes
+// our credentials (again).
+func (w *refundRun) callAnswered(res providers.Result) {
+	w.answered(res)
+	if w.state.Stuck && w.state.StuckReason == store.StuckAuth {
+		w.setStuck(false, "")
+		w.mark(w.state.Step, "provider accepts our credentials again")
+	}
+}
+
+// flagStuck flags the refund stuck for reason, for ops to see.
+func (w *refundRun) flagStuck(reason, why string) {
 	w.mark(StepStuck, why)
-	if w.state.Stuck {
-		return
+	if !w.state.Stuck || w.state.StuckReason != reason {
+		w.setStuck(true, reason)
 	}
-	w.state.Stuck = true
-	if err := workflow.ExecuteLocalActivity(localCtx(w.ctx), a.SetStuck, w.state.RefundID, true).Get(w.ctx, nil); err != nil {
-		workflow.GetLogger(w.ctx).Error("flag stuck", "error", err)
+}
+
+// setStuck records the stuck flag and reason in Postgres and the search attribute.
+func (w *refundRun) setStuck(stuck bool, reason string) {
+	changed := w.state.Stuck != stuck
+	w.state.Stuck, w.state.StuckReason = stuck, reason
+	if err := workflow.ExecuteLocalActivity(localCtx(w.ctx), a.SetStuck, w.state.RefundID, stuck, reason).Get(w.ctx, nil); err != nil {
+		workflow.GetLogger(w.ctx).Error("set stuck", "stuck", stuck, "reason", reason, "error", err)
 	}
-	w.upsert(SAStuck.ValueSet(true))
+	if changed {
+		w.upsert(SAStuck.ValueSet(stuck))
+	}
+}
+
+// stuckReason is why err leaves a refund stuck: def unless the provider
+// refused Backflow's credentials or gave an answer of unknown outcome.
+func stuckReason(err error, def string) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		switch appErr.Type() {
+		case activities.ErrTypeProviderAuth:
+			return store.StuckAuth
+		case activities.ErrTypeOutcomeUnknown:
+			return store.StuckUnknown
+		}
+	}
+	return def
+}
+
+// continueAsNew ends the run with its state carried to the next one;
+// resubmit says the refund was being re-sent rather than polled.
+func (w *refundRun) continueAsNew(resubmit bool) error {
+	w.state.NextRetryAt = nil
+	return workflow.NewContinueAsNewError(w.ctx, RefundWorkflow,
+		RefundInput{RefundID: w.state.RefundID, Resume: w.trimmedState(), Resubmit: resubmit})
 }
 
 // finalize settles or releases the reservation on a disconnected context, so
@@ -388,12 +477,41 @@ func (w *refundRun) finalize(o store.Outcome) error {
 	if err != nil {
 		return fmt.Errorf("finalize refund: %w", err)
 	}
-	w.state.Status, w.state.Stuck = res.Status, false
+	w.state.Status, w.state.Stuck, w.state.StuckReason = res.Status, false, ""
 	if o.FailureMessage != "" {
 		w.state.LastError = o.FailureMessage
 	}
 	w.upsert(SAStatus.ValueSet(res.Status), SAStuck.ValueSet(false))
 	w.ctx = ctx
+	w.startDeliveries(res.Deliveries)
+	w.mark(StepDone, res.Status)
+	return nil
+}
+
+// reverseIfReported reverses a succeeded refund when the provider said so:
+// its final answer was a reversal, or an event that arrived after the
+// success reports the refund failed.
+func (w *refundRun) reverseIfReported() error {
+	rev := w.reversal
+	for rev == nil {
+		var ev ProviderEvent
+		if !w.events.ReceiveAsync(&ev) {
+			return nil
+		}
+		if ev.Result.Status.Final() && ev.Result.Status != providers.StatusSucceeded {
+			rev = &ev.Result
+		}
+	}
+	w.mark(StepFinalizing, "provider reversed the refund: "+string(rev.Status))
+	ctx, _ := workflow.NewDisconnectedContext(w.ctx)
+	in := activities.ReverseInput{RefundID: w.state.RefundID, FailureCode: nonEmpty(rev.FailureCode, "provider.reversed"),
+		FailureMessage: nonEmpty(rev.FailureMessage, "the provider reported the refund "+strings.ToLower(string(rev.Status))+" after it succeeded")}
+	var res activities.FinalizeResult
+	if err := workflow.ExecuteLocalActivity(localCtx(ctx), a.ReverseRefund, in).Get(ctx, &res); err != nil {
+		return fmt.Errorf("reverse refund: %w", err)
+	}
+	w.state.Status, w.state.LastError = res.Status, in.FailureMessage
+	w.upsert(SAStatus.ValueSet(res.Status))
 	w.startDeliveries(res.Deliveries)
 	w.mark(StepDone, res.Status)
 	return nil
@@ -463,19 +581,26 @@ func attemptsOf(res activities.SubmitResult, err error, max int32) int {
 	if err == nil {
 		return int(res.Attempt)
 	}
-	if _, ok := finalFromError(err); ok {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.NonRetryable() {
 		return 1
 	}
 	return int(max)
 }
 
+// outcomeOf is how a final provider answer ends the refund. A reversal is
+// first a success: the money moved, then came back (see reverseIfReported).
 func outcomeOf(res providers.Result, attempts int) store.Outcome {
 	status := store.StatusFailed
 	switch res.Status {
-	case providers.StatusSucceeded:
+	case providers.StatusSucceeded, providers.StatusReversed:
 		status = store.StatusSucceeded
+		res.FailureCode, res.FailureMessage = "", ""
 	case providers.StatusDeclined:
 		status = store.StatusDeclined
+	case providers.StatusCanceled:
+		status = store.StatusCanceled
+		res.FailureCode = store.FailureVoided
 	}
 	return store.Outcome{Status: status, ProviderReference: res.ProviderReference, FailureCode: res.FailureCode,
 		FailureMessage: res.FailureMessage, Attempts: attempts}
@@ -513,7 +638,7 @@ func submitCtx(ctx workflow.Context, p activities.Policy, attempts int32) workfl
 			BackoffCoefficient:     2,
 			MaximumInterval:        time.Minute,
 			MaximumAttempts:        attempts,
-			NonRetryableErrorTypes: []string{activities.ErrTypeDeclined, activities.ErrTypeInvalid},
+			NonRetryableErrorTypes: []string{activities.ErrTypeDeclined, activities.ErrTypeInvalid, activities.ErrTypeProviderAuth},
 		},
 	})
 }

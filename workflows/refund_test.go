@@ -76,18 +76,22 @@ type harness struct {
 	submitDelay     time.Duration
 	finalizeDelay   time.Duration
 	finalDeliveries []activities.Delivery
-	finalizeErr     error
-	mocked          map[string]bool
+	// reversalDeliveries are what ReverseRefund returns.
+	reversalDeliveries []activities.Delivery
+	finalizeErr        error
+	mocked             map[string]bool
 
-	mu          sync.Mutex
-	submits     []activities.SubmitRequest
-	checkRefs   []string
-	finalized   []activities.FinalizeInput
-	stuckSet    []bool
-	children    []string
-	childInputs []activities.Delivery
-	statusSA    []string
-	stuckSA     []bool
+	mu           sync.Mutex
+	submits      []activities.SubmitRequest
+	checkRefs    []string
+	finalized    []activities.FinalizeInput
+	stuckSet     []bool
+	stuckReasons []string
+	reversed     []activities.ReverseInput
+	children     []string
+	childInputs  []activities.Delivery
+	statusSA     []string
+	stuckSA      []bool
 }
 
 type testLog struct{ t *testing.T }
@@ -225,12 +229,20 @@ func (h *harness) run(in workflows.RefundInput) {
 	env := h.env
 	env.OnActivity(acts.BeginRefund, mock.Anything, h.id).After(h.beginDelay).Return(h.plan, nil).Once()
 	env.OnActivity(acts.MarkProcessing, mock.Anything, h.id).After(h.markDelay).Return(h.markErr).Maybe()
-	env.OnActivity(acts.SetStuck, mock.Anything, h.id, mock.Anything).Return(
-		func(_ context.Context, _ uuid.UUID, stuck bool) error {
+	env.OnActivity(acts.SetStuck, mock.Anything, h.id, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, _ uuid.UUID, stuck bool, reason string) error {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.stuckSet = append(h.stuckSet, stuck)
+			h.stuckReasons = append(h.stuckReasons, reason)
 			return nil
+		}).Maybe()
+	env.OnActivity(acts.ReverseRefund, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReverseInput) (activities.FinalizeResult, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.reversed = append(h.reversed, in)
+			return activities.FinalizeResult{Status: store.StatusReversed, Deliveries: h.reversalDeliveries}, nil
 		}).Maybe()
 	env.OnActivity(acts.FinalizeRefund, mock.Anything, mock.Anything).After(h.finalizeDelay).Return(
 		func(_ context.Context, in activities.FinalizeInput) (activities.FinalizeResult, error) {
@@ -590,7 +602,7 @@ func TestRefundAsyncProviderEvent(t *testing.T) {
 }
 
 func TestRefundAsyncPolling(t *testing.T) {
-	declined := temporal.NewNonRetryableApplicationError("refused by bank", activities.ErrTypeDeclined, nil, "bank_refused")
+	declined := answer{res: providers.Result{Status: providers.StatusDeclined, FailureCode: "bank_refused"}}
 	for _, tc := range []struct {
 		name       string
 		checks     []answer
@@ -604,7 +616,7 @@ func TestRefundAsyncPolling(t *testing.T) {
 		// A poll activity exhausting its 3 attempts is recorded and polling goes on.
 		{"poll errors then success", append(repeat(fail(errTransient), 3), ok(providers.StatusSucceeded, "re_final")),
 			4, store.StatusSucceeded, "", "re_final"},
-		{"declined on poll", []answer{fail(declined)}, 1, store.StatusDeclined, "bank_refused", ""},
+		{"declined on poll", []answer{declined}, 1, store.StatusDeclined, "bank_refused", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
@@ -671,10 +683,10 @@ func TestRefundDuplicateProviderEventsFinalizeOnce(t *testing.T) {
 	h.at(5*time.Second, func() {
 		event(providers.StatusSucceeded)()
 		event(providers.StatusSucceeded)()
-		event(providers.StatusFailed)()
+		event(providers.StatusProcessing)()
 	})
-	h.at(7*time.Second, event(providers.StatusFailed))
-	h.at(8*time.Second, event(providers.StatusSucceeded))
+	h.at(7*time.Second, event(providers.StatusSucceeded))
+	h.at(8*time.Second, event(providers.StatusProcessing))
 
 	h.run(workflows.RefundInput{RefundID: h.id})
 
@@ -947,7 +959,7 @@ func TestRefundAlreadyFinal(t *testing.T) {
 
 // A refund found PROCESSING on a fresh run (e.g. its workflow was restarted)
 // is re-sent under the same idempotency key, without MarkProcessing.
-func TestRefundFoundProcessingIsResent(t *testing.T) {
+func TestRefundFoundProcessingIsLookedUpThenResent(t *testing.T) {
 	h := newHarness(t)
 	h.plan.Status = store.StatusProcessing
 	h.onSubmit(ok(providers.StatusSucceeded, "re_1"))
@@ -957,6 +969,7 @@ func TestRefundFoundProcessingIsResent(t *testing.T) {
 	h.env.AssertExpectations(t)
 	h.calls("MarkProcessing", 0)
 	h.calls("SubmitRefund", 1)
+	require.True(t, h.submits[0].Resend, "a refund found PROCESSING may exist at the provider: look it up first")
 	require.Equal(t, store.StatusSucceeded, h.outcome().Status)
 }
 

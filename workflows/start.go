@@ -38,3 +38,23 @@ func StartOptions(r store.Refund, taskQueue string) client.StartWorkflowOptions 
 		},
 	}
 }
+
+// ResumeOptions start a new run of a refund whose last run closed without
+// finishing it (failed, terminated, timed out): allowed only after such a
+// run, never after one that completed, and never beside a running one.
+func ResumeOptions(r store.Refund, taskQueue string) client.StartWorkflowOptions {
+	o := StartOptions(r, taskQueue)
+	o.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
+	o.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL
+	o.WorkflowExecutionErrorWhenAlreadyStarted = true // a running run is reported, not reused
+	o.EnableEagerStart = false
+	return o
+}
+
+// BrokenRunsQuery finds the refunds of a task queue whose last run closed
+// without finishing them while they were open (the visibility query the
+// reconciler runs).
+func BrokenRunsQuery(taskQueue string) string {
+	return fmt.Sprintf(`WorkflowType = '%s' AND TaskQueue = '%s' AND ExecutionStatus IN ('Failed', 'Terminated', 'TimedOut', 'Canceled') `+
+		`AND %s IN ('PENDING', 'PROCESSING')`, RefundWorkflowName, taskQueue, SAStatus.GetName())
+}

@@ -36,6 +36,7 @@ commands:
   migrate   apply database migrations
   seed      create the demo merchant, keys and sample transactions (idempotent)
   ops       inspect and steer refunds (backflow ops help)
+  verify    check the money invariants, read-only (backflow verify -h)
   bench     measure the refund path against a baseline workflow (backflow bench -h)
 
 configuration: environment variables, see README.md`
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string) error {
 		return runSeed(ctx, cfg, args[1:])
 	case "ops":
 		return runOps(ctx, cfg, args[1:])
+	case "verify":
+		return runVerify(ctx, cfg, args[1:], os.Stdout)
 	case "bench":
 		return runBench(ctx, cfg, args[1:])
 	}
@@ -96,7 +99,7 @@ func runAPI(ctx context.Context, cfg config.Config) error {
 	}
 	srv := server.New(server.Deps{Store: deps.Store, Temporal: deps.Temporal, Providers: deps.Providers,
 		TaskQueue: cfg.TaskQueue, Logger: logger, Metrics: m.Handler(),
-		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}, OnRefundCreated: m.RefundCreated})
+		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}, OnRefundCreated: m.RefundCreated, OnRefundReversed: m.RefundFinished})
 	logger.Info("api listening", "addr", cfg.HTTPAddr, "config", cfg)
 	return serve(ctx, cfg.HTTPAddr, srv.Handler())
 }
@@ -116,6 +119,7 @@ func runWorker(ctx context.Context, cfg config.Config) error {
 	}
 	defer w.Stop()
 	logger.Info("worker running", "taskQueue", cfg.TaskQueue, "namespace", deps.Namespace, "config", cfg)
+	go verifyEvery(ctx, deps, cfg.VerifyEvery, m)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
 	mux.Handle("/metrics", m.Handler())
@@ -133,7 +137,7 @@ func startWorker(ctx context.Context, cfg config.Config, deps *app.Deps, m *metr
 		return nil, err
 	}
 	policy := activities.DefaultPolicy()
-	policy.StuckAfter = cfg.StuckAfter
+	policy.StuckAfter, policy.ApprovalTimeout = cfg.StuckAfter, cfg.ApprovalTimeout
 	acts := &activities.Activities{Store: deps.Store, Providers: deps.Providers, Policy: policy, Observe: m.RefundFinished}
 	w := worker.New(deps.Temporal, cfg.TaskQueue, acts, sdkworker.Options{})
 	if err := w.Start(); err != nil {

@@ -79,12 +79,12 @@ func seedTransactions(ctx context.Context, st *store.Store, merchantID uuid.UUID
 			PayoutDestination: &providers.PayoutDestination{Type: "bank_account", AccountHolder: "Ada Lovelace", IBAN: "DE89370400440532013000", Country: "DE"}},
 	}
 	for _, t := range samples {
-		sid, err := st.CreateSession(ctx, merchantID)
+		sid, err := st.CreateSession(ctx, merchantID, "")
 		if err != nil {
 			return fmt.Errorf("create session: %w", err)
 		}
 		t.MerchantID, t.SessionID, t.Status = merchantID, sid, store.TxCaptured
-		tx, err := st.CreateTransaction(ctx, t)
+		tx, _, err := st.CreateTransaction(ctx, t)
 		if err != nil {
 			return fmt.Errorf("create sample transaction: %w", err)
 		}

@@ -38,14 +38,25 @@ const (
 	RuleWebhook           = "webhook"            // an event not delivered to a subscribed endpoint
 )
 
+// Rules lists every rule.
+var Rules = []string{RuleOverRefund, RuleLedger, RuleReservation, RuleTransactionStatus, RuleEvents, RuleProvider, RuleWorkflow, RuleWebhook}
+
 // Violation is one broken rule about one object.
 type Violation struct {
-	Rule    string `json:"rule"`
-	Subject string `json:"subject"` // "refund <id>", "transaction <id>", ...
-	Detail  string `json:"detail"`
+	Rule          string     `json:"rule"`
+	Subject       string     `json:"subject"` // "refund <id>", "transaction <id>", ...
+	Detail        string     `json:"detail"`
+	RefundID      *uuid.UUID `json:"refundId,omitempty"`
+	TransactionID *uuid.UUID `json:"transactionId,omitempty"`
 }
 
-func (v Violation) String() string { return v.Rule + ": " + v.Subject + ": " + v.Detail }
+func (v Violation) String() string {
+	s := v.Rule + ": " + v.Subject + ": " + v.Detail
+	if v.TransactionID != nil && !strings.Contains(v.Subject, v.TransactionID.String()) {
+		s += " (transaction " + v.TransactionID.String() + ")"
+	}
+	return s
+}
 
 // Counter tells how many refunds or payouts a provider holds for an
 // idempotency key (the Backflow refund id). The sandbox PSP implements it.
@@ -58,6 +69,10 @@ type Options struct {
 	// Merchants limits the check to these merchants' transactions and
 	// refunds; empty checks every merchant.
 	Merchants []uuid.UUID
+	// CreatedFrom and CreatedTo, when set, limit the check to transactions
+	// and refunds created in [from, to): a bounded check of a production
+	// database. Each object in range is checked against all its rows.
+	CreatedFrom, CreatedTo time.Time
 	// Provider, when set, is asked how many provider-side refunds each
 	// refund has: exactly one for SUCCEEDED, none for CANCELED, at most one
 	// otherwise. Only set it when every refund in scope went to this provider.
@@ -69,6 +84,9 @@ type Options struct {
 	Temporal      client.Client
 	Namespace     string        // for Temporal; default "default"
 	WorkflowGrace time.Duration // default 5s
+	// HistoryRetention, when set, excuses a final refund completed longer
+	// ago than it from having a workflow: its history may be gone.
+	HistoryRetention time.Duration
 	// Webhooks, when true, requires every event older than WebhookGrace to
 	// have a succeeded delivery attempt to each active endpoint of its
 	// merchant subscribed to its type (endpoints created after the event
@@ -89,6 +107,18 @@ type Report struct {
 	Events       int            `json:"events"`     // outbox rows checked
 	Deliveries   int            `json:"deliveries"` // event × endpoint deliveries checked
 	Violations   []Violation    `json:"violations"`
+}
+
+// ViolationsByRule counts the violations of each rule (every rule listed).
+func (r Report) ViolationsByRule() map[string]int {
+	out := map[string]int{}
+	for _, rule := range Rules {
+		out[rule] = 0
+	}
+	for _, v := range r.Violations {
+		out[v.Rule]++
+	}
+	return out
 }
 
 // OK reports whether no rule was broken.
@@ -123,6 +153,10 @@ func Check(ctx context.Context, pool *pgxpool.Pool, o Options) (Report, error) {
 	c := &checker{opts: o, report: Report{ByStatus: map[string]int{}}}
 	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		c.tx = tx
+		// Safe on a busy production database: no query may run away.
+		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = '60s'`); err != nil {
+			return fmt.Errorf("set statement timeout: %w", err)
+		}
 		for _, step := range []func(context.Context) error{c.balances, c.lineItems, c.redemptions, c.refunds, c.events, c.webhooks} {
 			if err := step(ctx); err != nil {
 				return err
@@ -156,57 +190,90 @@ type checker struct {
 }
 
 func (c *checker) add(rule, subject, format string, args ...any) {
+	c.addFor(rule, subject, nil, nil, format, args...)
+}
+
+// addFor records a violation about a refund and/or a transaction.
+func (c *checker) addFor(rule, subject string, refund, tx *uuid.UUID, format string, args ...any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.report.Violations = append(c.report.Violations, Violation{Rule: rule, Subject: subject, Detail: fmt.Sprintf(format, args...)})
+	c.report.Violations = append(c.report.Violations, Violation{Rule: rule, Subject: subject, Detail: fmt.Sprintf(format, args...),
+		RefundID: refund, TransactionID: tx})
 }
 
-// scope is the merchant filter as a SQL argument: NULL for every merchant.
-func (c *checker) scope() []uuid.UUID {
-	if len(c.opts.Merchants) == 0 {
+// scope is the filter as SQL arguments $1 (merchants, NULL for every one),
+// $2 and $3 (created range, NULL for open ends).
+func (c *checker) scope() []any {
+	var merchants []uuid.UUID
+	if len(c.opts.Merchants) > 0 {
+		merchants = c.opts.Merchants
+	}
+	return []any{merchants, nullTime(c.opts.CreatedFrom), nullTime(c.opts.CreatedTo)}
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
 		return nil
 	}
-	return c.opts.Merchants
+	return &t
 }
 
-const inScope = `($1::uuid[] IS NULL OR %s = ANY($1))`
-
-func scoped(col string) string { return fmt.Sprintf(inScope, col) }
+// scoped is the filter on a table alias with merchant_id and created_at.
+func scoped(alias string) string {
+	return fmt.Sprintf(`($1::uuid[] IS NULL OR %[1]s.merchant_id = ANY($1)) AND ($2::timestamptz IS NULL OR %[1]s.created_at >= $2)
+		AND ($3::timestamptz IS NULL OR %[1]s.created_at < $3)`, alias)
+}
 
 // balances: per transaction, the CHECK-backed bound, the ledger and the status.
 func (c *checker) balances(ctx context.Context) error {
 	rows, err := c.tx.Query(ctx, `SELECT t.id, t.amount, t.refunded_amount, t.reserved_amount, t.status,
 			coalesce(sum(l.amount) FILTER (WHERE l.kind = 'RESERVE'), 0),
 			coalesce(sum(l.amount) FILTER (WHERE l.kind = 'SETTLE'), 0),
-			coalesce(sum(l.amount) FILTER (WHERE l.kind = 'RELEASE'), 0)
+			coalesce(sum(l.amount) FILTER (WHERE l.kind = 'RELEASE'), 0),
+			coalesce(sum(l.amount) FILTER (WHERE l.kind = 'REVERSE'), 0),
+			t.gift_card_amount, t.gift_card_refunded, t.gift_card_reserved,
+			(SELECT coalesce(sum(amount), 0) FROM gift_card_redemptions g WHERE g.transaction_id = t.id),
+			(SELECT coalesce(sum(refunded_amount), 0) FROM gift_card_redemptions g WHERE g.transaction_id = t.id),
+			(SELECT coalesce(sum(reserved_amount), 0) FROM gift_card_redemptions g WHERE g.transaction_id = t.id)
 		FROM transactions t LEFT JOIN ledger_entries l ON l.transaction_id = t.id
-		WHERE `+scoped("t.merchant_id")+`
-		GROUP BY t.id`, c.scope())
+		WHERE `+scoped("t")+`
+		GROUP BY t.id`, c.scope()...)
 	if err != nil {
 		return fmt.Errorf("read balances: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id uuid.UUID
-		var amount, refunded, reserved, res, settle, release int64
+		var amount, refunded, reserved, res, settle, release, reverse int64
+		var gcAmount, gcRefunded, gcReserved, gAmount, gRefunded, gReserved int64
 		var status string
-		if err := rows.Scan(&id, &amount, &refunded, &reserved, &status, &res, &settle, &release); err != nil {
+		if err := rows.Scan(&id, &amount, &refunded, &reserved, &status, &res, &settle, &release, &reverse,
+			&gcAmount, &gcRefunded, &gcReserved, &gAmount, &gRefunded, &gReserved); err != nil {
 			return fmt.Errorf("scan balance: %w", err)
 		}
 		c.report.Transactions++
 		subject := "transaction " + id.String()
+		tx := &id
 		if refunded < 0 || reserved < 0 || refunded+reserved > amount {
-			c.add(RuleOverRefund, subject, "refunded %d + reserved %d > captured %d", refunded, reserved, amount)
+			c.addFor(RuleOverRefund, subject, nil, tx, "refunded %d + reserved %d > captured %d", refunded, reserved, amount)
+		}
+		if pm := (refunded - gcRefunded) + (reserved - gcReserved); pm > amount-gcAmount {
+			c.addFor(RuleOverRefund, subject, nil, tx, "the payment method holds %d refunded or reserved, more than captured %d less gift cards %d",
+				pm, amount, gcAmount)
+		}
+		if gcAmount != gAmount || gcRefunded != gRefunded || gcReserved != gReserved {
+			c.addFor(RuleLedger, subject, nil, tx, "gift-card totals %d/%d/%d (amount/refunded/reserved) differ from its redemptions %d/%d/%d",
+				gcAmount, gcRefunded, gcReserved, gAmount, gRefunded, gReserved)
 		}
 		if res-settle-release != reserved {
-			c.add(RuleLedger, subject, "RESERVE %d − SETTLE %d − RELEASE %d = %d, but reserved is %d", res, settle, release, res-settle-release, reserved)
+			c.addFor(RuleLedger, subject, nil, tx, "RESERVE %d − SETTLE %d − RELEASE %d = %d, but reserved is %d", res, settle, release, res-settle-release, reserved)
 		}
-		if settle != refunded {
-			c.add(RuleLedger, subject, "SETTLE entries sum to %d, but refunded is %d", settle, refunded)
+		if settle-reverse != refunded {
+			c.addFor(RuleLedger, subject, nil, tx, "SETTLE %d − REVERSE %d = %d, but refunded is %d", settle, reverse, settle-reverse, refunded)
 		}
 		switch want := wantTxStatus(status, amount, refunded); {
 		case want != status:
-			c.add(RuleTransactionStatus, subject, "status %s with %d of %d refunded, want %s", status, refunded, amount, want)
+			c.addFor(RuleTransactionStatus, subject, nil, tx, "status %s with %d of %d refunded, want %s", status, refunded, amount, want)
 		}
 	}
 	return rows.Err()
@@ -233,16 +300,12 @@ func wantTxStatus(status string, amount, refunded int64) string {
 // lineItems: each line item's own bound, and its quantities explained by the
 // refunds that reserved (live) or settled (succeeded) it.
 func (c *checker) lineItems(ctx context.Context) error {
-	rows, err := c.tx.Query(ctx, `WITH lines AS (
-			SELECT r.transaction_id, li->>'id' AS id, (li->>'quantity')::bigint AS quantity, r.status
-			FROM refunds r, jsonb_array_elements(r.line_items) li WHERE `+scoped("r.merchant_id")+`)
-		SELECT i.transaction_id, i.id, i.quantity, i.refunded_quantity, i.reserved_quantity,
-			coalesce((SELECT sum(quantity) FROM lines l WHERE l.transaction_id = i.transaction_id AND l.id = i.id
-				AND l.status IN ('PENDING', 'PROCESSING')), 0),
-			coalesce((SELECT sum(quantity) FROM lines l WHERE l.transaction_id = i.transaction_id AND l.id = i.id
-				AND l.status = 'SUCCEEDED'), 0)
+	const units = `coalesce((SELECT sum((li->>'quantity')::bigint) FROM refunds r, jsonb_array_elements(r.line_items) li
+		WHERE r.transaction_id = i.transaction_id AND li->>'id' = i.id AND r.status IN (%s)), 0)`
+	rows, err := c.tx.Query(ctx, `SELECT i.transaction_id, i.id, i.quantity, i.refunded_quantity, i.reserved_quantity, `+
+		fmt.Sprintf(units, `'PENDING', 'PROCESSING'`)+`, `+fmt.Sprintf(units, `'SUCCEEDED'`)+`
 		FROM transaction_line_items i JOIN transactions t ON t.id = i.transaction_id
-		WHERE `+scoped("t.merchant_id"), c.scope())
+		WHERE `+scoped("t"), c.scope()...)
 	if err != nil {
 		return fmt.Errorf("read line items: %w", err)
 	}
@@ -273,8 +336,8 @@ func (c *checker) redemptions(ctx context.Context) error {
 			coalesce(sum(r.amount) FILTER (WHERE r.status = 'SUCCEEDED'), 0)
 		FROM gift_card_redemptions g JOIN transactions t ON t.id = g.transaction_id
 		LEFT JOIN refunds r ON r.transaction_id = g.transaction_id AND r.target_type = 'GIFT_CARD_REDEMPTION' AND r.target_id = g.id
-		WHERE `+scoped("t.merchant_id")+`
-		GROUP BY g.transaction_id, g.id`, c.scope())
+		WHERE `+scoped("t")+`
+		GROUP BY g.transaction_id, g.id`, c.scope()...)
 	if err != nil {
 		return fmt.Errorf("read gift card redemptions: %w", err)
 	}
@@ -300,6 +363,7 @@ func (c *checker) redemptions(ctx context.Context) error {
 
 type refundRow struct {
 	id        uuid.UUID
+	tx        uuid.UUID
 	status    string
 	age       time.Duration // since created
 	endedFor  time.Duration // since completed (0 while live)
@@ -310,23 +374,25 @@ type refundRow struct {
 // amount; SETTLE iff SUCCEEDED; RELEASE iff DECLINED, FAILED or CANCELED;
 // neither while live).
 func (c *checker) refunds(ctx context.Context) error {
-	rows, err := c.tx.Query(ctx, `SELECT r.id, r.amount, r.status, r.workflow_started_at IS NOT NULL,
+	rows, err := c.tx.Query(ctx, `SELECT r.id, r.transaction_id, r.amount, r.status, r.workflow_started_at IS NOT NULL,
 			extract(epoch FROM now() - r.created_at), coalesce(extract(epoch FROM now() - r.completed_at), 0),
 			count(l.id) FILTER (WHERE l.kind = 'RESERVE'), coalesce(sum(l.amount) FILTER (WHERE l.kind = 'RESERVE'), 0),
 			count(l.id) FILTER (WHERE l.kind = 'SETTLE'), coalesce(sum(l.amount) FILTER (WHERE l.kind = 'SETTLE'), 0),
-			count(l.id) FILTER (WHERE l.kind = 'RELEASE'), coalesce(sum(l.amount) FILTER (WHERE l.kind = 'RELEASE'), 0)
+			count(l.id) FILTER (WHERE l.kind = 'RELEASE'), coalesce(sum(l.amount) FILTER (WHERE l.kind = 'RELEASE'), 0),
+			count(l.id) FILTER (WHERE l.kind = 'REVERSE'), coalesce(sum(l.amount) FILTER (WHERE l.kind = 'REVERSE'), 0)
 		FROM refunds r LEFT JOIN ledger_entries l ON l.refund_id = r.id
-		WHERE `+scoped("r.merchant_id")+`
-		GROUP BY r.id ORDER BY r.id`, c.scope())
+		WHERE `+scoped("r")+`
+		GROUP BY r.id ORDER BY r.id`, c.scope()...)
 	if err != nil {
 		return fmt.Errorf("read refunds: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var r refundRow
-		var amount, nRes, sRes, nSet, sSet, nRel, sRel int64
+		var amount, nRes, sRes, nSet, sSet, nRel, sRel, nRev, sRev int64
 		var age, ended float64
-		if err := rows.Scan(&r.id, &amount, &r.status, &r.wfStarted, &age, &ended, &nRes, &sRes, &nSet, &sSet, &nRel, &sRel); err != nil {
+		if err := rows.Scan(&r.id, &r.tx, &amount, &r.status, &r.wfStarted, &age, &ended, &nRes, &sRes, &nSet, &sSet, &nRel, &sRel,
+			&nRev, &sRev); err != nil {
 			return fmt.Errorf("scan refund: %w", err)
 		}
 		r.age, r.endedFor = seconds(age), seconds(ended)
@@ -334,19 +400,23 @@ func (c *checker) refunds(ctx context.Context) error {
 		c.report.ByStatus[r.status]++
 		c.live = append(c.live, r)
 		subject := "refund " + r.id.String()
+		id, tx := r.id, r.tx
 		if nRes != 1 || sRes != amount {
-			c.add(RuleLedger, subject, "%d RESERVE entries for %d, want one for its amount %d", nRes, sRes, amount)
+			c.addFor(RuleLedger, subject, &id, &tx, "%d RESERVE entries for %d, want one for its amount %d", nRes, sRes, amount)
 		}
-		var wantSettle, wantRelease int64
+		var wantSettle, wantRelease, wantReverse int64
 		switch r.status {
 		case "SUCCEEDED":
 			wantSettle = 1
+		case "REVERSED":
+			wantSettle, wantReverse = 1, 1
 		case "DECLINED", "FAILED", "CANCELED":
 			wantRelease = 1
 		}
-		if nSet != wantSettle || nRel != wantRelease || (nSet == 1 && sSet != amount) || (nRel == 1 && sRel != amount) {
-			c.add(RuleReservation, subject, "%s with %d SETTLE (%d) and %d RELEASE (%d) entries, want %d and %d of %d",
-				r.status, nSet, sSet, nRel, sRel, wantSettle, wantRelease, amount)
+		if nSet != wantSettle || nRel != wantRelease || nRev != wantReverse ||
+			(nSet == 1 && sSet != amount) || (nRel == 1 && sRel != amount) || (nRev == 1 && sRev != amount) {
+			c.addFor(RuleReservation, subject, &id, &tx, "%s with %d SETTLE (%d), %d RELEASE (%d) and %d REVERSE (%d) entries, want %d, %d and %d of %d",
+				r.status, nSet, sSet, nRel, sRel, nRev, sRev, wantSettle, wantRelease, wantReverse, amount)
 		}
 	}
 	return rows.Err()
@@ -361,8 +431,8 @@ func (c *checker) events(ctx context.Context) error {
 			coalesce(array_agg(e.type ORDER BY e.sequence) FILTER (WHERE e.id IS NOT NULL), '{}'),
 			coalesce(array_agg(e.sequence ORDER BY e.sequence) FILTER (WHERE e.id IS NOT NULL), '{}')
 		FROM refunds r LEFT JOIN refund_events e ON e.refund_id = r.id
-		WHERE `+scoped("r.merchant_id")+`
-		GROUP BY r.id`, c.scope())
+		WHERE `+scoped("r")+`
+		GROUP BY r.id`, c.scope()...)
 	if err != nil {
 		return fmt.Errorf("read events: %w", err)
 	}
@@ -387,18 +457,27 @@ func (c *checker) events(ctx context.Context) error {
 			c.add(RuleEvents, subject, "first event is %v, want refund.created", types)
 		}
 		want := map[string]string{"SUCCEEDED": "refund.succeeded", "DECLINED": "refund.failed", "FAILED": "refund.failed",
-			"CANCELED": "refund.canceled"}[status]
-		finals := 0
-		for _, t := range types {
-			if t == "refund.succeeded" || t == "refund.failed" || t == "refund.canceled" {
+			"CANCELED": "refund.canceled", "REVERSED": "refund.succeeded"}[status]
+		finals, reversals := 0, 0
+		for i, t := range types {
+			switch t {
+			case "refund.succeeded", "refund.failed", "refund.canceled":
 				finals++
 				if t != want {
-					c.add(RuleEvents, subject, "%s refund has a %s event", status, t)
+					c.addFor(RuleEvents, subject, &id, nil, "%s refund has a %s event", status, t)
+				}
+			case "refund.reversed":
+				reversals++
+				if i == 0 || types[i-1] != "refund.succeeded" {
+					c.addFor(RuleEvents, subject, &id, nil, "refund.reversed does not follow refund.succeeded: %v", types)
 				}
 			}
 		}
 		if (want == "" && finals != 0) || (want != "" && finals != 1) {
-			c.add(RuleEvents, subject, "%s refund has %d final events %v", status, finals, types)
+			c.addFor(RuleEvents, subject, &id, nil, "%s refund has %d final events %v", status, finals, types)
+		}
+		if wantRev := map[bool]int{true: 1}[status == "REVERSED"]; reversals != wantRev {
+			c.addFor(RuleEvents, subject, &id, nil, "%s refund has %d refund.reversed events, want %d", status, reversals, wantRev)
 		}
 	}
 	return rows.Err()
@@ -412,9 +491,9 @@ func (c *checker) webhooks(ctx context.Context) error {
 	rows, err := c.tx.Query(ctx, `SELECT e.id, e.type, w.id,
 			EXISTS (SELECT 1 FROM webhook_attempts a WHERE a.event_id = e.id AND a.endpoint_id = w.id AND a.succeeded)
 		FROM refund_events e JOIN webhook_endpoints w ON w.merchant_id = e.merchant_id
-		WHERE `+scoped("e.merchant_id")+` AND w.deleted_at IS NULL AND w.disabled_at IS NULL AND e.type = ANY(w.event_types)
-			AND w.created_at <= e.created_at AND e.created_at < now() - make_interval(secs => $2)`,
-		c.scope(), c.opts.WebhookGrace.Seconds())
+		WHERE `+scoped("e")+` AND w.deleted_at IS NULL AND w.disabled_at IS NULL AND e.type = ANY(w.event_types)
+			AND w.created_at <= e.created_at AND e.created_at < now() - make_interval(secs => $4)`,
+		append(c.scope(), c.opts.WebhookGrace.Seconds())...)
 	if err != nil {
 		return fmt.Errorf("read deliveries: %w", err)
 	}
@@ -475,8 +554,8 @@ func (c *checker) provider(r refundRow) {
 	c.mu.Unlock()
 	subject := "refund " + r.id.String()
 	switch {
-	case r.status == "SUCCEEDED" && n != 1:
-		c.add(RuleProvider, subject, "SUCCEEDED with %d refunds at the provider, want exactly 1", n)
+	case (r.status == "SUCCEEDED" || r.status == "REVERSED") && n != 1:
+		c.add(RuleProvider, subject, "%s with %d refunds at the provider, want exactly 1", r.status, n)
 	case r.status == "CANCELED" && n != 0:
 		c.add(RuleProvider, subject, "CANCELED (never sent) but the provider holds %d refunds", n)
 	case n > 1:
@@ -498,6 +577,9 @@ func (c *checker) workflow(ctx context.Context, r refundRow) error {
 	if errors.As(err, &nf) {
 		if r.status == "CANCELED" && !r.wfStarted {
 			return nil // canceled in Postgres before its workflow ever ran: nothing left to drive
+		}
+		if c.opts.HistoryRetention > 0 && r.endedFor > c.opts.HistoryRetention {
+			return nil // final long ago: its history is past the namespace's retention
 		}
 		c.add(RuleWorkflow, subject, "%s for %s but workflow %s does not exist (workflow started: %t)",
 			r.status, r.age.Round(time.Second), id, r.wfStarted)

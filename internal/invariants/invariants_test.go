@@ -36,18 +36,18 @@ func newWorld(t *testing.T) world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := st.CreateSession(ctx, m.ID)
+	sess, err := st.CreateSession(ctx, m.ID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err := st.CreateTransaction(ctx, store.NewTransaction{MerchantID: m.ID, SessionID: sess, Provider: "cardpay", Method: "card",
+	tx, _, err := st.CreateTransaction(ctx, store.NewTransaction{MerchantID: m.ID, SessionID: sess, Provider: "cardpay", Method: "card",
 		Amount: 10000, Currency: "EUR", Status: store.TxCaptured, ProviderReference: "pay_x",
 		LineItems:           []store.LineItem{{ID: "sku-1", Amount: 500, Quantity: 4}},
 		GiftCardRedemptions: []store.GiftCardRedemption{{ID: "gc-1", Amount: 3000}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	route := func(store.Transaction) (string, error) { return store.MethodProviderRefund, nil }
+	route := func(store.Transaction, string) (string, error) { return store.MethodProviderRefund, nil }
 	refund := func(in store.NewRefund) store.Refund {
 		in.MerchantID, in.TransactionID, in.Route = m.ID, tx.ID, route
 		r, err := st.CreateRefund(ctx, in)
