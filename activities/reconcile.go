@@ -95,6 +95,13 @@ func (a *Activities) resumeBroken(ctx context.Context, report *ReconcileReport) 
 			continue
 		}
 		if store.FinalStatus(r.Status) {
+			// Closed after it finalized the refund, maybe before it started
+			// the final event's deliveries: start any that are missing.
+			n, err := a.deliverEventsOf(ctx, r.ID)
+			report.DeliveriesStarted += n
+			if err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		err = a.ResumeRefund(ctx, r)
@@ -111,6 +118,28 @@ func (a *Activities) resumeBroken(ctx context.Context, report *ReconcileReport) 
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// deliverEventsOf starts the deliveries of every event of a refund that are
+// not started yet (a started one keeps its workflow id: starting it again is a no-op).
+func (a *Activities) deliverEventsOf(ctx context.Context, refundID uuid.UUID) (int, error) {
+	events, err := a.Store.EventsOfRefund(ctx, refundID)
+	if err != nil {
+		return 0, fmt.Errorf("list events of refund %s: %w", refundID, err)
+	}
+	started := 0
+	for _, e := range events {
+		ds, err := a.Store.EventDeliveries(ctx, e.Event)
+		if err != nil {
+			return started, err
+		}
+		n, err := a.startDeliveries(ctx, ds)
+		started += n
+		if err != nil {
+			return started, err
+		}
+	}
+	return started, nil
 }
 
 // redispatch starts the deliveries of events still undispatched after

@@ -17,6 +17,7 @@ import (
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/internal/invariants"
 	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/workflows"
 )
 
 // SoakOptions configure a soak run.
@@ -44,6 +45,9 @@ type SoakResult struct {
 	ServerErrors   int64 // API answers >= 500 other than 503 service.unavailable
 	Unexpected     []string
 	WorkerRestarts int64
+	Terminations   int64 // refund workflows terminated mid-refund (the reconciler resumes them)
+	Resumed        int64 // refund workflows the reconciler resumed
+	Registrations  int64 // concurrent registrations of one payment, each answered by one transaction
 	Outages        int64 // provider outage windows
 	Faults         string
 	Callbacks      int // duplicated
@@ -74,6 +78,7 @@ type soak struct {
 	outageOn                                            atomic.Bool
 	live                                                atomic.Int64
 	requests, accepted, serverErrors, restarts, outages atomic.Int64
+	terminations, resumed, registrations                atomic.Int64
 	unexpMu                                             sync.Mutex
 	unexpected                                          []string
 }
@@ -85,11 +90,12 @@ type recentRefund struct {
 
 // Soak runs mixed load with random faults for o.Duration, drains, and
 // checks the invariants. Faults: provider 5xx, 429, timeouts and lost
-// answers on the first tries of each request, whole-provider outages,
-// duplicate and late callbacks, worker restarts and a flaky webhook
-// receiver. Load: refunds on every provider with every sandbox outcome but
-// "never completes", over-refund races, idempotency-key races, cancels,
-// reads.
+// answers on the first tries of each request, 409 on retried creates, 401 on
+// status checks, whole-provider outages, duplicate and late callbacks, worker
+// restarts, refund workflows terminated mid-refund (the reconciler resumes
+// them) and a flaky webhook receiver. Load: refunds on every provider with
+// every sandbox outcome but "never completes", over-refund races,
+// idempotency-key races, one payment registered concurrently, cancels, reads.
 func Soak(ctx context.Context, o SoakOptions) (SoakResult, error) {
 	if o.Clients <= 0 {
 		o.Clients = 8
@@ -117,8 +123,10 @@ func Soak(ctx context.Context, o SoakOptions) (SoakResult, error) {
 	ro := o.Rig
 	ro.ProviderTimeout = 2 * time.Second
 	ro.ProviderProxy = func(next http.Handler) http.Handler {
-		mix := FaultMix{MaxAttempts: 2, Rates: map[Fault]float64{Fault5xx: 0.08, Fault429: 0.04, FaultTimeout: 0.02, FaultLost: 0.05}}
-		s.faults = NewFaultProxy(next, outagePlan(&s.outageOn, RandomFaults(o.Seed, mix)), 3*time.Second)
+		creates := FaultMix{MaxAttempts: 2, Rates: map[Fault]float64{Fault5xx: 0.08, Fault429: 0.04, FaultTimeout: 0.02, FaultLost: 0.05}}
+		checks := FaultMix{MaxAttempts: 2, Rates: map[Fault]float64{Fault5xx: 0.08, Fault429: 0.04, FaultLost: 0.05, Fault401: 0.05}}
+		plan := Plans(retried409(RandomFaults(o.Seed, creates)), RandomFaults(o.Seed^1, checks))
+		s.faults = NewFaultProxy(next, outagePlan(&s.outageOn, plan), 3*time.Second)
 		return s.faults
 	}
 	ro.APIProxy = s.echo.Wrap
@@ -154,7 +162,8 @@ func Soak(ctx context.Context, o SoakOptions) (SoakResult, error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.client(loadCtx) }()
 	}
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); s.reconcile(loadCtx) }()
 	go func() { defer wg.Done(); s.watchLive(loadCtx) }()
 	go func() { defer wg.Done(); s.chaos(loadCtx) }()
 	go func() { defer wg.Done(); s.progress(loadCtx, start) }()
@@ -172,7 +181,12 @@ func Soak(ctx context.Context, o SoakOptions) (SoakResult, error) {
 		ids[i] = m.ID
 	}
 	fmt.Fprintf(o.Progress, "load stopped after %s; draining (up to %s)\n", time.Since(start).Round(time.Second), o.Drain)
-	if err := WaitSettled(ctx, rig.Store, o.Drain, ids...); err != nil {
+	err = Poll(ctx, o.Drain, "every refund final", func(ctx context.Context) (bool, error) {
+		s.reconcileOnce(ctx) // resumes what the last terminations closed
+		n, err := Live(ctx, rig.Store, ids...)
+		return n == 0, err
+	})
+	if err != nil {
 		s.unexpectedf("drain: %v", err)
 	}
 	if _, err := s.echo.Replay(ctx); err != nil {
@@ -202,6 +216,7 @@ func (s *soak) result(start time.Time) SoakResult {
 	defer s.unexpMu.Unlock()
 	return SoakResult{Requests: s.requests.Load(), Accepted: s.accepted.Load(), ServerErrors: s.serverErrors.Load(),
 		Unexpected: append([]string(nil), s.unexpected...), WorkerRestarts: s.restarts.Load(), Outages: s.outages.Load(),
+		Terminations: s.terminations.Load(), Resumed: s.resumed.Load(), Registrations: s.registrations.Load(),
 		Faults: s.faults.Describe(), Callbacks: dup, Late: late, Elapsed: time.Since(start)}
 }
 
@@ -229,7 +244,69 @@ func outagePlan(on *atomic.Bool, next FaultPlan) FaultPlan {
 	}
 }
 
-// chaos restarts the worker and takes the providers down, at random.
+// retried409 answers 409 (duplicate request) to the second attempt of a
+// create whose first attempt next chose to lose after processing: the
+// provider has the refund, the retry is told it is a duplicate.
+func retried409(next FaultPlan) FaultPlan {
+	var mu sync.Mutex
+	lost := map[string]bool{}
+	return func(r *http.Request, attempt int) Fault {
+		key := r.Header.Get("Idempotency-Key")
+		f := next(r, attempt)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case attempt == 1 && f == FaultLost:
+			lost[key] = true
+		case attempt == 2 && lost[key]:
+			return Fault409
+		}
+		return f
+	}
+}
+
+// reconcile runs the reconciler's pass every few seconds, as its schedule
+// does every minute in production.
+func (s *soak) reconcile(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(3 * time.Second):
+		}
+		s.reconcileOnce(ctx)
+	}
+}
+
+func (s *soak) reconcileOnce(ctx context.Context) {
+	rep, err := s.rig.Activities.Reconcile(ctx)
+	s.resumed.Add(int64(rep.WorkflowsResumed))
+	if err != nil && ctx.Err() == nil {
+		s.unexpectedf("reconcile: %v", err)
+	}
+}
+
+// terminate terminates the workflow of a recent refund still in progress,
+// as an operator's mistake would.
+func (s *soak) terminate(ctx context.Context) {
+	s.txMu.Lock()
+	if len(s.recent) == 0 {
+		s.txMu.Unlock()
+		return
+	}
+	rr := s.recent[s.intn(len(s.recent))]
+	s.txMu.Unlock()
+	r, err := s.rig.Store.GetRefund(ctx, rr.m.ID, uuid.MustParse(rr.id))
+	if err != nil || store.FinalStatus(r.Status) {
+		return
+	}
+	if err := s.rig.Temporal.TerminateWorkflow(ctx, workflows.RefundWorkflowID(r.ID), "", "soak: terminated mid-refund"); err == nil {
+		s.terminations.Add(1)
+	}
+}
+
+// chaos restarts the worker, takes the providers down and terminates refund
+// workflows, at random.
 func (s *soak) chaos(ctx context.Context) {
 	for {
 		select {
@@ -237,7 +314,7 @@ func (s *soak) chaos(ctx context.Context) {
 			return
 		case <-time.After(time.Duration(5+s.intn(10)) * time.Second):
 		}
-		switch s.intn(2) {
+		switch s.intn(3) {
 		case 0: // a deploy: the worker goes away for a moment
 			s.rig.StopWorker()
 			time.Sleep(time.Duration(s.intn(2000)) * time.Millisecond)
@@ -250,6 +327,10 @@ func (s *soak) chaos(ctx context.Context) {
 			s.outages.Add(1)
 			time.Sleep(time.Duration(1+s.intn(4)) * time.Second)
 			s.outageOn.Store(false)
+		case 2:
+			for range 1 + s.intn(3) {
+				s.terminate(ctx)
+			}
 		}
 	}
 }
@@ -265,9 +346,9 @@ func (s *soak) progress(ctx context.Context, start time.Time) {
 		}
 		live := s.live.Load()
 		dup, _ := s.echo.Counts()
-		fmt.Fprintf(s.o.Progress, "[%s/%s] requests %d, refunds accepted %d, live %d, faults %d, outages %d, worker restarts %d, callbacks duplicated %d, API 5xx %d\n",
+		fmt.Fprintf(s.o.Progress, "[%s/%s] requests %d, refunds accepted %d, live %d, faults %d, outages %d, worker restarts %d, workflows terminated %d (resumed %d), callbacks duplicated %d, API 5xx %d\n",
 			time.Since(start).Round(time.Second), s.o.Duration, s.requests.Load(), s.accepted.Load(), live, s.faults.Total(),
-			s.outages.Load(), s.restarts.Load(), dup, s.serverErrors.Load())
+			s.outages.Load(), s.restarts.Load(), s.terminations.Load(), s.resumed.Load(), dup, s.serverErrors.Load())
 	}
 }
 
@@ -333,8 +414,10 @@ func (s *soak) client(ctx context.Context) {
 			s.overRefundRace(ctx, c, m)
 		case x < 75:
 			s.idempotencyRace(ctx, c, m)
-		case x < 80:
+		case x < 78:
 			s.cancel(ctx, c)
+		case x < 80:
+			s.registrationRace(ctx, c)
 		default:
 			s.read(ctx, c)
 		}
@@ -480,6 +563,42 @@ func (s *soak) idempotencyRace(ctx context.Context, c *Client, m Merchant) {
 	if len(ids) > 1 {
 		s.unexpectedf("idempotency race: key %s answered with %d refunds", key, len(ids))
 	}
+}
+
+// registrationRace: one payment registered 4 times at once: one transaction.
+func (s *soak) registrationRace(ctx context.Context, c *Client) {
+	var sess struct{ SessionID string }
+	r, ok := s.do(ctx, c, "POST", "/v1/sessions", map[string]any{})
+	if !ok || r.Status != http.StatusCreated || r.Decode(&sess) != nil {
+		return
+	}
+	p := Providers[s.intn(len(Providers))]
+	body := map[string]any{"sessionId": sess.SessionID, "provider": "cardpay", "method": "card", "amount": 5000, "currency": "EUR",
+		"status": "CAPTURED", "providerReference": "pay_race_" + uuid.NewString()[:8]}
+	for k, v := range p.Fields {
+		body[k] = v
+	}
+	ids := map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, ok := s.do(ctx, c, "POST", "/v1/transactions", body)
+			var tx struct{ TransactionID string }
+			if ok && (r.Status == http.StatusCreated || r.Status == http.StatusOK) && r.Decode(&tx) == nil {
+				mu.Lock()
+				ids[tx.TransactionID] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(ids) > 1 {
+		s.unexpectedf("one payment registered as %d transactions", len(ids))
+	}
+	s.registrations.Add(1)
 }
 
 func (s *soak) cancel(ctx context.Context, c *Client) {

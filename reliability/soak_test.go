@@ -38,7 +38,7 @@ func TestShortSoak(t *testing.T) {
 		t.Errorf("%d unexpected 5xx from the API", res.ServerErrors)
 	}
 	sc.refunds = res.Invariants.Refunds
-	sc.inject("20 s of mixed load (%d requests: refunds on 5 providers with every sandbox outcome, over-refund and idempotency races, cancels, reads); provider faults %s; %d provider outages; %d worker restarts; %d callbacks duplicated, %d replayed late; webhook receiver failing 1 in 5",
-		res.Requests, res.Faults, res.Outages, res.WorkerRestarts, res.Callbacks, res.Late)
+	sc.inject("20 s of mixed load (%d requests: refunds on 5 providers with every sandbox outcome, over-refund and idempotency races, %d concurrent registrations of one payment, cancels, reads); provider faults %s; %d provider outages; %d worker restarts; %d refund workflows terminated mid-refund (%d resumed by the reconciler); %d callbacks duplicated, %d replayed late; webhook receiver failing 1 in 5",
+		res.Requests, res.Registrations, res.Faults, res.Outages, res.WorkerRestarts, res.Terminations, res.Resumed, res.Callbacks, res.Late)
 	sc.verified("no unexpected API answer; webhooks drained; invariants: %s", res.Invariants.Summary())
 }

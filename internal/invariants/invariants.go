@@ -594,9 +594,10 @@ func (c *checker) workflow(ctx context.Context, r refundRow) error {
 	st := desc.GetWorkflowExecutionInfo().GetStatus()
 	live := r.status == "PENDING" || r.status == "PROCESSING"
 	switch {
-	case st == enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, st == enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED,
-		st == enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, st == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
-		c.add(RuleWorkflow, subject, "workflow %s ended %s (refund %s)", id, st, r.status)
+	case live && (st == enumspb.WORKFLOW_EXECUTION_STATUS_FAILED || st == enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED ||
+		st == enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT || st == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED):
+		// The reconciler resumes it within its interval; past the grace it did not.
+		c.add(RuleWorkflow, subject, "workflow %s ended %s while the refund is %s", id, st, r.status)
 	case live && st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
 		c.add(RuleWorkflow, subject, "refund is %s but its workflow is %s: nothing will finish it", r.status, st)
 	case !live && st == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && r.endedFor > c.opts.WorkflowGrace:

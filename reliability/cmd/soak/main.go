@@ -89,6 +89,8 @@ func run(ctx context.Context, args []string) (bool, error) {
 	fmt.Printf("\nsoak finished in %s: %d requests, %d refunds accepted, %d worker restarts, %d provider outages\n",
 		res.Elapsed.Round(time.Second), res.Requests, res.Accepted, res.WorkerRestarts, res.Outages)
 	fmt.Printf("faults injected: %s; callbacks duplicated %d, replayed late %d\n", res.Faults, res.Callbacks, res.Late)
+	fmt.Printf("workflows terminated mid-refund %d (resumed by the reconciler %d); concurrent registrations of one payment %d\n",
+		res.Terminations, res.Resumed, res.Registrations)
 	fmt.Printf("invariants: %s\n", rep.Summary())
 	for _, v := range rep.Violations {
 		fmt.Printf("  VIOLATION %s\n", v)
