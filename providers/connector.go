@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -59,6 +60,20 @@ func statusOf(table map[string]Status, word string) Status {
 		return s
 	}
 	return StatusProcessing
+}
+
+// statusResult is the Result for the provider object ref whose status word
+// maps through table. A failure keeps the provider's own code and message
+// when it gives them; otherwise the word names it (provider.voided).
+func statusResult(table map[string]Status, word, ref, code, msg string) Result {
+	res := Result{Status: statusOf(table, word), ProviderReference: ref}
+	switch res.Status {
+	case StatusDeclined, StatusFailed, StatusCanceled, StatusReversed:
+		word = strings.ToLower(word)
+		res.FailureCode = cmp.Or(code, "provider."+word)
+		res.FailureMessage = cmp.Or(msg, "the provider reports the refund "+word)
+	}
+	return res
 }
 
 // parseSandboxCallback verifies a sandbox callback and decodes its
