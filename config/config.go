@@ -23,24 +23,23 @@ type Config struct {
 	HTTPAddr        string        // BACKFLOW_HTTP_ADDR: API listen address
 	APIWorker       bool          // BACKFLOW_API_WORKER: the API process also runs a worker, so refunds start eagerly
 	WorkerHTTPAddr  string        // BACKFLOW_WORKER_HTTP_ADDR: worker /metrics and health
-	PublicURL       string        // BACKFLOW_PUBLIC_URL: the API's URL as providers reach it; callbacks go to <PublicURL>/v1/provider-callbacks/<name>
+	PublicURL       string        // BACKFLOW_PUBLIC_URL: where providers send callbacks, <PublicURL>/v1/provider-callbacks/<name>
 	TaskQueue       string        // BACKFLOW_TASK_QUEUE
 	SandboxAddr     string        // BACKFLOW_SANDBOX_ADDR: sandbox PSP listen address
 	SandboxURL      string        // BACKFLOW_SANDBOX_URL: sandbox base URL the connectors use
-	ProvidersJSON   string        // BACKFLOW_PROVIDERS: JSON provider list; replaces the sandbox providers
+	ProvidersJSON   string        // BACKFLOW_PROVIDERS: JSON provider list, replacing the sandbox providers
 	ProvidersFile   string        // BACKFLOW_PROVIDERS_FILE: same, from a file; wins over BACKFLOW_PROVIDERS
 	StripeURL       string        // BACKFLOW_STRIPE_URL: enables the stripe provider
 	StripeAPIKey    string        // BACKFLOW_STRIPE_API_KEY
-	// StripeCallbackSecret (BACKFLOW_STRIPE_CALLBACK_SECRET) is the signing
-	// secret (whsec_...) of the webhook endpoint registered at Stripe.
-	StripeCallbackSecret string
-	// StripePollingOnly (BACKFLOW_STRIPE_POLLING_ONLY) runs stripe without
-	// webhooks: outcomes come from status checks only.
-	StripePollingOnly bool
 	StuckAfter      time.Duration // BACKFLOW_STUCK_AFTER: SLA after which a PROCESSING refund is flagged stuck
 	ProviderTimeout time.Duration // BACKFLOW_PROVIDER_TIMEOUT: HTTP timeout of one provider call
 	ReconcileEvery  time.Duration // BACKFLOW_RECONCILE_EVERY: reconciler schedule interval
 	LogLevel        slog.Level    // BACKFLOW_LOG_LEVEL
+
+	// Stripe's webhooks: the signing secret (whsec_...) of the endpoint
+	// registered at Stripe, or polling only (outcomes from status checks).
+	StripeCallbackSecret string // BACKFLOW_STRIPE_CALLBACK_SECRET
+	StripePollingOnly    bool   // BACKFLOW_STRIPE_POLLING_ONLY
 }
 
 // Load reads the configuration from the environment, applying defaults.
