@@ -86,6 +86,9 @@ func (r cardpayRefund) result(provider string) (Result, error) {
 
 // Refund refunds the captured transaction req.PaymentReference.
 func (c *cardpay) Refund(ctx context.Context, req RefundRequest) (Result, error) {
+	if err := c.checkTarget(req); err != nil {
+		return Result{}, err
+	}
 	amount, err := FormatDecimal(req.Amount, req.Currency, CardpayAmountDecimals)
 	if err != nil {
 		return Result{}, Invalid("amount_precision", fmt.Sprintf("%s: %v", c.name, err))

@@ -24,6 +24,25 @@ func (b *base) Name() string { return b.name }
 // Capabilities returns what the provider supports.
 func (b *base) Capabilities() Capabilities { return b.caps }
 
+// Refund targets (RefundRequest.TargetType).
+const (
+	TargetPaymentMethod      = "PAYMENT_METHOD"
+	TargetGiftCardRedemption = "GIFT_CARD_REDEMPTION"
+)
+
+// checkTarget refuses, before anything is sent, a refund aimed at a gift
+// card by a provider without the capability: sent anyway, it would go back
+// to the payment method instead.
+func (b *base) checkTarget(req RefundRequest) error {
+	switch {
+	case req.TargetType == "" || req.TargetType == TargetPaymentMethod:
+		return nil
+	case req.TargetType == TargetGiftCardRedemption && b.caps.GiftCards:
+		return nil
+	}
+	return Invalid("target_unsupported", fmt.Sprintf("%s cannot refund to target type %q", b.name, req.TargetType))
+}
+
 // noRefunds is embedded by payout-only connectors.
 type noRefunds struct{}
 

@@ -61,9 +61,9 @@ var orchestraStatuses = map[string]Status{
 
 // orchestraTargets maps Backflow target types to the API's.
 var orchestraTargets = map[string]string{
-	"":                     "payment-method",
-	"PAYMENT_METHOD":       "payment-method",
-	"GIFT_CARD_REDEMPTION": "gift-card-redemption",
+	"":                       "payment-method",
+	TargetPaymentMethod:      "payment-method",
+	TargetGiftCardRedemption: "gift-card-redemption",
 }
 
 // result maps the record; it carries no failure reason, so a failure is named
@@ -87,11 +87,10 @@ func orchestraError(status int, header http.Header, body []byte) *Error {
 // sent, also for full refunds, so the provider cannot refund more than
 // Backflow reserved.
 func (c *orchestra) Refund(ctx context.Context, req RefundRequest) (Result, error) {
-	target, ok := orchestraTargets[req.TargetType]
-	if !ok {
-		return Result{}, Invalid("bad_target_type", fmt.Sprintf("%s cannot refund to target type %q", c.name, req.TargetType))
+	if err := c.checkTarget(req); err != nil {
+		return Result{}, err
 	}
-	in := orchestraRefundRequest{Amount: req.Amount, TargetType: target, TargetID: req.TargetID}
+	in := orchestraRefundRequest{Amount: req.Amount, TargetType: orchestraTargets[req.TargetType], TargetID: req.TargetID}
 	path := "/orchestra/transactions/" + pathEscape(req.PaymentReference) + "/refunds"
 	var out orchestraRefund
 	if err := c.api.doJSON(ctx, http.MethodPost, path, req.IdempotencyKey, in, &out); err != nil {

@@ -111,6 +111,9 @@ func paydeskError(status int, header http.Header, body []byte) *Error {
 
 // Refund creates a refund on the payment req.PaymentReference.
 func (c *paydesk) Refund(ctx context.Context, req RefundRequest) (Result, error) {
+	if err := c.checkTarget(req); err != nil {
+		return Result{}, err
+	}
 	in := paydeskRefundRequest{
 		PaymentID:   req.PaymentReference,
 		Amount:      req.Amount,

@@ -115,6 +115,9 @@ func (c *stripeConnector) stripePayment(ref string) (param string, err error) {
 
 // Refund creates a refund of a PaymentIntent ("pi_...") or a charge ("ch_..." or "py_...").
 func (c *stripeConnector) Refund(ctx context.Context, req RefundRequest) (Result, error) {
+	if err := c.checkTarget(req); err != nil {
+		return Result{}, err
+	}
 	param, err := c.stripePayment(req.PaymentReference)
 	if err != nil {
 		return Result{}, err

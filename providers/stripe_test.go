@@ -114,6 +114,9 @@ func TestStripeContract(t *testing.T) {
 		{name: "not a Stripe payment id", conn: ok, req: modified(refund, func(r *providers.RefundRequest) {
 			r.PaymentReference = "pay_4711"
 		}), kind: providers.KindInvalid},
+		{name: "gift-card target", conn: ok, req: modified(refund, func(r *providers.RefundRequest) {
+			r.TargetType, r.TargetID = providers.TargetGiftCardRedemption, "gc_1"
+		}), kind: providers.KindInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
