@@ -263,6 +263,40 @@ func wantResult(t *testing.T, what string, res providers.Result, err error, stat
 	return res
 }
 
+// wantCallback waits for the callback about the refund res (Backflow id key)
+// and checks that it says status, with a failure code unless it succeeded,
+// and names the refund as the provider's API does.
+func (e *env) wantCallback(t *testing.T, f flow, c providers.Connector, key string, res providers.Result, status providers.Status) callback {
+	t.Helper()
+	cb, ev := e.sink.wait(t, c, f.provider, about(key, res.ProviderReference))
+	if ev.Result.Status != status || ev.Result.ProviderReference != res.ProviderReference ||
+		(status != providers.StatusSucceeded) != (ev.Result.FailureCode != "") {
+		t.Fatalf("callback %+v, want %s for %s", ev, status, res.ProviderReference)
+	}
+	wantID := "" // named by the provider reference only
+	if f.echoesRefundID {
+		wantID = key
+	}
+	if ev.RefundID != wantID {
+		t.Errorf("callback names refund %q, want %q", ev.RefundID, wantID)
+	}
+	return cb
+}
+
+// wantNoCallback checks that the refund res (Backflow id key) sent no
+// callback: an asynchronous refund sent now completes and calls back, and by
+// then a callback about res would have arrived too.
+func (e *env) wantNoCallback(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string, res providers.Result) {
+	t.Helper()
+	later := key + "-later"
+	lr, err := f.submit(ctx, c, later, 1004)
+	lr = wantResult(t, "later submit", lr, err, providers.StatusProcessing)
+	e.sink.wait(t, c, f.provider, about(later, lr.ProviderReference))
+	if _, _, _, ok := e.sink.find(c, f.provider, about(key, res.ProviderReference)); ok {
+		t.Errorf("refund %s sent a callback", key)
+	}
+}
+
 func wantCounts(t *testing.T, sb *sandbox.Server, key string, count, requests int) {
 	t.Helper()
 	if got := sb.Count(key); got != count {
@@ -346,17 +380,7 @@ func TestOutcomeControls(t *testing.T) {
 		{"04 async success", 1004, func(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string) {
 			res, err := f.submit(ctx, c, key, 1004)
 			res = wantResult(t, "submit", res, err, providers.StatusProcessing)
-			cb, ev := e.sink.wait(t, c, f.provider, about(key, res.ProviderReference))
-			if ev.Result.Status != providers.StatusSucceeded || ev.Result.ProviderReference != res.ProviderReference {
-				t.Fatalf("callback %+v, want SUCCEEDED for %s", ev, res.ProviderReference)
-			}
-			wantID := "" // named by the provider reference only
-			if f.echoesRefundID {
-				wantID = key
-			}
-			if ev.RefundID != wantID {
-				t.Errorf("callback names refund %q, want %q", ev.RefundID, wantID)
-			}
+			cb := e.wantCallback(t, f, c, key, res, providers.StatusSucceeded)
 			st, err := f.status(ctx, c, res.ProviderReference, "")
 			wantResult(t, "status", st, err, providers.StatusSucceeded)
 			checkCallbackRejections(t, c, cb, e.secrets[f.provider])
@@ -364,25 +388,14 @@ func TestOutcomeControls(t *testing.T) {
 		{"05 async failure", 1005, func(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string) {
 			res, err := f.submit(ctx, c, key, 1005)
 			res = wantResult(t, "submit", res, err, providers.StatusProcessing)
-			_, ev := e.sink.wait(t, c, f.provider, about(key, res.ProviderReference))
-			if ev.Result.Status != providers.StatusFailed || ev.Result.ProviderReference != res.ProviderReference || ev.Result.FailureCode == "" {
-				t.Fatalf("callback %+v, want FAILED with a code for %s", ev, res.ProviderReference)
-			}
+			e.wantCallback(t, f, c, key, res, providers.StatusFailed)
 			st, err := f.status(ctx, c, "", key)
 			wantResult(t, "status", st, err, providers.StatusFailed)
 		}},
 		{"06 never completes", 1006, func(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string) {
 			res, err := f.submit(ctx, c, key, 1006)
 			res = wantResult(t, "submit", res, err, providers.StatusProcessing)
-			// An asynchronous refund sent afterwards completes and calls
-			// back; by then this one would have too.
-			later := key + "-later"
-			lr, err := f.submit(ctx, c, later, 1004)
-			lr = wantResult(t, "later submit", lr, err, providers.StatusProcessing)
-			e.sink.wait(t, c, f.provider, about(later, lr.ProviderReference))
-			if _, _, _, ok := e.sink.find(c, f.provider, about(key, res.ProviderReference)); ok {
-				t.Error("a never-completing refund sent a callback")
-			}
+			e.wantNoCallback(t, ctx, f, c, key, res)
 			st, err := f.status(ctx, c, res.ProviderReference, "")
 			wantResult(t, "status", st, err, providers.StatusProcessing)
 		}},
@@ -399,10 +412,7 @@ func TestOutcomeControls(t *testing.T) {
 		{"08 reversed", 1008, func(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string) {
 			res, err := f.submit(ctx, c, key, 1008)
 			res = wantResult(t, "submit", res, err, providers.StatusSucceeded)
-			_, ev := e.sink.wait(t, c, f.provider, about(key, res.ProviderReference))
-			if ev.Result.Status != providers.StatusReversed || ev.Result.ProviderReference != res.ProviderReference || ev.Result.FailureCode == "" {
-				t.Fatalf("callback %+v, want REVERSED with a code for %s", ev, res.ProviderReference)
-			}
+			e.wantCallback(t, f, c, key, res, providers.StatusReversed)
 			byRef, err := f.status(ctx, c, res.ProviderReference, "")
 			wantResult(t, "status by reference", byRef, err, providers.StatusReversed)
 			byKey, err := f.status(ctx, c, "", key)
@@ -424,14 +434,7 @@ func TestOutcomeControls(t *testing.T) {
 			})
 			byKey, err := f.status(ctx, c, "", key)
 			wantResult(t, "status by key after the outage", byKey, err, providers.StatusSucceeded)
-			// No callback: one from a refund sent now would come after it.
-			later := key + "-later"
-			lr, err := f.submit(ctx, c, later, 1004)
-			lr = wantResult(t, "later submit", lr, err, providers.StatusProcessing)
-			e.sink.wait(t, c, f.provider, about(later, lr.ProviderReference))
-			if _, _, _, ok := e.sink.find(c, f.provider, about(key, res.ProviderReference)); ok {
-				t.Error("outcome 09 sent a callback")
-			}
+			e.wantNoCallback(t, ctx, f, c, key, res)
 		}},
 		{"10 lost answer, then 409, look-up lags", 1010, func(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string) {
 			_, err := f.submit(ctx, c, key, 1010)

@@ -22,7 +22,7 @@ import (
 // sandboxOnly, the request fixture of the same name it must send exactly.
 type exchange struct {
 	name string
-	call func(ctx context.Context, c providers.Connector) (providers.Result, error)
+	call connectorCall
 	// config changes the connector's configuration (e.g. a wrong password).
 	config func(*providers.Config)
 	// sandboxOnly: the request fixture is one the connector never sends (a
@@ -55,21 +55,42 @@ func fixtureKey(group string, n int) string {
 	return fmt.Sprintf("0193b1e0-7a00-7c00-%s-%012d", group, n)
 }
 
-func refundCallOf(req providers.RefundRequest) func(context.Context, providers.Connector) (providers.Result, error) {
+// connectorCall is what an exchange asks of the connector.
+type connectorCall = func(context.Context, providers.Connector) (providers.Result, error)
+
+func refundCallOf(req providers.RefundRequest) connectorCall {
 	return func(ctx context.Context, c providers.Connector) (providers.Result, error) { return c.Refund(ctx, req) }
 }
 
-func refundStatusCall(l providers.Lookup) func(context.Context, providers.Connector) (providers.Result, error) {
+// refunds builds the refund calls of one provider's fixtures from template:
+// request n has key(n) as idempotency key and refund id, and the amount.
+func refunds(key func(int) string, template providers.RefundRequest) func(n int, amount int64, mods ...func(*providers.RefundRequest)) connectorCall {
+	return func(n int, amount int64, mods ...func(*providers.RefundRequest)) connectorCall {
+		r := template
+		r.IdempotencyKey, r.RefundID, r.Amount = key(n), key(n), amount
+		for _, m := range mods {
+			m(&r)
+		}
+		return refundCallOf(r)
+	}
+}
+
+// inCurrency sets the refund's currency.
+func inCurrency(c string) func(*providers.RefundRequest) {
+	return func(r *providers.RefundRequest) { r.Currency = c }
+}
+
+func refundStatusCall(l providers.Lookup) connectorCall {
 	return func(ctx context.Context, c providers.Connector) (providers.Result, error) {
 		return c.RefundStatus(ctx, l)
 	}
 }
 
-func payoutCallOf(req providers.PayoutRequest) func(context.Context, providers.Connector) (providers.Result, error) {
+func payoutCallOf(req providers.PayoutRequest) connectorCall {
 	return func(ctx context.Context, c providers.Connector) (providers.Result, error) { return c.Payout(ctx, req) }
 }
 
-func payoutStatusCall(l providers.Lookup) func(context.Context, providers.Connector) (providers.Result, error) {
+func payoutStatusCall(l providers.Lookup) connectorCall {
 	return func(ctx context.Context, c providers.Connector) (providers.Result, error) {
 		return c.PayoutStatus(ctx, l)
 	}
@@ -89,34 +110,28 @@ func errOf(kind providers.ErrorKind, code string, status int) *providers.Error {
 
 func cardpayExchanges() []exchange {
 	key := func(n int) string { return fixtureKey("a001", n) }
-	refund := func(n int, amount int64, currency string, mod ...func(*providers.RefundRequest)) func(context.Context, providers.Connector) (providers.Result, error) {
-		r := providers.RefundRequest{
-			IdempotencyKey: key(n), RefundID: key(n), PaymentReference: cardpayTransaction, Amount: amount, Currency: currency,
-			Reason: "Customer requested", ReasonCode: "REQUESTED_BY_CUSTOMER", Description: "Partial refund for item X",
-		}
-		for _, m := range mod {
-			m(&r)
-		}
-		return refundCallOf(r)
-	}
+	refund := refunds(key, providers.RefundRequest{
+		PaymentReference: cardpayTransaction, Currency: "EUR",
+		Reason: "Customer requested", ReasonCode: "REQUESTED_BY_CUSTOMER", Description: "Partial refund for item X",
+	})
 	byRef := refundStatusCall(providers.Lookup{ProviderReference: cardpayRefundID, RefundID: key(2)})
 	return []exchange{
-		{name: "refund_full", call: refund(1, 10000, "EUR", func(r *providers.RefundRequest) { r.Description = "Full refund of order 1042" }),
+		{name: "refund_full", call: refund(1, 10000, func(r *providers.RefundRequest) { r.Description = "Full refund of order 1042" }),
 			want: ok(providers.StatusSucceeded, cardpayRefundID)},
-		{name: "refund_partial", call: refund(2, 2550, "EUR"), want: ok(providers.StatusSucceeded, cardpayRefundID)},
-		{name: "refund_jpy", call: refund(3, 1234, "jpy"), want: ok(providers.StatusSucceeded, cardpayRefundID)},
-		{name: "refund_kwd", call: refund(4, 1230, "KWD"), want: ok(providers.StatusSucceeded, cardpayRefundID)},
-		{name: "refund_processing", call: refund(5, 1004, "EUR"), want: ok(providers.StatusProcessing, cardpayRefundID)},
-		{name: "refund_declined", call: refund(6, 1001, "EUR"), wantErr: errOf(providers.KindDeclined, "refund_declined", 402)},
-		{name: "refund_transient", call: refund(7, 1002, "EUR"), wantErr: errOf(providers.KindRetryable, "service_unavailable", 503)},
-		{name: "refund_rate_limited", call: refund(8, 1007, "EUR"),
+		{name: "refund_partial", call: refund(2, 2550), want: ok(providers.StatusSucceeded, cardpayRefundID)},
+		{name: "refund_jpy", call: refund(3, 1234, inCurrency("jpy")), want: ok(providers.StatusSucceeded, cardpayRefundID)},
+		{name: "refund_kwd", call: refund(4, 1230, inCurrency("KWD")), want: ok(providers.StatusSucceeded, cardpayRefundID)},
+		{name: "refund_processing", call: refund(5, 1004), want: ok(providers.StatusProcessing, cardpayRefundID)},
+		{name: "refund_declined", call: refund(6, 1001), wantErr: errOf(providers.KindDeclined, "refund_declined", 402)},
+		{name: "refund_transient", call: refund(7, 1002), wantErr: errOf(providers.KindRetryable, "service_unavailable", 503)},
+		{name: "refund_rate_limited", call: refund(8, 1007),
 			wantErr: &providers.Error{Kind: providers.KindRetryable, Code: "rate_limited", HTTPStatus: 429, RetryAfter: time.Second}},
-		{name: "refund_transaction_not_found", call: refund(9, 1000, "EUR", func(r *providers.RefundRequest) { r.PaymentReference = "missing-" + cardpayTransaction }),
+		{name: "refund_transaction_not_found", call: refund(9, 1000, func(r *providers.RefundRequest) { r.PaymentReference = "missing-" + cardpayTransaction }),
 			wantErr: errOf(providers.KindInvalid, "transaction_not_found", 404)},
-		{name: "refund_unauthorized", call: refund(10, 1000, "EUR"), config: func(c *providers.Config) { c.Password = "wrong-password" },
+		{name: "refund_unauthorized", call: refund(10, 1000), config: func(c *providers.Config) { c.Password = "wrong-password" },
 			wantErr: errOf(providers.KindAuth, "unauthorized", 401)},
-		{name: "refund_amount_as_string", sandboxOnly: true, call: refund(11, 1000, "EUR"), wantErr: errOf(providers.KindInvalid, "validation_error", 422)},
-		{name: "refund_three_decimals", sandboxOnly: true, call: refund(12, 1230, "KWD"), wantErr: errOf(providers.KindInvalid, "validation_error", 422)},
+		{name: "refund_amount_as_string", sandboxOnly: true, call: refund(11, 1000), wantErr: errOf(providers.KindInvalid, "validation_error", 422)},
+		{name: "refund_three_decimals", sandboxOnly: true, call: refund(12, 1230, inCurrency("KWD")), wantErr: errOf(providers.KindInvalid, "validation_error", 422)},
 		{name: "status_by_key", call: refundStatusCall(providers.Lookup{RefundID: key(2), PaymentReference: cardpayTransaction}),
 			want: ok(providers.StatusSucceeded, cardpayRefundID)},
 		{name: "status_original_locked", call: byRef, want: ok(providers.StatusSucceeded, cardpayRefundID)},
@@ -131,16 +146,10 @@ func cardpayExchanges() []exchange {
 
 func paydeskExchanges() []exchange {
 	key := func(n int) string { return fixtureKey("b001", n) }
-	refund := func(n int, amount int64, mod ...func(*providers.RefundRequest)) func(context.Context, providers.Connector) (providers.Result, error) {
-		r := providers.RefundRequest{
-			IdempotencyKey: key(n), RefundID: key(n), PaymentReference: paydeskPayment, Amount: amount, Currency: "EUR",
-			Reason: "the customer sent it back", ReasonCode: "RETURN", Description: "Partial refund for item X",
-		}
-		for _, m := range mod {
-			m(&r)
-		}
-		return refundCallOf(r)
-	}
+	refund := refunds(key, providers.RefundRequest{
+		PaymentReference: paydeskPayment, Currency: "EUR",
+		Reason: "the customer sent it back", ReasonCode: "RETURN", Description: "Partial refund for item X",
+	})
 	byRef := refundStatusCall(providers.Lookup{ProviderReference: paydeskReference, RefundID: key(2)})
 	return []exchange{
 		{name: "refund_full", call: refund(1, 10000, func(r *providers.RefundRequest) {
@@ -178,17 +187,11 @@ func paydeskExchanges() []exchange {
 
 func orchestraExchanges() []exchange {
 	key := func(n int) string { return fixtureKey("c001", n) }
-	refund := func(n int, amount int64, mod ...func(*providers.RefundRequest)) func(context.Context, providers.Connector) (providers.Result, error) {
-		r := providers.RefundRequest{
-			IdempotencyKey: key(n), RefundID: key(n), PaymentReference: orchestraTx, Amount: amount, Currency: "USD",
-			Reason: "customer request", ReasonCode: "REQUESTED_BY_CUSTOMER", Description: "Refund", Reference: "order-7",
-			Metadata: map[string]string{"order": "7"}, TargetType: "PAYMENT_METHOD",
-		}
-		for _, m := range mod {
-			m(&r)
-		}
-		return refundCallOf(r)
-	}
+	refund := refunds(key, providers.RefundRequest{
+		PaymentReference: orchestraTx, Currency: "USD",
+		Reason: "customer request", ReasonCode: "REQUESTED_BY_CUSTOMER", Description: "Refund", Reference: "order-7",
+		Metadata: map[string]string{"order": "7"}, TargetType: providers.TargetPaymentMethod,
+	})
 	byRef := refundStatusCall(providers.Lookup{ProviderReference: orchestraRefundID, RefundID: key(2)})
 	voided := failed(providers.StatusCanceled, orchestraRefundID, "provider.voided", "the provider reports the refund voided")
 	return []exchange{
@@ -222,7 +225,7 @@ func orchestraExchanges() []exchange {
 
 func momoExchanges() []exchange {
 	key := func(n int) string { return fixtureKey("d001", n) }
-	payout := func(n int, amount int64) func(context.Context, providers.Connector) (providers.Result, error) {
+	payout := func(n int, amount int64) connectorCall {
 		return payoutCallOf(providers.PayoutRequest{
 			IdempotencyKey: key(n), RefundID: key(n), PaymentReference: "momo_tx_1", Amount: amount, Currency: "ugx",
 			Description: "Refund for order 42",
@@ -242,7 +245,7 @@ func momoExchanges() []exchange {
 
 func banktransferExchanges() []exchange {
 	key := func(n int) string { return fixtureKey("e001", n) }
-	payout := func(n int, amount int64, currency string, dest providers.PayoutDestination) func(context.Context, providers.Connector) (providers.Result, error) {
+	payout := func(n int, amount int64, currency string, dest providers.PayoutDestination) connectorCall {
 		return payoutCallOf(providers.PayoutRequest{
 			IdempotencyKey: key(n), RefundID: key(n), PaymentReference: "bank_tx_1", Amount: amount, Currency: currency,
 			Description: "Refund for order 42", Destination: dest,
