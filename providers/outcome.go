@@ -6,19 +6,14 @@ import "errors"
 // refund and which leave its outcome unknown. A refund whose outcome is
 // unknown stays PROCESSING and is re-checked; it is never released.
 //
-//	answer                                    first send   after an unknown outcome   status check
-//	2xx with a final status                   final        final                      final
-//	2xx still processing                      wait         wait                       wait
-//	decline (KindDeclined: 402, decline code) DECLINED     unknown                    unknown
-//	rejection (KindInvalid: 400, 404, 422)    FAILED       unknown                    unknown
-//	401, 403 (KindAuth)                       unknown, flagged stuck with reason provider.auth
-//	409, any other 4xx (KindUnknown)          unknown
-//	5xx, 408, 429, network, unreadable        unknown; retried with the same key after a look-up
-//
-// The connectors classify answers in one place, classify in httpapi.go; a
-// provider's decline code wins over its status (paydesk 403
-// amount.insufficient is a decline, Stripe's card_error one too), and a 404
-// to a status check is ErrNotFound.
+//	answer                                  first send   after an unknown outcome   status check
+//	2xx with a final status                 final        final                      final
+//	2xx still processing                    wait         wait                       wait
+//	decline (KindDeclined: 402, decline code) DECLINED   unknown                    unknown
+//	rejection (KindInvalid: 400, 404, 422)  FAILED       unknown                    unknown
+//	401, 403 (KindAuth)                     unknown, flagged stuck with reason provider.auth
+//	409, any other 4xx (KindUnknown)        unknown
+//	5xx, 408, 429, network, unreadable      unknown; retried with the same key after a look-up
 //
 // A first send is the first attempt of the first submit of a refund: no
 // earlier attempt can have reached the provider. After any other attempt
