@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/backflow/backflow/workflows"
@@ -22,12 +23,12 @@ type Config struct {
 	HTTPAddr        string        // BACKFLOW_HTTP_ADDR: API listen address
 	APIWorker       bool          // BACKFLOW_API_WORKER: the API process also runs a worker, so refunds start eagerly
 	WorkerHTTPAddr  string        // BACKFLOW_WORKER_HTTP_ADDR: worker /metrics and health
-	PublicURL       string        // BACKFLOW_PUBLIC_URL: where providers send callbacks
+	PublicURL       string        // BACKFLOW_PUBLIC_URL: where providers send callbacks, <PublicURL>/v1/provider-callbacks/<name>
 	TaskQueue       string        // BACKFLOW_TASK_QUEUE
 	SandboxAddr     string        // BACKFLOW_SANDBOX_ADDR: sandbox PSP listen address
 	SandboxURL      string        // BACKFLOW_SANDBOX_URL: sandbox base URL the connectors use
-	ProvidersJSON   string        // BACKFLOW_PROVIDERS: JSON provider list; empty → sandbox providers
-	ProvidersFile   string        // BACKFLOW_PROVIDERS_FILE: same, from a file
+	ProvidersJSON   string        // BACKFLOW_PROVIDERS: JSON provider list, replacing the sandbox providers
+	ProvidersFile   string        // BACKFLOW_PROVIDERS_FILE: same, from a file; wins over BACKFLOW_PROVIDERS
 	StripeURL       string        // BACKFLOW_STRIPE_URL: enables the stripe provider
 	StripeAPIKey    string        // BACKFLOW_STRIPE_API_KEY
 	StuckAfter      time.Duration // BACKFLOW_STUCK_AFTER: SLA after which a PROCESSING refund is flagged stuck
@@ -36,6 +37,11 @@ type Config struct {
 	ReconcileEvery  time.Duration // BACKFLOW_RECONCILE_EVERY: reconciler schedule interval
 	VerifyEvery     time.Duration // BACKFLOW_VERIFY_EVERY: the worker checks the last day's money invariants this often
 	LogLevel        slog.Level    // BACKFLOW_LOG_LEVEL
+
+	// Stripe's webhooks: the signing secret (whsec_...) of the endpoint
+	// registered at Stripe, or polling only (outcomes from status checks).
+	StripeCallbackSecret string // BACKFLOW_STRIPE_CALLBACK_SECRET
+	StripePollingOnly    bool   // BACKFLOW_STRIPE_POLLING_ONLY
 }
 
 // Load reads the configuration from the environment, applying defaults.
@@ -52,8 +58,12 @@ func Load() (Config, error) {
 		ProvidersFile:  os.Getenv("BACKFLOW_PROVIDERS_FILE"),
 		StripeURL:      os.Getenv("BACKFLOW_STRIPE_URL"),
 		StripeAPIKey:   os.Getenv("BACKFLOW_STRIPE_API_KEY"),
+
+		StripeCallbackSecret: os.Getenv("BACKFLOW_STRIPE_CALLBACK_SECRET"),
 	}
 	var errs []error
+	c.PublicURL = publicURL(c.PublicURL, &errs)
+	c.StripePollingOnly = boolEnv("BACKFLOW_STRIPE_POLLING_ONLY", false, &errs)
 	c.DBMaxConns = int32(intEnv("BACKFLOW_DB_MAX_CONNS", 20, &errs))
 	c.APIWorker = boolEnv("BACKFLOW_API_WORKER", false, &errs)
 	c.StuckAfter = durationEnv("BACKFLOW_STUCK_AFTER", 15*time.Minute, &errs)
@@ -81,12 +91,25 @@ func (c Config) LogValue() slog.Value {
 		slog.String("taskQueue", c.TaskQueue),
 		slog.String("sandboxURL", c.SandboxURL),
 		slog.Bool("stripe", c.StripeURL != ""),
+		slog.Bool("stripeCallbackSecret", c.StripeCallbackSecret != ""),
+		slog.Bool("stripePollingOnly", c.StripePollingOnly),
 		slog.Duration("stuckAfter", c.StuckAfter),
 		slog.Duration("approvalTimeout", c.ApprovalTimeout),
 		slog.Duration("providerTimeout", c.ProviderTimeout),
 		slog.Duration("reconcileEvery", c.ReconcileEvery),
 		slog.Duration("verifyEvery", c.VerifyEvery),
 	)
+}
+
+// publicURL checks BACKFLOW_PUBLIC_URL, the base of the callback URLs
+// registered at providers: an absolute http(s) URL, kept without a trailing slash.
+func publicURL(raw string, errs *[]error) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		*errs = append(*errs, fmt.Errorf("BACKFLOW_PUBLIC_URL: want an absolute http(s) URL such as https://refunds.example.com, got %q", raw))
+		return raw
+	}
+	return strings.TrimRight(raw, "/")
 }
 
 func maskURL(raw string) string {

@@ -32,3 +32,47 @@ func TestAPIWorker(t *testing.T) {
 		})
 	}
 }
+
+func TestProviderSettings(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		check   func(Config) bool
+		wantErr string
+	}{
+		{name: "public URL keeps no trailing slash", env: map[string]string{"BACKFLOW_PUBLIC_URL": "https://refunds.example/"},
+			check: func(c Config) bool { return c.PublicURL == "https://refunds.example" }},
+		{name: "public URL must be absolute", env: map[string]string{"BACKFLOW_PUBLIC_URL": "refunds.example:8080"},
+			wantErr: "BACKFLOW_PUBLIC_URL: want an absolute http(s) URL"},
+		{name: "stripe webhook secret", env: map[string]string{"BACKFLOW_STRIPE_CALLBACK_SECRET": "whsec_1"},
+			check: func(c Config) bool { return c.StripeCallbackSecret == "whsec_1" && !c.StripePollingOnly }},
+		{name: "stripe polling only", env: map[string]string{"BACKFLOW_STRIPE_POLLING_ONLY": "true"},
+			check: func(c Config) bool { return c.StripePollingOnly }},
+		{name: "stripe polling only must be a bool", env: map[string]string{"BACKFLOW_STRIPE_POLLING_ONLY": "sometimes"},
+			wantErr: "BACKFLOW_STRIPE_POLLING_ONLY: want true or false"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !tc.check(c) {
+				t.Fatalf("Load() = %+v, %v", c, err)
+			}
+		})
+	}
+}
+
+func TestLogValueMasksStripeSecret(t *testing.T) {
+	c := Config{StripeCallbackSecret: "whsec_secret"}
+	if s := c.LogValue().String(); strings.Contains(s, "whsec_secret") {
+		t.Errorf("LogValue() leaks the secret: %s", s)
+	}
+}

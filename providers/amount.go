@@ -46,9 +46,28 @@ func FormatAmount(minor int64, currency string) string {
 	return sign + s[:len(s)-exp] + "." + s[len(s)-exp:]
 }
 
+// FormatDecimal renders minor units as a decimal of at most maxDecimals
+// decimals, for APIs that take major units with a fixed precision (cardpay:
+// 2). A currency with fewer decimals keeps its own (1234 JPY → "1234"); one
+// with more loses only trailing zeros (1230 KWD → "1.23"). An amount that
+// cannot be written that way (1234 KWD, 1.234) is an error: it is never rounded.
+func FormatDecimal(minor int64, currency string, maxDecimals int) (string, error) {
+	s := FormatAmount(minor, currency)
+	exp := CurrencyExponent(currency)
+	if exp <= maxDecimals {
+		return s, nil
+	}
+	cut := len(s) - (exp - maxDecimals)
+	if strings.Trim(s[cut:], "0") != "" {
+		return "", fmt.Errorf("format amount %s %s: more than %d decimals", s, strings.ToUpper(currency), maxDecimals)
+	}
+	return strings.TrimSuffix(s[:cut], "."), nil
+}
+
 // ParseAmount parses a non-negative decimal string into minor units of the
 // currency. Fewer decimals than the exponent are accepted ("12.3" EUR is
-// 1230); more are an error, since they cannot be represented.
+// 1230), and so are trailing zeros beyond it ("1234.00" JPY is 1234); other
+// extra decimals are an error, since they cannot be represented.
 func ParseAmount(s, currency string) (int64, error) {
 	exp := CurrencyExponent(currency)
 	whole, frac, hasDot := strings.Cut(s, ".")
@@ -56,7 +75,10 @@ func ParseAmount(s, currency string) (int64, error) {
 		return 0, fmt.Errorf("parse amount %q: not a decimal number", s)
 	}
 	if len(frac) > exp {
-		return 0, fmt.Errorf("parse amount %q: more than %d decimals for %s", s, exp, currency)
+		if strings.Trim(frac[exp:], "0") != "" {
+			return 0, fmt.Errorf("parse amount %q: more than %d decimals for %s", s, exp, currency)
+		}
+		frac = frac[:exp]
 	}
 	n, err := strconv.ParseInt(whole+frac+strings.Repeat("0", exp-len(frac)), 10, 64)
 	if err != nil {

@@ -50,7 +50,11 @@ func TestParseAmount(t *testing.T) {
 		{in: "12", currency: "EUR", want: 1200},
 		{in: "0.5", currency: "BHD", want: 500},
 		{in: "12.345", currency: "EUR", wantErr: true},
+		{in: "12.340", currency: "EUR", want: 1234},
+		{in: "1234.00", currency: "JPY", want: 1234},
 		{in: "12.5", currency: "JPY", wantErr: true},
+		{in: "1.2340", currency: "KWD", want: 1234},
+		{in: "1.2345", currency: "KWD", wantErr: true},
 		{in: "", currency: "EUR", wantErr: true},
 		{in: "-1.00", currency: "EUR", wantErr: true},
 		{in: "1.", currency: "EUR", wantErr: true},
@@ -71,5 +75,40 @@ func TestFormatAmountNegative(t *testing.T) {
 	t.Parallel()
 	if got := FormatAmount(-1234, "EUR"); got != "-12.34" {
 		t.Errorf("FormatAmount(-1234, EUR) = %q", got)
+	}
+}
+
+// TestFormatDecimal covers the cardpay conversion: at most two decimals,
+// never rounded.
+func TestFormatDecimal(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		minor    int64
+		currency string
+		want     string // "" when the amount cannot be written with two decimals
+	}{
+		{1234, "EUR", "12.34"},
+		{1000, "EUR", "10.00"},
+		{5, "USD", "0.05"},
+		{1234, "JPY", "1234"}, // no minor unit: an integer number of yen
+		{1230, "KWD", "1.23"}, // three decimals: only a trailing zero may go
+		{1000, "KWD", "1.00"},
+		{1234, "KWD", ""}, // 1.234 KWD is not a multiple of 0.01
+		{7, "BHD", ""},
+		{12300, "CLF", "1.23"},
+	}
+	for _, tt := range tests {
+		got, err := FormatDecimal(tt.minor, tt.currency, 2)
+		switch {
+		case tt.want == "" && err == nil:
+			t.Errorf("FormatDecimal(%d, %s) = %q, want an error", tt.minor, tt.currency, got)
+		case tt.want != "" && (err != nil || got != tt.want):
+			t.Errorf("FormatDecimal(%d, %s) = %q, %v; want %q", tt.minor, tt.currency, got, err, tt.want)
+		}
+		if tt.want != "" {
+			if back, err := ParseAmount(got, tt.currency); err != nil || back != tt.minor {
+				t.Errorf("ParseAmount(%q, %s) = %d, %v; want %d", got, tt.currency, back, err, tt.minor)
+			}
+		}
 	}
 }

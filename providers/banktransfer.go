@@ -62,15 +62,11 @@ var bankStatuses = map[string]Status{
 	"completed":  StatusSucceeded,
 	"rejected":   StatusDeclined,
 	"failed":     StatusFailed,
+	"returned":   StatusReversed, // the beneficiary bank sent a completed payout back
 }
 
 func (p bankPayout) result() Result {
-	return Result{
-		Status:            statusOf(bankStatuses, p.Status),
-		ProviderReference: p.ID,
-		FailureCode:       p.FailureCode,
-		FailureMessage:    p.FailureMessage,
-	}
+	return statusResult(bankStatuses, p.Status, p.ID, p.FailureCode, p.FailureMessage)
 }
 
 // Payout sends the amount to the account in req.Destination: an IBAN, or an
@@ -100,17 +96,17 @@ func (c *banktransfer) Payout(ctx context.Context, req PayoutRequest) (Result, e
 
 // PayoutStatus reads the payout by id or, failing that, by idempotency key.
 func (c *banktransfer) PayoutStatus(ctx context.Context, l Lookup) (Result, error) {
-	providerReference, idempotencyKey := l.ProviderReference, l.RefundID
-	out, err := find[bankPayout](ctx, c.api, providerReference, idempotencyKey,
-		"/bank/v1/payouts/"+pathEscape(providerReference),
-		"/bank/v1/payouts?idempotencyKey="+url.QueryEscape(idempotencyKey), "payouts")
+	out, err := find[bankPayout](ctx, c.api, l.ProviderReference, l.RefundID,
+		"/bank/v1/payouts/"+pathEscape(l.ProviderReference),
+		"/bank/v1/payouts?idempotencyKey="+url.QueryEscape(l.RefundID), "payouts")
 	if err != nil {
 		return Result{}, fmt.Errorf("get %s payout: %w", c.name, err)
 	}
 	return out.result(), nil
 }
 
-// ParseCallback verifies and decodes a payout.updated callback.
+// ParseCallback verifies and decodes a payout.updated callback; the payout's
+// reference is the Backflow refund id Payout sent.
 func (c *banktransfer) ParseCallback(header http.Header, body []byte) (CallbackEvent, error) {
 	p, err := parseSandboxCallback[bankPayout](header, body, c.secret)
 	if err != nil {

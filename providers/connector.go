@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,25 @@ func (b *base) Name() string { return b.name }
 
 // Capabilities returns what the provider supports.
 func (b *base) Capabilities() Capabilities { return b.caps }
+
+// Refund targets (RefundRequest.TargetType).
+const (
+	TargetPaymentMethod      = "PAYMENT_METHOD"
+	TargetGiftCardRedemption = "GIFT_CARD_REDEMPTION"
+)
+
+// checkTarget refuses, before anything is sent, a refund aimed at a gift
+// card by a provider without the capability: sent anyway, it would go back
+// to the payment method instead.
+func (b *base) checkTarget(req RefundRequest) error {
+	switch {
+	case req.TargetType == "" || req.TargetType == TargetPaymentMethod:
+		return nil
+	case req.TargetType == TargetGiftCardRedemption && b.caps.GiftCards:
+		return nil
+	}
+	return Invalid("target_unsupported", fmt.Sprintf("%s cannot refund to target type %q", b.name, req.TargetType))
+}
 
 // noRefunds is embedded by payout-only connectors.
 type noRefunds struct{}
@@ -59,6 +79,20 @@ func statusOf(table map[string]Status, word string) Status {
 		return s
 	}
 	return StatusProcessing
+}
+
+// statusResult is the Result for the provider object ref whose status word
+// maps through table. A failure keeps the provider's own code and message
+// when it gives them; otherwise the word names it (provider.voided).
+func statusResult(table map[string]Status, word, ref, code, msg string) Result {
+	res := Result{Status: statusOf(table, word), ProviderReference: ref}
+	switch res.Status {
+	case StatusDeclined, StatusFailed, StatusCanceled, StatusReversed:
+		word = strings.ToLower(word)
+		res.FailureCode = cmp.Or(code, "provider."+word)
+		res.FailureMessage = cmp.Or(msg, "the provider reports the refund "+word)
+	}
+	return res
 }
 
 // parseSandboxCallback verifies a sandbox callback and decodes its

@@ -17,8 +17,22 @@ import (
 	"github.com/backflow/backflow/providers/sandbox"
 )
 
-// asyncDelay is the sandbox's AsyncDelay in tests.
-const asyncDelay = 50 * time.Millisecond
+// The sandbox's timed outcomes, shortened for tests. The windows of 09 and
+// 10 must outlast the first status check a test makes right after a submit.
+const (
+	asyncDelay   = 50 * time.Millisecond
+	reverseAfter = 100 * time.Millisecond
+	authOutage   = time.Second
+	lookupLag    = time.Second
+)
+
+// sandboxOptions are the sandbox's options in tests.
+func sandboxOptions(callbackURL string) sandbox.Options {
+	return sandbox.Options{
+		CallbackURL: callbackURL, AsyncDelay: asyncDelay, ReverseAfter: reverseAfter,
+		AuthOutage: authOutage, LookupLag: lookupLag, Logger: slog.New(slog.DiscardHandler),
+	}
+}
 
 // waitTimeout bounds every wait for a callback.
 const waitTimeout = 10 * time.Second
@@ -54,15 +68,23 @@ func (s *callbackSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// find returns the callback for provider that conn parses as about refundID.
-func (s *callbackSink) find(conn providers.Connector, provider, refundID string) (callback, providers.CallbackEvent, <-chan struct{}, bool) {
+// about matches the callback events about one refund: by the Backflow id
+// the provider echoes, or else by the provider's own reference.
+func about(refundID, ref string) func(providers.CallbackEvent) bool {
+	return func(ev providers.CallbackEvent) bool {
+		return ev.RefundID == refundID || ev.RefundID == "" && ev.Result.ProviderReference == ref
+	}
+}
+
+// find returns the callback for provider that conn parses as matching.
+func (s *callbackSink) find(conn providers.Connector, provider string, match func(providers.CallbackEvent) bool) (callback, providers.CallbackEvent, <-chan struct{}, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, cb := range s.got {
 		if cb.provider != provider {
 			continue
 		}
-		if ev, err := conn.ParseCallback(cb.header, cb.body); err == nil && ev.RefundID == refundID {
+		if ev, err := conn.ParseCallback(cb.header, cb.body); err == nil && match(ev) {
 			return cb, ev, s.changed, true
 		}
 	}
@@ -90,20 +112,20 @@ func eventually(t *testing.T, cond func() bool) {
 	}
 }
 
-// wait blocks until the callback about refundID arrives.
-func (s *callbackSink) wait(t *testing.T, conn providers.Connector, provider, refundID string) (callback, providers.CallbackEvent) {
+// wait blocks until a matching callback arrives.
+func (s *callbackSink) wait(t *testing.T, conn providers.Connector, provider string, match func(providers.CallbackEvent) bool) (callback, providers.CallbackEvent) {
 	t.Helper()
 	deadline := time.NewTimer(waitTimeout)
 	defer deadline.Stop()
 	for {
-		cb, ev, changed, ok := s.find(conn, provider, refundID)
+		cb, ev, changed, ok := s.find(conn, provider, match)
 		if ok {
 			return cb, ev
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
-			t.Fatalf("no %s callback for %s within %s", provider, refundID, waitTimeout)
+			t.Fatalf("no matching %s callback within %s", provider, waitTimeout)
 		}
 	}
 }
@@ -123,11 +145,7 @@ func newEnv(t *testing.T) *env {
 	sink := newCallbackSink()
 	sinkSrv := httptest.NewServer(sink)
 	t.Cleanup(sinkSrv.Close)
-	sb := sandbox.New(sandbox.Options{
-		CallbackURL: sinkSrv.URL,
-		AsyncDelay:  asyncDelay,
-		Logger:      slog.New(slog.DiscardHandler),
-	})
+	sb := sandbox.New(sandboxOptions(sinkSrv.URL))
 	t.Cleanup(sb.Close)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
@@ -159,11 +177,19 @@ type flow struct {
 	provider string
 	submit   func(ctx context.Context, c providers.Connector, key string, amount int64) (providers.Result, error)
 	status   func(ctx context.Context, c providers.Connector, ref, key string) (providers.Result, error)
+	// echoesRefundID: the provider's callbacks carry the Backflow refund id
+	// in a field its API defines (a payout's reference); otherwise they name
+	// the refund by the provider's own id only.
+	echoesRefundID bool
+	// declinesAsErrors: a decline is an error answer (cardpay: 001 answers
+	// only processed refunds), not a refund with status declined.
+	declinesAsErrors bool
 }
 
 func refundFlow(provider string) flow {
 	return flow{
-		provider: provider,
+		provider:         provider,
+		declinesAsErrors: provider == providers.TypeCardpay,
 		submit: func(ctx context.Context, c providers.Connector, key string, amount int64) (providers.Result, error) {
 			return c.Refund(ctx, providers.RefundRequest{
 				IdempotencyKey:   key,
@@ -187,7 +213,8 @@ func refundFlow(provider string) flow {
 
 func payoutFlow(provider string, dest providers.PayoutDestination) flow {
 	return flow{
-		provider: provider,
+		provider:       provider,
+		echoesRefundID: true,
 		submit: func(ctx context.Context, c providers.Connector, key string, amount int64) (providers.Result, error) {
 			return c.Payout(ctx, providers.PayoutRequest{
 				IdempotencyKey:   key,
@@ -236,6 +263,40 @@ func wantResult(t *testing.T, what string, res providers.Result, err error, stat
 	return res
 }
 
+// wantCallback waits for the callback about the refund res (Backflow id key)
+// and checks that it says status, with a failure code unless it succeeded,
+// and names the refund as the provider's API does.
+func (e *env) wantCallback(t *testing.T, f flow, c providers.Connector, key string, res providers.Result, status providers.Status) callback {
+	t.Helper()
+	cb, ev := e.sink.wait(t, c, f.provider, about(key, res.ProviderReference))
+	if ev.Result.Status != status || ev.Result.ProviderReference != res.ProviderReference ||
+		(status != providers.StatusSucceeded) != (ev.Result.FailureCode != "") {
+		t.Fatalf("callback %+v, want %s for %s", ev, status, res.ProviderReference)
+	}
+	wantID := "" // named by the provider reference only
+	if f.echoesRefundID {
+		wantID = key
+	}
+	if ev.RefundID != wantID {
+		t.Errorf("callback names refund %q, want %q", ev.RefundID, wantID)
+	}
+	return cb
+}
+
+// wantNoCallback checks that the refund res (Backflow id key) sent no
+// callback: an asynchronous refund sent now completes and calls back, and by
+// then a callback about res would have arrived too.
+func (e *env) wantNoCallback(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string, res providers.Result) {
+	t.Helper()
+	later := key + "-later"
+	lr, err := f.submit(ctx, c, later, 1004)
+	lr = wantResult(t, "later submit", lr, err, providers.StatusProcessing)
+	e.sink.wait(t, c, f.provider, about(later, lr.ProviderReference))
+	if _, _, _, ok := e.sink.find(c, f.provider, about(key, res.ProviderReference)); ok {
+		t.Errorf("refund %s sent a callback", key)
+	}
+}
+
 func wantCounts(t *testing.T, sb *sandbox.Server, key string, count, requests int) {
 	t.Helper()
 	if got := sb.Count(key); got != count {
@@ -270,12 +331,21 @@ func TestOutcomeControls(t *testing.T) {
 		}},
 		{"01 declined", 1001, func(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string) {
 			res, err := f.submit(ctx, c, key, 1001)
-			res = wantResult(t, "submit", res, err, providers.StatusDeclined)
-			if res.FailureCode == "" {
-				t.Errorf("declined without a failure code: %+v", res)
+			if f.declinesAsErrors {
+				if pe := providerError(t, err); pe.Kind != providers.KindDeclined || pe.Code == "" {
+					t.Fatalf("submit error %v, want a decline with a code", err)
+				}
+			} else {
+				res = wantResult(t, "submit", res, err, providers.StatusDeclined)
+				st, err := f.status(ctx, c, res.ProviderReference, "")
+				wantResult(t, "status by reference", st, err, providers.StatusDeclined)
 			}
-			st, err := f.status(ctx, c, res.ProviderReference, "")
-			wantResult(t, "status", st, err, providers.StatusDeclined)
+			st, err := f.status(ctx, c, "", key)
+			st = wantResult(t, "status by key", st, err, providers.StatusDeclined)
+			if st.FailureCode == "" {
+				t.Errorf("declined without a failure code: %+v", st)
+			}
+			wantCounts(t, e.sandbox, key, 1, 1)
 		}},
 		{"02 transient 503", 1002, func(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string) {
 			for attempt := 1; attempt <= 2; attempt++ {
@@ -310,10 +380,7 @@ func TestOutcomeControls(t *testing.T) {
 		{"04 async success", 1004, func(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string) {
 			res, err := f.submit(ctx, c, key, 1004)
 			res = wantResult(t, "submit", res, err, providers.StatusProcessing)
-			cb, ev := e.sink.wait(t, c, f.provider, key)
-			if ev.Result.Status != providers.StatusSucceeded || ev.Result.ProviderReference != res.ProviderReference {
-				t.Fatalf("callback %+v, want SUCCEEDED for %s", ev, res.ProviderReference)
-			}
+			cb := e.wantCallback(t, f, c, key, res, providers.StatusSucceeded)
 			st, err := f.status(ctx, c, res.ProviderReference, "")
 			wantResult(t, "status", st, err, providers.StatusSucceeded)
 			checkCallbackRejections(t, c, cb, e.secrets[f.provider])
@@ -321,25 +388,14 @@ func TestOutcomeControls(t *testing.T) {
 		{"05 async failure", 1005, func(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string) {
 			res, err := f.submit(ctx, c, key, 1005)
 			res = wantResult(t, "submit", res, err, providers.StatusProcessing)
-			_, ev := e.sink.wait(t, c, f.provider, key)
-			if ev.Result.Status != providers.StatusFailed || ev.Result.ProviderReference != res.ProviderReference || ev.Result.FailureCode == "" {
-				t.Fatalf("callback %+v, want FAILED with a code for %s", ev, res.ProviderReference)
-			}
+			e.wantCallback(t, f, c, key, res, providers.StatusFailed)
 			st, err := f.status(ctx, c, "", key)
 			wantResult(t, "status", st, err, providers.StatusFailed)
 		}},
 		{"06 never completes", 1006, func(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string) {
 			res, err := f.submit(ctx, c, key, 1006)
 			res = wantResult(t, "submit", res, err, providers.StatusProcessing)
-			// An asynchronous refund sent afterwards completes and calls
-			// back; by then this one would have too.
-			later := key + "-later"
-			lr, err := f.submit(ctx, c, later, 1004)
-			wantResult(t, "later submit", lr, err, providers.StatusProcessing)
-			e.sink.wait(t, c, f.provider, later)
-			if _, _, _, ok := e.sink.find(c, f.provider, key); ok {
-				t.Error("a never-completing refund sent a callback")
-			}
+			e.wantNoCallback(t, ctx, f, c, key, res)
 			st, err := f.status(ctx, c, res.ProviderReference, "")
 			wantResult(t, "status", st, err, providers.StatusProcessing)
 		}},
@@ -352,6 +408,57 @@ func TestOutcomeControls(t *testing.T) {
 			res, err := f.submit(ctx, c, key, 1007)
 			wantResult(t, "retry", res, err, providers.StatusSucceeded)
 			wantCounts(t, e.sandbox, key, 1, 2)
+		}},
+		{"08 reversed", 1008, func(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string) {
+			res, err := f.submit(ctx, c, key, 1008)
+			res = wantResult(t, "submit", res, err, providers.StatusSucceeded)
+			e.wantCallback(t, f, c, key, res, providers.StatusReversed)
+			byRef, err := f.status(ctx, c, res.ProviderReference, "")
+			wantResult(t, "status by reference", byRef, err, providers.StatusReversed)
+			byKey, err := f.status(ctx, c, "", key)
+			wantResult(t, "status by key", byKey, err, providers.StatusReversed)
+			wantCounts(t, e.sandbox, key, 1, 1)
+		}},
+		{"09 auth outage on status checks", 1009, func(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string) {
+			res, err := f.submit(ctx, c, key, 1009)
+			res = wantResult(t, "submit", res, err, providers.StatusProcessing)
+			for _, l := range []struct{ ref, key string }{{res.ProviderReference, ""}, {"", key}} {
+				_, err := f.status(ctx, c, l.ref, l.key)
+				if pe := providerError(t, err); pe.Kind != providers.KindAuth || pe.HTTPStatus != http.StatusUnauthorized {
+					t.Fatalf("status %+v during the outage: %v, want 401 auth", l, err)
+				}
+			}
+			eventually(t, func() bool {
+				st, err := f.status(ctx, c, res.ProviderReference, "")
+				return err == nil && st.Status == providers.StatusSucceeded
+			})
+			byKey, err := f.status(ctx, c, "", key)
+			wantResult(t, "status by key after the outage", byKey, err, providers.StatusSucceeded)
+			e.wantNoCallback(t, ctx, f, c, key, res)
+		}},
+		{"10 lost answer, then 409, look-up lags", 1010, func(t *testing.T, ctx context.Context, f flow, c providers.Connector, key string) {
+			_, err := f.submit(ctx, c, key, 1010)
+			if pe := providerError(t, err); pe.Kind != providers.KindRetryable || pe.HTTPStatus != 0 {
+				t.Fatalf("submit error %v, want a retryable connection error", err)
+			}
+			if _, err := f.status(ctx, c, "", key); !errors.Is(err, providers.ErrNotFound) {
+				t.Fatalf("status by key during the lag = %v, want ErrNotFound", err)
+			}
+			for attempt := 2; attempt <= 3; attempt++ {
+				_, err := f.submit(ctx, c, key, 1010)
+				if pe := providerError(t, err); pe.Kind != providers.KindUnknown || pe.HTTPStatus != http.StatusConflict {
+					t.Fatalf("attempt %d: %v, want 409 unknown", attempt, err)
+				}
+			}
+			var found providers.Result
+			eventually(t, func() bool {
+				found, err = f.status(ctx, c, "", key)
+				return err == nil
+			})
+			found = wantResult(t, "status by key after the lag", found, err, providers.StatusSucceeded)
+			byRef, err := f.status(ctx, c, found.ProviderReference, "")
+			wantResult(t, "status by reference", byRef, err, providers.StatusSucceeded)
+			wantCounts(t, e.sandbox, key, 1, 3)
 		}},
 	}
 	for _, f := range flows {
@@ -503,14 +610,20 @@ func TestErrorMapping(t *testing.T) {
 			call: refundCall(e.connector(t, "orchestra"), with(func(r *providers.RefundRequest) { r.PaymentReference = "authorized_tx" }))},
 		{name: "orchestra gift card without target id", kind: providers.KindInvalid, code: "bad_request", status: 400,
 			call: refundCall(e.connector(t, "orchestra"), with(func(r *providers.RefundRequest) { r.TargetType = "GIFT_CARD_REDEMPTION" }))},
-		{name: "orchestra unknown target type", kind: providers.KindInvalid, code: "bad_target_type",
+		{name: "orchestra unknown target type", kind: providers.KindInvalid, code: "target_unsupported",
 			call: refundCall(e.connector(t, "orchestra"), with(func(r *providers.RefundRequest) { r.TargetType = "WALLET" }))},
+		{name: "cardpay gift-card target", kind: providers.KindInvalid, code: "target_unsupported",
+			call: refundCall(e.connector(t, "cardpay"), with(func(r *providers.RefundRequest) { r.TargetType, r.TargetID = "GIFT_CARD_REDEMPTION", "gc_1" }))},
+		{name: "paydesk gift-card target", kind: providers.KindInvalid, code: "target_unsupported",
+			call: refundCall(e.connector(t, "paydesk"), with(func(r *providers.RefundRequest) { r.TargetType, r.TargetID = "GIFT_CARD_REDEMPTION", "gc_1" }))},
 		{name: "cardpay wrong password", kind: providers.KindAuth, code: "unauthorized", status: 401,
 			call: refundCall(withConfig("cardpay", func(c *providers.Config) { c.Password = "wrong" }), refund)},
 		{name: "cardpay transaction not found", kind: providers.KindInvalid, code: "transaction_not_found", status: 404,
 			call: refundCall(e.connector(t, "cardpay"), with(func(r *providers.RefundRequest) { r.PaymentReference = "missing_tx" }))},
 		{name: "cardpay zero amount", kind: providers.KindInvalid, code: "validation_error", status: 422,
 			call: refundCall(e.connector(t, "cardpay"), with(func(r *providers.RefundRequest) { r.Currency = "JPY"; r.Amount = 0 }))},
+		{name: "cardpay 1.234 KWD is refused before sending", kind: providers.KindInvalid, code: "amount_precision",
+			call: refundCall(e.connector(t, "cardpay"), with(func(r *providers.RefundRequest) { r.Currency = "KWD"; r.Amount = 1234 }))},
 		{name: "momo without a mobile number", kind: providers.KindInvalid, code: "bad_destination",
 			call: payoutCall(e.connector(t, "momo"), providers.PayoutDestination{Type: "mobile_money"})},
 		{name: "bank invalid IBAN", kind: providers.KindInvalid, code: "validation_error", status: 422,
@@ -573,12 +686,9 @@ func TestCallbackProviderNames(t *testing.T) {
 	sink := newCallbackSink()
 	sinkSrv := httptest.NewServer(sink)
 	t.Cleanup(sinkSrv.Close)
-	sb := sandbox.New(sandbox.Options{
-		CallbackURL:   sinkSrv.URL + "/",
-		ProviderNames: map[string]string{"paydesk": "paydesk-eu"},
-		AsyncDelay:    asyncDelay,
-		Logger:        slog.New(slog.DiscardHandler),
-	})
+	opts := sandboxOptions(sinkSrv.URL + "/")
+	opts.ProviderNames = map[string]string{"paydesk": "paydesk-eu"}
+	sb := sandbox.New(opts)
 	t.Cleanup(sb.Close)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
@@ -588,10 +698,11 @@ func TestCallbackProviderNames(t *testing.T) {
 	}
 	paydesk, _ := reg.Get("paydesk")
 	cardpay, _ := reg.Get("cardpay")
-	if _, err := refundFlow("paydesk").submit(context.Background(), paydesk, "renamed", 3004); err != nil {
+	res, err := refundFlow("paydesk").submit(context.Background(), paydesk, "renamed", 3004)
+	if err != nil {
 		t.Fatalf("submit: %v", err)
 	}
-	cb, _ := sink.wait(t, paydesk, "paydesk-eu", "renamed")
+	cb, _ := sink.wait(t, paydesk, "paydesk-eu", about("renamed", res.ProviderReference))
 	if _, err := cardpay.ParseCallback(cb.header, cb.body); !errors.Is(err, providers.ErrInvalidSignature) {
 		t.Errorf("cardpay accepted a paydesk callback: %v", err)
 	}

@@ -93,7 +93,8 @@ func (a *httpAPI) do(ctx context.Context, method, path, idempotencyKey, contentT
 }
 
 // classify is the common error policy (see outcome.go): 429, 408 and 5xx are
-// retryable (429 with its Retry-After); a decline code or 402 is a decline;
+// retryable (429 with its Retry-After); a decline code or 402 is a decline,
+// whatever the status (paydesk 403 amount.insufficient, Stripe card_error);
 // 401/403 are credentials; 400, 404 and 422 are invalid requests; any other
 // answer (409 duplicate, ...) leaves the outcome unknown.
 func classify(status int, header http.Header, code, msg string, declined bool) *Error {

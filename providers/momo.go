@@ -59,15 +59,11 @@ var momoStatuses = map[string]Status{
 	"successful": StatusSucceeded,
 	"rejected":   StatusDeclined,
 	"failed":     StatusFailed,
+	"reversed":   StatusReversed, // the network took a successful payout back
 }
 
 func (p momoPayout) result() Result {
-	return Result{
-		Status:            statusOf(momoStatuses, p.Status),
-		ProviderReference: p.ID,
-		FailureCode:       p.FailureCode,
-		FailureMessage:    p.FailureMessage,
-	}
+	return statusResult(momoStatuses, p.Status, p.ID, p.FailureCode, p.FailureMessage)
 }
 
 // msisdn normalises a mobile number to the digits-only international form.
@@ -104,17 +100,17 @@ func (c *momo) Payout(ctx context.Context, req PayoutRequest) (Result, error) {
 
 // PayoutStatus reads the payout by id or, failing that, by idempotency key.
 func (c *momo) PayoutStatus(ctx context.Context, l Lookup) (Result, error) {
-	providerReference, idempotencyKey := l.ProviderReference, l.RefundID
-	out, err := find[momoPayout](ctx, c.api, providerReference, idempotencyKey,
-		"/momo/v1/payouts/"+pathEscape(providerReference),
-		"/momo/v1/payouts?idempotencyKey="+url.QueryEscape(idempotencyKey), "payouts")
+	out, err := find[momoPayout](ctx, c.api, l.ProviderReference, l.RefundID,
+		"/momo/v1/payouts/"+pathEscape(l.ProviderReference),
+		"/momo/v1/payouts?idempotencyKey="+url.QueryEscape(l.RefundID), "payouts")
 	if err != nil {
 		return Result{}, fmt.Errorf("get %s payout: %w", c.name, err)
 	}
 	return out.result(), nil
 }
 
-// ParseCallback verifies and decodes a payout.updated callback.
+// ParseCallback verifies and decodes a payout.updated callback; the payout's
+// reference is the Backflow refund id Payout sent.
 func (c *momo) ParseCallback(header http.Header, body []byte) (CallbackEvent, error) {
 	p, err := parseSandboxCallback[momoPayout](header, body, c.secret)
 	if err != nil {

@@ -43,15 +43,11 @@ type orchestraRefundRequest struct {
 	TargetID   string `json:"target_id,omitempty"`
 }
 
+// orchestraRefund is 003's refund record, as much of it as Backflow reads.
 type orchestraRefund struct {
-	Type                   string `json:"type"`
-	ID                     string `json:"id"`
-	TransactionID          string `json:"transaction_id"`
-	PaymentServiceRefundID string `json:"payment_service_refund_id"`
-	Status                 string `json:"status"`
-	Currency               string `json:"currency"`
-	Amount                 int64  `json:"amount"`
-	IdempotencyKey         string `json:"idempotency_key"`
+	Type   string `json:"type"`
+	ID     string `json:"id"`
+	Status string `json:"status"`
 }
 
 var orchestraStatuses = map[string]Status{
@@ -60,25 +56,20 @@ var orchestraStatuses = map[string]Status{
 	"declined":   StatusDeclined,
 	"failed":     StatusFailed,
 	"voided":     StatusCanceled, // voided before it was processed: nothing moved
+	"reversed":   StatusReversed, // sandbox extension (outcome 08); 003 has no such status
 }
 
 // orchestraTargets maps Backflow target types to the API's.
 var orchestraTargets = map[string]string{
-	"":                     "payment-method",
-	"PAYMENT_METHOD":       "payment-method",
-	"GIFT_CARD_REDEMPTION": "gift-card-redemption",
+	"":                       "payment-method",
+	TargetPaymentMethod:      "payment-method",
+	TargetGiftCardRedemption: "gift-card-redemption",
 }
 
+// result maps the record; it carries no failure reason, so a failure is named
+// by its status (provider.declined, provider.voided, ...).
 func (r orchestraRefund) result() Result {
-	res := Result{Status: statusOf(orchestraStatuses, r.Status), ProviderReference: r.ID}
-	switch res.Status {
-	case StatusDeclined, StatusFailed:
-		res.FailureCode = r.Status // the record carries no finer reason
-		res.FailureMessage = "refund " + r.Status + " by the payment service"
-	case StatusCanceled:
-		res.FailureCode, res.FailureMessage = "provider.voided", "refund voided by the payment service"
-	}
-	return res
+	return statusResult(orchestraStatuses, r.Status, r.ID, "", "")
 }
 
 // orchestraError decodes {"type":"error","code","status","message"}. A token
@@ -96,11 +87,10 @@ func orchestraError(status int, header http.Header, body []byte) *Error {
 // sent, also for full refunds, so the provider cannot refund more than
 // Backflow reserved.
 func (c *orchestra) Refund(ctx context.Context, req RefundRequest) (Result, error) {
-	target, ok := orchestraTargets[req.TargetType]
-	if !ok {
-		return Result{}, Invalid("bad_target_type", fmt.Sprintf("%s cannot refund to target type %q", c.name, req.TargetType))
+	if err := c.checkTarget(req); err != nil {
+		return Result{}, err
 	}
-	in := orchestraRefundRequest{Amount: req.Amount, TargetType: target, TargetID: req.TargetID}
+	in := orchestraRefundRequest{Amount: req.Amount, TargetType: orchestraTargets[req.TargetType], TargetID: req.TargetID}
 	path := "/orchestra/transactions/" + pathEscape(req.PaymentReference) + "/refunds"
 	var out orchestraRefund
 	if err := c.api.doJSON(ctx, http.MethodPost, path, req.IdempotencyKey, in, &out); err != nil {
@@ -112,17 +102,17 @@ func (c *orchestra) Refund(ctx context.Context, req RefundRequest) (Result, erro
 // RefundStatus reads the refund record by id or, failing that, by
 // idempotency key.
 func (c *orchestra) RefundStatus(ctx context.Context, l Lookup) (Result, error) {
-	providerReference, idempotencyKey := l.ProviderReference, l.RefundID
-	out, err := find[orchestraRefund](ctx, c.api, providerReference, idempotencyKey,
-		"/orchestra/refunds/"+pathEscape(providerReference),
-		"/orchestra/refunds?idempotency_key="+url.QueryEscape(idempotencyKey), "items")
+	out, err := find[orchestraRefund](ctx, c.api, l.ProviderReference, l.RefundID,
+		"/orchestra/refunds/"+pathEscape(l.ProviderReference),
+		"/orchestra/refunds?idempotency_key="+url.QueryEscape(l.RefundID), "items")
 	if err != nil {
 		return Result{}, fmt.Errorf("get %s refund: %w", c.name, err)
 	}
 	return out.result(), nil
 }
 
-// ParseCallback verifies and decodes an event whose target is a refund record.
+// ParseCallback verifies and decodes an event whose target is a refund
+// record, named by its id.
 func (c *orchestra) ParseCallback(header http.Header, body []byte) (CallbackEvent, error) {
 	if err := verifySandboxCallback(header, body, c.secret); err != nil {
 		return CallbackEvent{}, fmt.Errorf("parse %s callback: %w", c.name, err)
@@ -136,5 +126,5 @@ func (c *orchestra) ParseCallback(header http.Header, body []byte) (CallbackEven
 	if event.Target.Type != "refund" {
 		return CallbackEvent{}, fmt.Errorf("parse %s callback: %w", c.name, ErrIgnoredCallback)
 	}
-	return callbackEvent(event.Target.IdempotencyKey, event.Target.result())
+	return callbackEvent("", event.Target.result())
 }

@@ -115,8 +115,10 @@ type Lookup struct {
 
 // CallbackEvent is a verified provider callback about one refund or payout.
 type CallbackEvent struct {
-	// RefundID is the Backflow refund id when the provider echoes the
-	// idempotency key or reference; otherwise empty and ProviderReference is used.
+	// RefundID is the Backflow refund id, read only from a field the
+	// provider's API defines to carry it (Stripe metadata.backflow_refund_id,
+	// the reference of a momo or bank payout); otherwise empty, and
+	// Result.ProviderReference (the provider's own id) names the refund.
 	RefundID string
 	Result   Result
 }
@@ -220,8 +222,8 @@ func KindOf(err error) ErrorKind {
 var ErrUnsupported = Invalid("unsupported", "operation not supported by this provider")
 
 // ErrNotFound is returned by status look-ups when the provider holds no such
-// refund or payout. It is retryable: a refund must never be released on a
-// missing answer (a read may lag a create); match it with errors.Is. Found by
-// idempotency key, it means a create that never reached the provider, which
-// can be sent again with the same key.
+// refund or payout; match it with errors.Is. It is retryable: a refund must
+// never be released on a missing answer. By Backflow's id it means the
+// create has not reached the provider, or not yet shows there (a read may lag
+// a write: sandbox outcome 10), so a re-send uses the same idempotency key.
 var ErrNotFound = Retryable("not_found", "no such refund or payout at the provider", nil)

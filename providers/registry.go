@@ -15,19 +15,24 @@ import (
 
 // Config configures one provider connector.
 type Config struct {
-	Name           string `json:"name"` // used in callback URLs and on transactions
-	Type           string `json:"type"` // connector type: cardpay, paydesk, orchestra, momo, banktransfer, stripe
-	BaseURL        string `json:"baseUrl"`
-	Username       string `json:"username,omitempty"`
-	Password       string `json:"password,omitempty"`
-	APIKey         string `json:"apiKey,omitempty"`
+	Name     string `json:"name"` // used in callback URLs and on transactions
+	Type     string `json:"type"` // connector type: cardpay, paydesk, orchestra, momo, banktransfer, stripe
+	BaseURL  string `json:"baseUrl"`
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	APIKey   string `json:"apiKey,omitempty"`
+	// CallbackSecret verifies the provider's signed callbacks (Stripe: the
+	// endpoint's whsec_ secret). Required unless PollingOnly.
 	CallbackSecret string `json:"callbackSecret,omitempty"`
+	// PollingOnly declares that the provider's callbacks are not used: every
+	// callback is rejected and outcomes are learnt by status checks only.
+	PollingOnly bool `json:"pollingOnly,omitempty"`
 }
 
 // String prints the config with its secrets masked.
 func (c Config) String() string {
-	return fmt.Sprintf("{name=%s type=%s baseUrl=%s username=%s password=%s apiKey=%s callbackSecret=%s}",
-		c.Name, c.Type, c.BaseURL, c.Username, mask(c.Password), mask(c.APIKey), mask(c.CallbackSecret))
+	return fmt.Sprintf("{name=%s type=%s baseUrl=%s username=%s password=%s apiKey=%s callbackSecret=%s pollingOnly=%t}",
+		c.Name, c.Type, c.BaseURL, c.Username, mask(c.Password), mask(c.APIKey), mask(c.CallbackSecret), c.PollingOnly)
 }
 
 // LogValue logs the config with its secrets masked.
@@ -36,7 +41,26 @@ func (c Config) LogValue() slog.Value {
 		slog.String("name", c.Name), slog.String("type", c.Type), slog.String("baseUrl", c.BaseURL),
 		slog.String("username", c.Username), slog.String("password", mask(c.Password)),
 		slog.String("apiKey", mask(c.APIKey)), slog.String("callbackSecret", mask(c.CallbackSecret)),
+		slog.Bool("pollingOnly", c.PollingOnly),
 	)
+}
+
+// CallbackPath is where Backflow's API receives the callbacks of the provider
+// configured as name: register <BACKFLOW_PUBLIC_URL> + CallbackPath(name) at
+// the provider.
+func CallbackPath(name string) string { return "/v1/provider-callbacks/" + url.PathEscape(name) }
+
+// checkCallbacks refuses a provider whose callbacks could not be verified,
+// unless it is declared polling-only.
+func checkCallbacks(cfg Config) error {
+	switch {
+	case cfg.CallbackSecret == "" && !cfg.PollingOnly:
+		return errors.New("no callbackSecret: its callbacks could not be verified and would all be rejected; " +
+			"set callbackSecret, or pollingOnly: true to learn outcomes by status checks only")
+	case cfg.CallbackSecret != "" && cfg.PollingOnly:
+		return errors.New("pollingOnly with a callbackSecret: choose one")
+	}
+	return nil
 }
 
 func mask(s string) string {
@@ -147,8 +171,8 @@ type Registry struct {
 const defaultTimeout = 30 * time.Second
 
 // NewRegistry builds a connector for each config, all sharing client (one
-// with a 30 s timeout when nil). Unknown types, duplicate names and missing
-// credentials are errors.
+// with a 30 s timeout when nil). Unknown types, duplicate names, missing
+// credentials and a missing callback secret (unless polling-only) are errors.
 func NewRegistry(cfgs []Config, client *http.Client) (*Registry, error) {
 	if client == nil {
 		client = &http.Client{Timeout: defaultTimeout}
@@ -189,6 +213,9 @@ func newConnector(cfg Config, client *http.Client) (Connector, error) {
 		cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	}
 	c, err := ctor(cfg, client)
+	if err == nil {
+		err = checkCallbacks(cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("provider %q: %w", cfg.Name, err)
 	}

@@ -1,9 +1,12 @@
 package providers_test
 
 import (
+	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/backflow/backflow/providers"
 )
@@ -48,13 +51,15 @@ func TestNewRegistryErrors(t *testing.T) {
 	}{
 		{"unknown type", []providers.Config{{Name: "x", Type: "paypal", BaseURL: "http://x"}}, `unknown type "paypal"`},
 		{"duplicate name", []providers.Config{
-			{Name: "s", Type: "stripe", APIKey: "sk_test_1"},
-			{Name: "s", Type: "stripe", APIKey: "sk_test_2"},
+			{Name: "s", Type: "stripe", APIKey: "sk_test_1", CallbackSecret: "whsec_1"},
+			{Name: "s", Type: "stripe", APIKey: "sk_test_2", CallbackSecret: "whsec_2"},
 		}, "configured twice"},
-		{"missing credentials", []providers.Config{{Name: "c", Type: "cardpay", BaseURL: "http://x", Username: "u"}}, "missing password"},
-		{"missing base URL", []providers.Config{{Name: "m", Type: "momo", APIKey: "k"}}, "missing baseUrl"},
-		{"relative base URL", []providers.Config{{Name: "m", Type: "momo", BaseURL: "sandbox:8080", APIKey: "k"}}, "not an absolute"},
+		{"missing credentials", []providers.Config{{Name: "c", Type: "cardpay", BaseURL: "http://x", Username: "u", CallbackSecret: "c"}}, "missing password"},
+		{"missing base URL", []providers.Config{{Name: "m", Type: "momo", APIKey: "k", CallbackSecret: "c"}}, "missing baseUrl"},
+		{"relative base URL", []providers.Config{{Name: "m", Type: "momo", BaseURL: "sandbox:8080", APIKey: "k", CallbackSecret: "c"}}, "not an absolute"},
 		{"no name", []providers.Config{{Type: "momo", BaseURL: "http://x", APIKey: "k"}}, "has no name"},
+		{"no callback secret", []providers.Config{{Name: "s", Type: "stripe", APIKey: "sk_test_1"}}, "no callbackSecret"},
+		{"polling-only with a secret", []providers.Config{{Name: "s", Type: "stripe", APIKey: "sk_test_1", CallbackSecret: "whsec_1", PollingOnly: true}}, "choose one"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,7 +74,7 @@ func TestNewRegistryErrors(t *testing.T) {
 
 func TestStripeDefaultsToStripeAPI(t *testing.T) {
 	t.Parallel()
-	reg, err := providers.NewRegistry([]providers.Config{{Name: "stripe", Type: "stripe", APIKey: "sk_test_1"}}, nil)
+	reg, err := providers.NewRegistry([]providers.Config{{Name: "stripe", Type: "stripe", APIKey: "sk_test_1", CallbackSecret: "whsec_1"}}, nil)
 	if err != nil {
 		t.Fatalf("NewRegistry() = %v", err)
 	}
@@ -88,7 +93,7 @@ func TestParseConfigs(t *testing.T) {
 	}{
 		{name: "blank", in: "  ", want: 0},
 		{name: "two", in: `[{"name":"cardpay","type":"cardpay","baseUrl":"http://s","username":"u","password":"p","callbackSecret":"c"},
-			{"name":"stripe","type":"stripe","apiKey":"sk_test_1"}]`, want: 2},
+			{"name":"stripe","type":"stripe","apiKey":"sk_test_1","pollingOnly":true}]`, want: 2},
 		{name: "unknown field", in: `[{"name":"x","type":"momo","api_key":"k"}]`, wantErr: "unknown field"},
 		{name: "no type", in: `[{"name":"x"}]`, wantErr: "no type"},
 		{name: "duplicate", in: `[{"name":"x","type":"momo"},{"name":"x","type":"momo"}]`, wantErr: "twice"},
@@ -119,5 +124,28 @@ func TestConfigMasksSecrets(t *testing.T) {
 		if strings.Contains(s, cfg.Password) || strings.Contains(s, cfg.CallbackSecret) {
 			t.Errorf("secret leaked in %q", s)
 		}
+	}
+}
+
+// TestPollingOnly: a provider declared polling-only starts without a callback
+// secret and rejects every callback as unverifiable.
+func TestPollingOnly(t *testing.T) {
+	t.Parallel()
+	reg, err := providers.NewRegistry([]providers.Config{{Name: "stripe", Type: "stripe", APIKey: "sk_test_1", PollingOnly: true}}, nil)
+	if err != nil {
+		t.Fatalf("NewRegistry() = %v", err)
+	}
+	c, _ := reg.Get("stripe")
+	body := []byte(`{"type":"refund.updated","data":{"object":{"id":"re_1","object":"refund","status":"succeeded"}}}`)
+	header := http.Header{providers.StripeSignatureHeader: {providers.SignCallback("", time.Now(), body)}}
+	if _, err := c.ParseCallback(header, body); !errors.Is(err, providers.ErrInvalidSignature) {
+		t.Fatalf("ParseCallback() = %v, want ErrInvalidSignature", err)
+	}
+}
+
+func TestCallbackPath(t *testing.T) {
+	t.Parallel()
+	if got := providers.CallbackPath("paydesk-eu"); got != "/v1/provider-callbacks/paydesk-eu" {
+		t.Errorf("CallbackPath() = %q", got)
 	}
 }

@@ -73,23 +73,16 @@ var stripeReasons = map[string]string{
 	"REQUESTED_BY_CUSTOMER": "requested_by_customer",
 }
 
+// result maps the refund; a failure is named by its failure_reason.
 func (r stripeRefund) result() Result {
-	res := Result{Status: statusOf(stripeStatuses, r.Status), ProviderReference: r.ID}
-	switch r.Status {
-	case "failed":
-		res.FailureCode = cmp.Or(r.FailureReason, "failed")
-		res.FailureMessage = "refund failed at Stripe"
-	case "canceled":
-		res.FailureCode = "canceled"
-		res.FailureMessage = "refund canceled at Stripe"
-	}
-	return res
+	return statusResult(stripeStatuses, r.Status, r.ID, r.FailureReason, "")
 }
 
-// stripeError maps Stripe's {"error":{"type","code","message"}}: 409 (a
-// concurrent request with the same idempotency key) is retryable; card
-// errors, charge_already_refunded and amount_too_large are declines; other
-// request errors, idempotency_error included, are invalid.
+// stripeError maps Stripe's {"error":{"type","code","message"}}: an answer
+// marked Stripe-Should-Retry is retryable; card errors,
+// charge_already_refunded and amount_too_large are declines; the rest follows
+// classify (a 409 concurrent use of the idempotency key leaves the outcome
+// unknown; idempotency_error and other request errors are invalid).
 func stripeError(status int, header http.Header, body []byte) *Error {
 	var e struct {
 		Error struct {
@@ -100,29 +93,36 @@ func stripeError(status int, header http.Header, body []byte) *Error {
 	}
 	_ = json.Unmarshal(body, &e) // an unreadable body still classifies by status
 	code := cmp.Or(e.Error.Code, e.Error.Type)
-	switch {
-	case status == http.StatusConflict || header.Get("Stripe-Should-Retry") == "true":
-		err := classify(status, header, code, e.Error.Message, false)
+	declined := e.Error.Type == "card_error" || code == "charge_already_refunded" || code == "amount_too_large"
+	err := classify(status, header, code, e.Error.Message, declined)
+	if header.Get("Stripe-Should-Retry") == "true" {
 		err.Kind = KindRetryable
-		return err
-	case e.Error.Type == "card_error" || code == "charge_already_refunded" || code == "amount_too_large":
-		return classify(status, header, code, e.Error.Message, true)
-	default:
-		return classify(status, header, code, e.Error.Message, false)
 	}
+	return err
+}
+
+// stripePayment names the original payment as Stripe's create and list
+// parameters do: payment_intent for "pi_...", charge for "ch_..." and "py_...".
+func (c *stripeConnector) stripePayment(ref string) (param string, err error) {
+	switch {
+	case strings.HasPrefix(ref, "pi_"):
+		return "payment_intent", nil
+	case strings.HasPrefix(ref, "ch_"), strings.HasPrefix(ref, "py_"):
+		return "charge", nil
+	}
+	return "", Invalid("bad_payment_reference", fmt.Sprintf("%s: payment %q is not a PaymentIntent or charge id", c.name, ref))
 }
 
 // Refund creates a refund of a PaymentIntent ("pi_...") or a charge ("ch_..." or "py_...").
 func (c *stripeConnector) Refund(ctx context.Context, req RefundRequest) (Result, error) {
-	form := url.Values{}
-	switch ref := req.PaymentReference; {
-	case strings.HasPrefix(ref, "pi_"):
-		form.Set("payment_intent", ref)
-	case strings.HasPrefix(ref, "ch_"), strings.HasPrefix(ref, "py_"):
-		form.Set("charge", ref)
-	default:
-		return Result{}, Invalid("bad_payment_reference", fmt.Sprintf("%s cannot refund %q: not a PaymentIntent or charge id", c.name, ref))
+	if err := c.checkTarget(req); err != nil {
+		return Result{}, err
 	}
+	param, err := c.stripePayment(req.PaymentReference)
+	if err != nil {
+		return Result{}, err
+	}
+	form := url.Values{param: {req.PaymentReference}}
 	form.Set("amount", strconv.FormatInt(req.Amount, 10))
 	if reason, ok := stripeReasons[req.ReasonCode]; ok {
 		form.Set("reason", reason)
@@ -143,19 +143,61 @@ func (c *stripeConnector) Refund(ctx context.Context, req RefundRequest) (Result
 	return out.result(), nil
 }
 
-// RefundStatus reads the refund by id. Stripe cannot search by idempotency
-// key: without a reference, resubmit the create with the same key, which
-// Stripe answers with the original refund for 24 hours.
+// stripeListPageSize is the largest page Stripe's list endpoints serve.
+const stripeListPageSize = 100
+
+// stripeMaxListPages bounds a look-up by Backflow id; a payment does not
+// have that many refunds, so more pages mean a misbehaving answer.
+const stripeMaxListPages = 50
+
+// RefundStatus reads the refund by id or, without one, finds it among the
+// refunds of the original payment by its metadata backflow_refund_id
+// (Stripe cannot search by idempotency key, and keeps keys only 24 hours).
 func (c *stripeConnector) RefundStatus(ctx context.Context, l Lookup) (Result, error) {
-	providerReference := l.ProviderReference
-	if providerReference == "" {
-		return Result{}, fmt.Errorf("find %s refund by idempotency key: %w", c.name, ErrUnsupported)
+	if l.ProviderReference != "" {
+		var out stripeRefund
+		if err := c.api.doJSON(ctx, http.MethodGet, "/v1/refunds/"+pathEscape(l.ProviderReference), "", nil, &out); err != nil {
+			return Result{}, fmt.Errorf("get %s refund: %w", c.name, notFound(err))
+		}
+		return out.result(), nil
 	}
-	var out stripeRefund
-	if err := c.api.doJSON(ctx, http.MethodGet, "/v1/refunds/"+pathEscape(providerReference), "", nil, &out); err != nil {
-		return Result{}, fmt.Errorf("get %s refund: %w", c.name, notFound(err))
+	out, err := c.findByRefundID(ctx, l.PaymentReference, l.RefundID)
+	if err != nil {
+		return Result{}, fmt.Errorf("find %s refund of %s by %s: %w", c.name, l.PaymentReference, stripeRefundIDKey, err)
 	}
 	return out.result(), nil
+}
+
+// findByRefundID pages through GET /v1/refunds?payment_intent= (or charge=)
+// for the refund whose metadata carries refundID.
+func (c *stripeConnector) findByRefundID(ctx context.Context, payment, refundID string) (stripeRefund, error) {
+	if refundID == "" {
+		return stripeRefund{}, errNoReference
+	}
+	param, err := c.stripePayment(payment)
+	if err != nil {
+		return stripeRefund{}, err
+	}
+	query := url.Values{param: {payment}, "limit": {strconv.Itoa(stripeListPageSize)}}
+	for range stripeMaxListPages {
+		var page struct {
+			Data    []stripeRefund `json:"data"`
+			HasMore bool           `json:"has_more"`
+		}
+		if err := c.api.doJSON(ctx, http.MethodGet, "/v1/refunds?"+query.Encode(), "", nil, &page); err != nil {
+			return stripeRefund{}, notFound(err) // no such payment: no such refund either
+		}
+		for _, r := range page.Data {
+			if r.Metadata[stripeRefundIDKey] == refundID {
+				return r, nil
+			}
+		}
+		if !page.HasMore || len(page.Data) == 0 {
+			return stripeRefund{}, ErrNotFound
+		}
+		query.Set("starting_after", page.Data[len(page.Data)-1].ID)
+	}
+	return stripeRefund{}, Retryable("too_many_pages", fmt.Sprintf("more than %d pages of refunds", stripeMaxListPages), nil)
 }
 
 // stripeRefundEvents are the webhook events whose object is a refund.

@@ -3,12 +3,14 @@ package providers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -112,6 +114,9 @@ func TestStripeContract(t *testing.T) {
 		{name: "not a Stripe payment id", conn: ok, req: modified(refund, func(r *providers.RefundRequest) {
 			r.PaymentReference = "pay_4711"
 		}), kind: providers.KindInvalid},
+		{name: "gift-card target", conn: ok, req: modified(refund, func(r *providers.RefundRequest) {
+			r.TargetType, r.TargetID = providers.TargetGiftCardRedemption, "gc_1"
+		}), kind: providers.KindInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,12 +134,91 @@ func TestStripeContract(t *testing.T) {
 		})
 	}
 
-	t.Run("no lookup by idempotency key", func(t *testing.T) {
-		t.Parallel()
-		if _, err := ok.RefundStatus(ctx, providers.Lookup{RefundID: "contract-1"}); !errors.Is(err, providers.ErrUnsupported) {
-			t.Fatalf("RefundStatus(no reference) = %v, want ErrUnsupported", err)
-		}
-	})
+	// stripe-mock validates the list request and answers its fixture list,
+	// whose one refund carries no backflow_refund_id: not found.
+	for _, payment := range []string{"pi_3MtwBwLkdIwHu7ix28a3tqPa", "ch_3MtwBwLkdIwHu7ix0snN0B15"} {
+		t.Run("look-up by Backflow id among the refunds of "+payment, func(t *testing.T) {
+			t.Parallel()
+			_, err := ok.RefundStatus(ctx, providers.Lookup{RefundID: refund.RefundID, PaymentReference: payment})
+			if !errors.Is(err, providers.ErrNotFound) {
+				t.Fatalf("RefundStatus(no reference) = %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+// TestStripeLookUpByRefundID pages through a payment's refunds, as Stripe
+// lists them, for the one whose metadata names the Backflow refund.
+func TestStripeLookUpByRefundID(t *testing.T) {
+	t.Parallel()
+	refund := func(id, refundID, status string) string {
+		return `{"id":"` + id + `","object":"refund","status":"` + status + `","metadata":{"backflow_refund_id":"` + refundID + `"}}`
+	}
+	page := func(hasMore bool, refunds ...string) string {
+		return fmt.Sprintf(`{"object":"list","url":"/v1/refunds","has_more":%t,"data":[%s]}`, hasMore, strings.Join(refunds, ","))
+	}
+	tests := []struct {
+		name      string
+		payment   string
+		pages     map[string]string // starting_after → page
+		want      providers.Result
+		wantErr   error
+		wantQuery []string // the queries sent, in order
+	}{
+		{name: "found on the second page", payment: "pi_1",
+			pages: map[string]string{
+				"":     page(true, refund("re_3", "rf-other", "succeeded"), refund("re_2", "rf-other", "failed")),
+				"re_2": page(false, refund("re_1", "rf-1", "pending")),
+			},
+			want:      providers.Result{Status: providers.StatusProcessing, ProviderReference: "re_1"},
+			wantQuery: []string{"limit=100&payment_intent=pi_1", "limit=100&payment_intent=pi_1&starting_after=re_2"}},
+		{name: "a charge's refunds", payment: "ch_1",
+			pages:     map[string]string{"": page(false, refund("re_1", "rf-1", "succeeded"))},
+			want:      providers.Result{Status: providers.StatusSucceeded, ProviderReference: "re_1"},
+			wantQuery: []string{"charge=ch_1&limit=100"}},
+		{name: "none of them", payment: "pi_1",
+			pages:     map[string]string{"": page(false, refund("re_3", "rf-other", "succeeded"))},
+			wantErr:   providers.ErrNotFound,
+			wantQuery: []string{"limit=100&payment_intent=pi_1"}},
+		{name: "no refunds at all", payment: "py_1",
+			pages:     map[string]string{"": page(false)},
+			wantErr:   providers.ErrNotFound,
+			wantQuery: []string{"charge=py_1&limit=100"}},
+		{name: "not a Stripe payment", payment: "pay_4711", wantErr: &providers.Error{Kind: providers.KindInvalid, Code: "bad_payment_reference"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			var queries []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				queries = append(queries, r.URL.RawQuery)
+				mu.Unlock()
+				body, ok := tt.pages[r.URL.Query().Get("starting_after")]
+				if r.Method != http.MethodGet || r.URL.Path != "/v1/refunds" || !ok {
+					http.Error(w, `{"error":{"type":"invalid_request_error"}}`, http.StatusBadRequest)
+					return
+				}
+				io.WriteString(w, body)
+			}))
+			defer srv.Close()
+			c := stripeConnector(t, srv.URL, "sk_test_backflow")
+			got, err := c.RefundStatus(context.Background(), providers.Lookup{RefundID: "rf-1", PaymentReference: tt.payment})
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("RefundStatus() = %+v, %v; want %v", got, err, tt.wantErr)
+				}
+			} else if err != nil || got != tt.want {
+				t.Fatalf("RefundStatus() = %+v, %v; want %+v", got, err, tt.want)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(queries, tt.wantQuery) {
+				t.Errorf("queries %q, want %q", queries, tt.wantQuery)
+			}
+		})
+	}
 }
 
 func modified(r providers.RefundRequest, mod func(*providers.RefundRequest)) providers.RefundRequest {
@@ -168,7 +252,7 @@ func TestStripeRequestAndErrors(t *testing.T) {
 		{name: "api_error", status: 500, body: `{"error":{"type":"api_error","message":"boom"}}`, kind: providers.KindRetryable, code: "api_error"},
 		{name: "rate limit", status: 429, header: map[string]string{"Retry-After": "2"},
 			body: `{"error":{"type":"invalid_request_error","code":"rate_limit","message":"slow down"}}`, kind: providers.KindRetryable, code: "rate_limit", retryAfter: 2 * time.Second},
-		{name: "concurrent use of the key", status: 409, body: `{"error":{"type":"idempotency_error","message":"in progress"}}`, kind: providers.KindRetryable, code: "idempotency_error"},
+		{name: "concurrent use of the key", status: 409, body: `{"error":{"type":"idempotency_error","message":"in progress"}}`, kind: providers.KindUnknown, code: "idempotency_error"},
 		{name: "Stripe-Should-Retry", status: 400, header: map[string]string{"Stripe-Should-Retry": "true"},
 			body: `{"error":{"type":"invalid_request_error","code":"lock_timeout"}}`, kind: providers.KindRetryable, code: "lock_timeout"},
 		{name: "card_error", status: 402, body: `{"error":{"type":"card_error","code":"expired_card"}}`, kind: providers.KindDeclined, code: "expired_card"},
@@ -257,10 +341,10 @@ func TestStripeWebhook(t *testing.T) {
 			header: signed(secret, now, event("charge.refund.updated", `{"id":"re_2","object":"refund","status":"failed","failure_reason":"expired_or_canceled_card","metadata":{"backflow_refund_id":"rf-2"}}`)),
 			body:   event("charge.refund.updated", `{"id":"re_2","object":"refund","status":"failed","failure_reason":"expired_or_canceled_card","metadata":{"backflow_refund_id":"rf-2"}}`),
 			want: providers.CallbackEvent{RefundID: "rf-2", Result: providers.Result{
-				Status: providers.StatusFailed, ProviderReference: "re_2", FailureCode: "expired_or_canceled_card", FailureMessage: "refund failed at Stripe"}}},
+				Status: providers.StatusFailed, ProviderReference: "re_2", FailureCode: "expired_or_canceled_card", FailureMessage: "the provider reports the refund failed"}}},
 		{name: "canceled", header: signed(secret, now, event("refund.updated", `{"id":"re_3","object":"refund","status":"canceled","metadata":{}}`)),
 			body: event("refund.updated", `{"id":"re_3","object":"refund","status":"canceled","metadata":{}}`),
-			want: providers.CallbackEvent{Result: providers.Result{Status: providers.StatusFailed, ProviderReference: "re_3", FailureCode: "canceled", FailureMessage: "refund canceled at Stripe"}}},
+			want: providers.CallbackEvent{Result: providers.Result{Status: providers.StatusFailed, ProviderReference: "re_3", FailureCode: "provider.canceled", FailureMessage: "the provider reports the refund canceled"}}},
 		{name: "other event", header: signed(secret, now, event("charge.succeeded", `{"id":"ch_1","object":"charge"}`)),
 			body: event("charge.succeeded", `{"id":"ch_1","object":"charge"}`), wantErr: providers.ErrIgnoredCallback},
 		{name: "tampered", header: signed(secret, now, event("refund.updated", succeeded)),

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"net/http"
 	"time"
 )
@@ -20,6 +21,8 @@ const (
 	errInsufficient           // the payment has nothing left to refund
 	errNotCaptured            // the payment is only authorized: void it instead
 	errMismatch               // idempotency key reused for another request
+	errDuplicate              // the key's request was already processed (outcome 10)
+	errDeclined               // the refund was declined (APIs that answer declines as errors)
 	errRateLimited
 	errUnavailable
 )
@@ -35,6 +38,8 @@ var defaultStatus = map[errKind]int{
 	errInsufficient:   http.StatusUnprocessableEntity,
 	errNotCaptured:    http.StatusConflict,
 	errMismatch:       http.StatusUnprocessableEntity,
+	errDuplicate:      http.StatusConflict,
+	errDeclined:       http.StatusPaymentRequired,
 	errRateLimited:    http.StatusTooManyRequests,
 	errUnavailable:    http.StatusServiceUnavailable,
 }
@@ -55,6 +60,23 @@ type api struct {
 	callback func(r record, eventID string, at time.Time) any // a callback body
 	errs     map[errKind]apiError
 	errBody  func(status int, code, message string) any
+	// processedStatus answers a create whose object is final; default 201.
+	processedStatus int
+	// declinesAsErrors: a declined refund is answered errDeclined, not an object.
+	declinesAsErrors bool
+}
+
+// answerObject answers a create with its (new or replayed) object: 202
+// while it is processing.
+func (a *api) answerObject(w http.ResponseWriter, r record) {
+	switch {
+	case r.state == stateDeclined && a.declinesAsErrors:
+		a.fail(w, errDeclined, "the refund was declined")
+	case r.state == stateProcessing:
+		writeJSON(w, http.StatusAccepted, a.render(r))
+	default:
+		writeJSON(w, cmp.Or(a.processedStatus, http.StatusCreated), a.render(r))
+	}
 }
 
 // fail answers kind in the API's error shape.
@@ -114,7 +136,7 @@ func (s *Server) handleGet(a *api, idParam string, match func(*http.Request, rec
 			a.fail(w, errObjectNotFound, "no such object")
 			return
 		}
-		writeJSON(w, http.StatusOK, a.render(rec))
+		s.answerRead(w, a, []record{rec}, func(items []any) any { return items[0] })
 	}
 }
 
@@ -130,10 +152,24 @@ func (s *Server) handleFind(a *api, param string, page func([]any) any) http.Han
 			a.fail(w, errValidation, "query parameter "+param+" is required")
 			return
 		}
-		items := []any{}
+		var found []record
 		if rec, ok := s.findByKey(a, key); ok {
-			items = append(items, a.render(rec))
+			found = append(found, rec)
 		}
-		writeJSON(w, http.StatusOK, page(items))
+		s.answerRead(w, a, found, page)
 	}
+}
+
+// answerRead answers a status check with the objects found, wrapped by
+// page, or 401 while one of them is in its auth outage (outcome 09).
+func (s *Server) answerRead(w http.ResponseWriter, a *api, found []record, page func([]any) any) {
+	items := []any{}
+	for _, rec := range found {
+		if s.authOutage(rec) {
+			a.fail(w, errUnauthorized, "credentials temporarily rejected")
+			return
+		}
+		items = append(items, a.render(rec))
+	}
+	writeJSON(w, http.StatusOK, page(items))
 }

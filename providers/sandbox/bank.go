@@ -55,7 +55,6 @@ type bankPayout struct {
 	Country        string `json:"country"`
 	FailureCode    string `json:"failureCode,omitempty"`
 	FailureMessage string `json:"failureMessage,omitempty"`
-	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 	CreatedAt      string `json:"createdAt"`
 	UpdatedAt      string `json:"updatedAt"`
 }
@@ -65,30 +64,32 @@ var bankStatus = [...]string{
 	stateSucceeded:  "completed",
 	stateDeclined:   "rejected",
 	stateFailed:     "failed",
+	stateReversed:   "returned",
 }
 
 func renderBank(r record) any {
 	req := r.details.(bankRequest)
 	out := bankPayout{
-		ID:             r.id,
-		Reference:      req.Reference,
-		Status:         bankStatus[r.state],
-		Amount:         r.amount,
-		Currency:       r.currency,
-		AccountHolder:  req.AccountHolder,
-		IBAN:           req.IBAN,
-		AccountNumber:  req.AccountNumber,
-		BankCode:       req.BankCode,
-		Country:        req.Country,
-		IdempotencyKey: r.key,
-		CreatedAt:      r.created.Format(time.RFC3339),
-		UpdatedAt:      r.updated.Format(time.RFC3339),
+		ID:            r.id,
+		Reference:     req.Reference,
+		Status:        bankStatus[r.state],
+		Amount:        r.amount,
+		Currency:      r.currency,
+		AccountHolder: req.AccountHolder,
+		IBAN:          req.IBAN,
+		AccountNumber: req.AccountNumber,
+		BankCode:      req.BankCode,
+		Country:       req.Country,
+		CreatedAt:     r.created.Format(time.RFC3339),
+		UpdatedAt:     r.updated.Format(time.RFC3339),
 	}
 	switch r.state {
 	case stateDeclined:
 		out.FailureCode, out.FailureMessage = "account_closed", "the beneficiary bank rejected the payout"
 	case stateFailed:
-		out.FailureCode, out.FailureMessage = "returned", "the payout was returned by the beneficiary bank"
+		out.FailureCode, out.FailureMessage = "beneficiary_bank_error", "the beneficiary bank could not credit the account"
+	case stateReversed:
+		out.FailureCode, out.FailureMessage = "payout_returned", "the beneficiary bank returned the payout"
 	}
 	return out
 }

@@ -1,14 +1,20 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/backflow/backflow/providers"
 )
 
-// cardpayAPI is the card processor (source 001): Basic auth, decimal amounts,
-// a synchronous answer with the refund id and the original transaction's status.
+// cardpayAPI is the card processor (source 001): Basic auth, the amount as a
+// decimal JSON number, and a synchronous answer: 200 with refundTransactionId
+// once the refund is processed. The outcome controls that 001 has no words
+// for are extensions: 202 and refundStatus "processing" while processing,
+// refundStatus declined/failed/reversed on status checks and callbacks, and
+// a decline answered 402.
 var cardpayAPI = &api{
 	name:   providers.TypeCardpay,
 	secret: providers.SandboxCardpayCallbackSecret,
@@ -34,10 +40,14 @@ var cardpayAPI = &api{
 		errInsufficient:   {code: "transaction_fully_refunded"},
 		errNotCaptured:    {code: "transaction_not_captured"},
 		errMismatch:       {code: "idempotency_key_reused"},
+		errDuplicate:      {code: "duplicate_request"},
+		errDeclined:       {code: "refund_declined"},
 		errRateLimited:    {code: "rate_limited"},
 		errUnavailable:    {code: "service_unavailable"},
 	},
-	errBody: snakeError,
+	errBody:          snakeError,
+	processedStatus:  http.StatusOK,
+	declinesAsErrors: true,
 }
 
 func (s *Server) routeCardpay() {
@@ -49,61 +59,72 @@ func (s *Server) routeCardpay() {
 	}))
 }
 
+// cardpayRequest is 001's body; the amount is kept raw to refuse strings.
 type cardpayRequest struct {
-	TransactionID string `json:"transactionId"`
-	Amount        string `json:"amount"`
-	Currency      string `json:"currency"`
-	Reason        string `json:"reason"`
-	Description   string `json:"description"`
+	TransactionID string          `json:"transactionId"`
+	Amount        json.RawMessage `json:"amount"`
+	Currency      string          `json:"currency"`
+	Reason        string          `json:"reason"`
+	Description   string          `json:"description"`
 }
 
+// cardpayRefund is 001's answer plus the refundStatus extension, which is
+// left out when the refund simply succeeded, so that answer is 001's own.
 type cardpayRefund struct {
-	OriginalTransactionID     string `json:"originalTransactionId"`
-	RefundTransactionID       string `json:"refundTransactionId"`
-	OriginalTransactionStatus string `json:"originalTransactionStatus"`
-	Amount                    string `json:"amount"`
-	Currency                  string `json:"currency"`
-	Status                    string `json:"status"`
-	ProcessedAt               string `json:"processedAt,omitempty"`
-	Reason                    string `json:"reason"`
-	Description               string `json:"description"`
-	FailureCode               string `json:"failureCode,omitempty"`
-	FailureMessage            string `json:"failureMessage,omitempty"`
-	IdempotencyKey            string `json:"idempotencyKey,omitempty"`
+	TransactionID       string      `json:"transactionId"`
+	RefundTransactionID string      `json:"refundTransactionId"`
+	Status              string      `json:"status"`
+	Amount              json.Number `json:"amount"`
+	Currency            string      `json:"currency"`
+	ProcessedAt         string      `json:"processedAt,omitempty"`
+	RefundStatus        string      `json:"refundStatus,omitempty"`
 }
 
-var cardpayStatus = [...]string{
+var cardpayRefundStatus = [...]string{
 	stateProcessing: "processing",
-	stateSucceeded:  "approved",
+	stateSucceeded:  "",
 	stateDeclined:   "declined",
 	stateFailed:     "failed",
+	stateReversed:   "reversed",
 }
 
 func renderCardpay(r record) any {
-	req := r.details.(cardpayRequest)
 	out := cardpayRefund{
-		OriginalTransactionID: r.payment,
-		RefundTransactionID:   r.id,
-		// Payments are not registered, so the original amount is unknown and
-		// a refund never makes it "refunded".
-		OriginalTransactionStatus: "captured",
-		Amount:                    providers.FormatAmount(r.amount, r.currency),
-		Currency:                  r.currency,
-		Status:                    cardpayStatus[r.state],
-		Reason:                    req.Reason,
-		Description:               req.Description,
-		IdempotencyKey:            r.key,
+		TransactionID:       r.payment,
+		RefundTransactionID: r.id,
+		// Transactions are not registered, so the original amount is unknown
+		// and a refund never makes the original "refunded".
+		Status:       "captured",
+		Amount:       json.Number(twoDecimals(r.amount, r.currency)),
+		Currency:     r.currency,
+		RefundStatus: cardpayRefundStatus[r.state],
 	}
-	if r.state.final() {
+	if r.state == stateSucceeded || r.state == stateReversed {
 		out.ProcessedAt = r.updated.Format(time.RFC3339)
 	}
-	switch r.state {
-	case stateDeclined:
-		out.FailureCode, out.FailureMessage = "refund_declined", "the issuer declined the refund"
-	case stateFailed:
-		out.FailureCode, out.FailureMessage = "processing_error", "the refund could not be processed"
-	}
 	return out
+}
+
+// twoDecimals renders the refunded amount "formatted to 2 decimal places"
+// (001): 1234 JPY is 1234.00.
+func twoDecimals(minor int64, currency string) string {
+	s, _ := providers.FormatDecimal(minor, currency, providers.CardpayAmountDecimals) // created only when it fits
+	whole, frac, _ := strings.Cut(s, ".")
+	return whole + "." + frac + strings.Repeat("0", providers.CardpayAmountDecimals-len(frac))
+}
+
+// parseCardpayAmount reads 001's amount: a JSON number, a multiple of 0.01,
+// at least 0.01, and representable in the currency (no 12.50 JPY).
+func parseCardpayAmount(raw json.RawMessage, currency string) (int64, bool) {
+	s := string(raw)
+	if s == "" || strings.HasPrefix(s, `"`) {
+		return 0, false
+	}
+	if _, frac, _ := strings.Cut(s, "."); len(frac) > providers.CardpayAmountDecimals {
+		return 0, false
+	}
+	amount, err := providers.ParseAmount(s, currency)
+	return amount, err == nil && amount >= 1
 }
 
 func (s *Server) cardpayCreate(w http.ResponseWriter, r *http.Request) {
@@ -116,8 +137,6 @@ func (s *Server) cardpayCreate(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, errMalformed, err.Error())
 		return
 	}
-	var amount int64
-	var err error
 	switch {
 	case req.TransactionID == "":
 		a.fail(w, errValidation, "transactionId is required")
@@ -129,14 +148,14 @@ func (s *Server) cardpayCreate(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, errValidation, "reason and description are required")
 		return
 	}
-	if amount, err = providers.ParseAmount(req.Amount, req.Currency); err != nil || amount < 1 {
-		a.fail(w, errValidation, "amount must be a positive decimal with at most "+
-			providers.FormatAmount(1, req.Currency)+" precision")
+	amount, ok := parseCardpayAmount(req.Amount, req.Currency)
+	if !ok {
+		a.fail(w, errValidation, "amount must be a JSON number, at least 0.01 and a multiple of 0.01, in "+req.Currency+"'s minor units")
 		return
 	}
 	if kind, msg := paymentProblem(req.TransactionID); kind != errNone {
 		a.fail(w, kind, msg)
 		return
 	}
-	s.submit(w, r, createReq{api: a, payment: req.TransactionID, amount: amount, currency: req.Currency, details: req})
+	s.submit(w, r, createReq{api: a, payment: req.TransactionID, amount: amount, currency: req.Currency})
 }

@@ -30,6 +30,7 @@ var payoutErrors = map[errKind]apiError{
 	errForbidden:      {code: "forbidden"},
 	errObjectNotFound: {code: "payout_not_found"},
 	errMismatch:       {code: "idempotency_key_reused"},
+	errDuplicate:      {code: "duplicate_request"},
 	errRateLimited:    {code: "rate_limited"},
 	errUnavailable:    {code: "service_unavailable"},
 }
@@ -72,7 +73,6 @@ type momoPayout struct {
 	Network        string `json:"network,omitempty"`
 	FailureCode    string `json:"failureCode,omitempty"`
 	FailureMessage string `json:"failureMessage,omitempty"`
-	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 	CreatedAt      string `json:"createdAt"`
 	UpdatedAt      string `json:"updatedAt"`
 }
@@ -82,27 +82,29 @@ var momoStatus = [...]string{
 	stateSucceeded:  "successful",
 	stateDeclined:   "rejected",
 	stateFailed:     "failed",
+	stateReversed:   "reversed",
 }
 
 func renderMomo(r record) any {
 	req := r.details.(momoRequest)
 	out := momoPayout{
-		ID:             r.id,
-		Reference:      req.Reference,
-		Status:         momoStatus[r.state],
-		Amount:         r.amount,
-		Currency:       r.currency,
-		MSISDN:         req.MSISDN,
-		Network:        req.Network,
-		IdempotencyKey: r.key,
-		CreatedAt:      r.created.Format(time.RFC3339),
-		UpdatedAt:      r.updated.Format(time.RFC3339),
+		ID:        r.id,
+		Reference: req.Reference,
+		Status:    momoStatus[r.state],
+		Amount:    r.amount,
+		Currency:  r.currency,
+		MSISDN:    req.MSISDN,
+		Network:   req.Network,
+		CreatedAt: r.created.Format(time.RFC3339),
+		UpdatedAt: r.updated.Format(time.RFC3339),
 	}
 	switch r.state {
 	case stateDeclined:
 		out.FailureCode, out.FailureMessage = "PAYEE_NOT_ALLOWED", "the wallet cannot receive this payout"
 	case stateFailed:
 		out.FailureCode, out.FailureMessage = "INTERNAL_PROCESSING_ERROR", "the network could not complete the payout"
+	case stateReversed:
+		out.FailureCode, out.FailureMessage = "PAYOUT_REVERSED", "the network reversed the payout"
 	}
 	return out
 }

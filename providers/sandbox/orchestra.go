@@ -46,6 +46,7 @@ var orchestraAPI = &api{
 		errInsufficient:   {status: http.StatusBadRequest, code: "bad_request"},
 		errNotCaptured:    {status: http.StatusBadRequest, code: "bad_request"},
 		errMismatch:       {status: http.StatusConflict, code: "duplicate_record"},
+		errDuplicate:      {code: "duplicate_record"},
 		errRateLimited:    {code: "too_many_requests"},
 		errUnavailable:    {code: "service_unavailable"},
 	},
@@ -82,7 +83,6 @@ type orchestraRefundRecord struct {
 	UpdatedAt              string  `json:"updated_at"`
 	TargetType             string  `json:"target_type"`
 	TargetID               *string `json:"target_id"`
-	IdempotencyKey         string  `json:"idempotency_key,omitempty"` // sandbox addition, echoed for callbacks
 }
 
 var orchestraStatus = [...]string{
@@ -90,6 +90,7 @@ var orchestraStatus = [...]string{
 	stateSucceeded:  "succeeded",
 	stateDeclined:   "declined",
 	stateFailed:     "failed",
+	stateReversed:   "reversed", // extension (outcome 08): 003 has no such status
 }
 
 // orchestraCurrency is reported on refund records: transactions are not
@@ -109,7 +110,6 @@ func renderOrchestra(r record) any {
 		CreatedAt:              r.created.Format(time.RFC3339Nano),
 		UpdatedAt:              r.updated.Format(time.RFC3339Nano),
 		TargetType:             req.TargetType,
-		IdempotencyKey:         r.key,
 	}
 	if req.TargetID != "" {
 		out.TargetID = &req.TargetID

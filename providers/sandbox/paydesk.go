@@ -3,15 +3,19 @@ package sandbox
 import (
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/backflow/backflow/providers"
 )
 
-// paydeskAPI is the payment platform (source 002): refunds on a payment,
-// Bearer API key, minor units, line items, metadata, reference, errors
-// payment.not-found and amount.insufficient, asynchronous outcome.
+// paydeskAPI is the payment platform (source 002): a refund names its payment
+// in the body, with a flat amount, a required currency and reason, line item
+// ids, metadata, a reference; errors 404 payment.not-found and 403
+// amount.insufficient. 002 shows no refund object, status words or look-ups:
+// those are the sandbox's.
 var paydeskAPI = &api{
 	name:   providers.TypePaydesk,
 	secret: providers.SandboxPaydeskCallbackSecret,
@@ -36,9 +40,11 @@ var paydeskAPI = &api{
 		errInsufficient:   {status: http.StatusForbidden, code: "amount.insufficient"},
 		errNotCaptured:    {status: http.StatusUnprocessableEntity, code: "payment.not-paid"},
 		errMismatch:       {code: "idempotency.key-reused"},
+		errDuplicate:      {code: "request.duplicate"},
 		errRateLimited:    {code: "rate-limit.exceeded"},
 		errUnavailable:    {code: "service.unavailable"},
 	},
+	// 002's error table: status code, error code, description.
 	errBody: func(status int, code, message string) any {
 		return map[string]any{"status": status, "code": code, "description": message}
 	},
@@ -48,39 +54,33 @@ func (s *Server) routePaydesk() {
 	a := paydeskAPI
 	samePayment := func(r *http.Request, rec record) bool { return rec.payment == r.PathValue("paymentId") }
 	page := func(items []any) any { return map[string]any{"count": len(items), "refunds": items} }
-	s.mux.HandleFunc("POST /paydesk/v2/payments/{paymentId}/refunds", s.paydeskCreate)
+	s.mux.HandleFunc("POST /paydesk/v2/refunds", s.paydeskCreate)
 	s.mux.HandleFunc("GET /paydesk/v2/payments/{paymentId}/refunds/{refundId}", s.handleGet(a, "refundId", samePayment))
 	s.mux.HandleFunc("GET /paydesk/v2/refunds", s.handleFind(a, "idempotencyKey", page))
 }
 
-type paydeskAmount struct {
-	Currency string `json:"currency"`
-	Value    *int64 `json:"value"`
-}
-
 type paydeskLineItem struct {
-	ID       string `json:"id"`
-	Quantity int64  `json:"quantity"`
+	ID string `json:"id"`
 }
 
+// paydeskRequest is 002's body; pointers tell an absent field from an empty one.
 type paydeskRequest struct {
-	Amount      *paydeskAmount    `json:"amount"`
-	Description string            `json:"description,omitempty"`
-	Reference   string            `json:"reference,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
-	LineItems   []paydeskLineItem `json:"lineItems,omitempty"`
+	PaymentID   string            `json:"paymentId"`
+	Amount      *int64            `json:"amount"`
+	Currency    string            `json:"currency"`
+	Description *string           `json:"description"`
+	LineItems   []paydeskLineItem `json:"lineItems"`
+	Metadata    map[string]string `json:"metadata"`
 	Reason      string            `json:"reason"`
-}
-
-var paydeskReasons = map[string]bool{
-	"requested_by_customer": true, "duplicate": true, "fraudulent": true, "return": true, "other": true,
+	Reference   *string           `json:"reference"`
 }
 
 type paydeskRefund struct {
 	Resource       string            `json:"resource"`
 	ID             string            `json:"id"`
 	PaymentID      string            `json:"paymentId"`
-	Amount         paydeskAmount     `json:"amount"`
+	Amount         int64             `json:"amount"`
+	Currency       string            `json:"currency"`
 	Status         string            `json:"status"`
 	Reason         string            `json:"reason"`
 	Description    string            `json:"description,omitempty"`
@@ -89,7 +89,6 @@ type paydeskRefund struct {
 	LineItems      []paydeskLineItem `json:"lineItems,omitempty"`
 	FailureCode    string            `json:"failureCode,omitempty"`
 	FailureMessage string            `json:"failureMessage,omitempty"`
-	IdempotencyKey string            `json:"idempotencyKey,omitempty"`
 	CreatedAt      string            `json:"createdAt"`
 }
 
@@ -98,56 +97,77 @@ var paydeskStatus = [...]string{
 	stateSucceeded:  "refunded",
 	stateDeclined:   "declined",
 	stateFailed:     "failed",
+	stateReversed:   "reversed", // extension: 002's refunds are final
 }
 
 func renderPaydesk(r record) any {
 	req := r.details.(paydeskRequest)
-	amount := r.amount
 	out := paydeskRefund{
-		Resource:       "refund",
-		ID:             r.id,
-		PaymentID:      r.payment,
-		Amount:         paydeskAmount{Currency: r.currency, Value: &amount},
-		Status:         paydeskStatus[r.state],
-		Reason:         req.Reason,
-		Description:    req.Description,
-		Reference:      req.Reference,
-		Metadata:       req.Metadata,
-		LineItems:      req.LineItems,
-		IdempotencyKey: r.key,
-		CreatedAt:      r.created.Format(time.RFC3339),
+		Resource:    "refund",
+		ID:          r.id,
+		PaymentID:   r.payment,
+		Amount:      r.amount,
+		Currency:    r.currency,
+		Status:      paydeskStatus[r.state],
+		Reason:      req.Reason,
+		Description: deref(req.Description),
+		Reference:   deref(req.Reference),
+		Metadata:    req.Metadata,
+		LineItems:   req.LineItems,
+		CreatedAt:   r.created.Format(time.RFC3339),
 	}
 	switch r.state {
 	case stateDeclined:
 		out.FailureCode, out.FailureMessage = "refund.declined", "the refund was declined"
 	case stateFailed:
 		out.FailureCode, out.FailureMessage = "refund.failed", "the refund could not be processed"
+	case stateReversed:
+		out.FailureCode, out.FailureMessage = "refund.reversed", "the refund was reversed"
 	}
 	return out
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// lengthBetween reports whether an optional string, when present, has
+// lo..hi characters.
+func lengthBetween(s *string, lo, hi int) bool {
+	if s == nil {
+		return true
+	}
+	n := utf8.RuneCountInString(*s)
+	return n >= lo && n <= hi
 }
 
 // validatePaydesk returns what is wrong with req, or "".
 func validatePaydesk(req paydeskRequest) string {
 	switch {
-	case req.Amount == nil || req.Amount.Value == nil:
-		// Payments are not registered, so "the full remaining amount" is unknown.
-		return "amount.value is required in the sandbox"
-	case *req.Amount.Value < 1:
-		return "amount.value must be positive"
-	case !validCurrency(req.Amount.Currency):
-		return "amount.currency must be an ISO 4217 code"
-	case req.Description != "" && utf8.RuneCountInString(req.Description) > 80:
-		return "description must be at most 80 characters"
-	case req.Reference != "" && utf8.RuneCountInString(req.Reference) > 40:
-		return "reference must be at most 40 characters"
+	case req.PaymentID == "":
+		return "paymentId is required"
+	case req.Amount == nil:
+		// Payments are not registered, so "the full unrefunded amount" is unknown.
+		return "amount is required in the sandbox"
+	case *req.Amount < 1:
+		return "amount must be positive"
+	case !validCurrency(req.Currency):
+		return "currency must be an uppercase ISO 4217 code"
+	case !lengthBetween(req.Description, 1, 80):
+		return "description must have 1 to 80 characters"
+	case !lengthBetween(req.Reference, 1, 40):
+		return "reference must have 1 to 40 characters"
 	case len(req.Metadata) > 20:
 		return "metadata holds at most 20 key-value pairs"
-	case !paydeskReasons[req.Reason]:
-		return fmt.Sprintf("reason %q is not one of requested_by_customer, duplicate, fraudulent, return, other", req.Reason)
+	case !slices.Contains(providers.PaydeskReasons, req.Reason):
+		return fmt.Sprintf("reason %q is not one of %s", req.Reason, strings.Join(providers.PaydeskReasons, ", "))
 	}
 	for _, li := range req.LineItems {
-		if li.ID == "" || li.Quantity < 1 {
-			return "lineItems need an id and a positive quantity"
+		if li.ID == "" {
+			return "lineItems need an id"
 		}
 	}
 	return ""
@@ -167,10 +187,9 @@ func (s *Server) paydeskCreate(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, errValidation, msg)
 		return
 	}
-	payment := r.PathValue("paymentId")
-	if kind, msg := paymentProblem(payment); kind != errNone {
+	if kind, msg := paymentProblem(req.PaymentID); kind != errNone {
 		a.fail(w, kind, msg)
 		return
 	}
-	s.submit(w, r, createReq{api: a, payment: payment, amount: *req.Amount.Value, currency: req.Amount.Currency, details: req})
+	s.submit(w, r, createReq{api: a, payment: req.PaymentID, amount: *req.Amount, currency: req.Currency, details: req})
 }

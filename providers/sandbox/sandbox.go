@@ -31,8 +31,17 @@ type Options struct {
 	// banktransfer) to the provider name used in the callback path; missing
 	// entries map to themselves.
 	ProviderNames map[string]string
-	// AsyncDelay is how long asynchronous outcomes take; default 2s.
+	// AsyncDelay is how long asynchronous outcomes (04, 05) take; default 2s.
 	AsyncDelay time.Duration
+	// ReverseAfter is how long after its success a refund of outcome 08 is
+	// reversed; default 3s.
+	ReverseAfter time.Duration
+	// AuthOutage is how long after the create status checks of an outcome-09
+	// refund answer 401; then it has succeeded. Default 10s.
+	AuthOutage time.Duration
+	// LookupLag is how long after the create a look-up by idempotency key
+	// does not find an outcome-10 refund; default 2s.
+	LookupLag time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -68,13 +77,24 @@ type Server struct {
 
 // Outcome controls: the amount in minor units modulo 100.
 const (
-	outcomeDecline      = 1 // declined
-	outcomeTransient    = 2 // 503 on the first two create requests of a key
-	outcomeLostAnswer   = 3 // created, but the first answer is lost
-	outcomeAsyncSuccess = 4 // processing, succeeds after AsyncDelay with a callback
-	outcomeAsyncFailure = 5 // processing, fails after AsyncDelay with a callback
-	outcomeNever        = 6 // processing forever
-	outcomeRateLimited  = 7 // 429 with Retry-After: 1 on the first create request of a key
+	outcomeDecline      = 1  // declined
+	outcomeTransient    = 2  // 503 on the first two create requests of a key
+	outcomeLostAnswer   = 3  // created, but the first answer is lost
+	outcomeAsyncSuccess = 4  // processing, succeeds after AsyncDelay with a callback
+	outcomeAsyncFailure = 5  // processing, fails after AsyncDelay with a callback
+	outcomeNever        = 6  // processing forever
+	outcomeRateLimited  = 7  // 429 with Retry-After: 1 on the first create request of a key
+	outcomeReversed     = 8  // succeeds, then is reversed after ReverseAfter with a callback
+	outcomeAuthOutage   = 9  // processing; status checks answer 401 for AuthOutage, then it has succeeded (no callback)
+	outcomeLookupLag    = 10 // created, the first answer lost, later creates 409; unseen by key for LookupLag
+)
+
+// Defaults of the timed outcomes.
+const (
+	defaultAsyncDelay   = 2 * time.Second
+	defaultReverseAfter = 3 * time.Second
+	defaultAuthOutage   = 10 * time.Second
+	defaultLookupLag    = 2 * time.Second
 )
 
 // transientFailures is how many create requests outcomeTransient answers with 503.
@@ -90,9 +110,10 @@ const maxBodyBytes = 1 << 20
 
 // New returns a sandbox server; Close it to stop pending outcomes and callbacks.
 func New(opts Options) *Server {
-	if opts.AsyncDelay <= 0 {
-		opts.AsyncDelay = 2 * time.Second
-	}
+	opts.AsyncDelay = positiveOr(opts.AsyncDelay, defaultAsyncDelay)
+	opts.ReverseAfter = positiveOr(opts.ReverseAfter, defaultReverseAfter)
+	opts.AuthOutage = positiveOr(opts.AuthOutage, defaultAuthOutage)
+	opts.LookupLag = positiveOr(opts.LookupLag, defaultLookupLag)
 	names := map[string]string{}
 	for _, a := range apis {
 		names[a.name] = a.name
@@ -125,6 +146,13 @@ func New(opts Options) *Server {
 	s.routeMomo()
 	s.routeBank()
 	return s
+}
+
+func positiveOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 // ServeHTTP serves the sandbox APIs.
@@ -192,6 +220,7 @@ const (
 	stateSucceeded
 	stateDeclined
 	stateFailed
+	stateReversed // succeeded, then taken back by the provider
 )
 
 func (st state) final() bool { return st != stateProcessing }
@@ -208,6 +237,7 @@ type record struct {
 	payment     string // original payment (refund APIs)
 	amount      int64  // minor units
 	currency    string
+	outcome     int // the outcome control: amount % 100
 	state       state
 	created     time.Time
 	updated     time.Time
@@ -233,6 +263,7 @@ const (
 	answerRateLimited                // 429 with Retry-After
 	answerLost                       // close the connection without an answer
 	answerMismatch                   // the key was used for another request
+	answerDuplicate                  // 409: the key's request was already processed (outcome 10)
 )
 
 // create applies provider-side idempotency and the outcome controls. Under
@@ -249,6 +280,9 @@ func (s *Server) create(c createReq) (record, verdict) {
 	s.requests[k]++
 	fingerprint := fmt.Sprintf("%s|%d|%s", c.payment, c.amount, c.currency)
 	if r, ok := s.byKey[k]; ok {
+		if r.outcome == outcomeLookupLag {
+			return *r, answerDuplicate
+		}
 		if r.fingerprint != fingerprint {
 			return *r, answerMismatch
 		}
@@ -266,7 +300,7 @@ func (s *Server) create(c createReq) (record, verdict) {
 	now := time.Now().UTC()
 	r := &record{
 		api: c.api.name, id: c.api.newID(), key: c.key, fingerprint: fingerprint,
-		payment: c.payment, amount: c.amount, currency: c.currency,
+		payment: c.payment, amount: c.amount, currency: c.currency, outcome: outcome,
 		state: stateSucceeded, created: now, updated: now, details: c.details,
 	}
 	switch outcome {
@@ -274,33 +308,38 @@ func (s *Server) create(c createReq) (record, verdict) {
 		r.state = stateDeclined
 	case outcomeAsyncSuccess:
 		r.state = stateProcessing
-		s.schedule(r, stateSucceeded)
+		s.schedule(r, s.opts.AsyncDelay, stateSucceeded, true)
 	case outcomeAsyncFailure:
 		r.state = stateProcessing
-		s.schedule(r, stateFailed)
+		s.schedule(r, s.opts.AsyncDelay, stateFailed, true)
 	case outcomeNever:
 		r.state = stateProcessing
+	case outcomeReversed:
+		s.schedule(r, s.opts.ReverseAfter, stateReversed, true)
+	case outcomeAuthOutage:
+		r.state = stateProcessing
+		s.schedule(r, s.opts.AuthOutage, stateSucceeded, false) // learnt by status checks only
 	}
 	s.byKey[k] = r
 	s.byID[recordKey{c.api.name, r.id}] = r
 	s.stats.Created++
 	s.log.Info("sandbox object created", "api", c.api.name, "id", r.id, "idempotencyKey", c.key,
 		"amount", c.amount, "currency", c.currency, "outcome", fmt.Sprintf("%02d", outcome))
-	if outcome == outcomeLostAnswer {
+	if outcome == outcomeLostAnswer || outcome == outcomeLookupLag {
 		return *r, answerLost
 	}
 	return *r, answerObject
 }
 
-// schedule moves r to final after AsyncDelay and sends a callback. Called
-// with s.mu held, which also keeps the timer func from reading t too early.
-func (s *Server) schedule(r *record, final state) {
+// schedule moves r to final after delay and, with notify, sends a callback.
+// Called with s.mu held, which also keeps the timer func from reading t too early.
+func (s *Server) schedule(r *record, delay time.Duration, final state, notify bool) {
 	if s.closed {
 		return
 	}
 	s.wg.Add(1)
 	var t *time.Timer
-	t = time.AfterFunc(s.opts.AsyncDelay, func() {
+	t = time.AfterFunc(delay, func() {
 		defer s.wg.Done()
 		s.mu.Lock()
 		delete(s.timers, t)
@@ -313,7 +352,9 @@ func (s *Server) schedule(r *record, final state) {
 		snapshot := *r
 		s.mu.Unlock()
 		s.log.Info("sandbox object completed", "api", r.api, "id", r.id, "idempotencyKey", r.key, "final", final)
-		s.notify(snapshot)
+		if notify {
+			s.notify(snapshot)
+		}
 	})
 	s.timers[t] = struct{}{}
 }
@@ -329,15 +370,21 @@ func (s *Server) get(a *api, id string) (record, bool) {
 	return *r, true
 }
 
-// findByKey returns the object created with an idempotency key, if any.
+// findByKey returns the object created with an idempotency key, if any. An
+// outcome-10 object stays unseen for LookupLag: a read that lags the write.
 func (s *Server) findByKey(a *api, key string) (record, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.byKey[recordKey{a.name, key}]
-	if !ok {
+	if !ok || (r.outcome == outcomeLookupLag && time.Since(r.created) < s.opts.LookupLag) {
 		return record{}, false
 	}
 	return *r, true
+}
+
+// authOutage reports whether status checks of r answer 401 (outcome 09).
+func (s *Server) authOutage(r record) bool {
+	return r.outcome == outcomeAuthOutage && time.Since(r.created) < s.opts.AuthOutage
 }
 
 // notify delivers r's callback in the background, retrying a few times.
@@ -351,7 +398,7 @@ func (s *Server) notify(r record) {
 		s.log.Error("encode sandbox callback", "api", r.api, "err", err)
 		return
 	}
-	url := s.opts.CallbackURL + "/v1/provider-callbacks/" + s.opts.ProviderNames[a.name]
+	url := s.opts.CallbackURL + providers.CallbackPath(s.opts.ProviderNames[a.name])
 	s.wg.Add(1) // the caller (a timer func) holds the group, so Close cannot have returned
 	go func() {
 		defer s.wg.Done()
@@ -412,14 +459,12 @@ func (s *Server) answerCreate(w http.ResponseWriter, a *api, r record, v verdict
 		a.fail(w, errRateLimited, "too many requests, retry after 1 second")
 	case answerMismatch:
 		a.fail(w, errMismatch, "idempotency key already used for a different request")
+	case answerDuplicate:
+		a.fail(w, errDuplicate, "a request with this idempotency key was already processed")
 	case answerLost:
 		dropConnection(w)
 	default:
-		status := http.StatusCreated
-		if !r.state.final() {
-			status = http.StatusAccepted
-		}
-		writeJSON(w, status, a.render(r))
+		a.answerObject(w, r)
 	}
 }
 
