@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/activities"
+	"github.com/backflow/backflow/internal/invariants"
 	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
@@ -176,6 +178,77 @@ func TestTerminatedWorkflowsAreRepaired(t *testing.T) {
 	}
 	sc.verified("the reconciler resumed all %d; each looked its refund up (no second create request) and SUCCEEDED", resumed)
 	sc.invariants(ctx, r.Store.Pool(), fullCheck(r, nil, m))
+}
+
+// TestReversalAfterSuccess: refunds on every provider succeed, then the
+// provider reverses them (sandbox outcome 08: a callback, and status checks
+// say reversed). Each becomes REVERSED once, its amount is refundable again,
+// and refund.reversed reaches the merchant.
+func TestReversalAfterSuccess(t *testing.T) {
+	sc := begin(t, "15. Reversal after success")
+	ctx := context.Background()
+	echo := reliability.NewCallbackEcho()
+	receiver := newHookReceiver(t)
+	r := startRig(t, rigOptions{RigOptions: reliability.RigOptions{APIProxy: echo.Wrap,
+		WebhookPolicy: &activities.WebhookPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2,
+			MaximumInterval: time.Second, GiveUpAfter: time.Minute, AttemptTimeout: 2 * time.Second}}})
+	echo.SetAPIURL(r.APIURL)
+	m := newMerchant(t, r)
+	c := r.Client(m)
+	var ep struct{ Secret string }
+	resp := must[reliability.Response](t)(c.Do(ctx, "POST", "/v1/webhook-endpoints", map[string]any{"url": receiver.srv.URL}))
+	if resp.Status != http.StatusCreated || resp.Decode(&ep) != nil {
+		t.Fatalf("create endpoint: %d %s", resp.Status, resp.Body)
+	}
+	receiver.mu.Lock()
+	receiver.secret = ep.Secret
+	receiver.mu.Unlock()
+	ids := refundOnEveryProvider(t, r, m, 2, 1208)
+	err := reliability.Poll(ctx, 40*time.Second, "every refund reversed", func(ctx context.Context) (bool, error) {
+		rs, err := reliability.Refunds(ctx, r.Store, m.ID)
+		return reliability.CountByStatus(rs)[store.StatusReversed] == len(ids), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late, err := echo.Replay(ctx) // every reversal callback again, after the fact
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup, _ := echo.Counts()
+	sc.inject("%d refunds on 5 providers reversed by the provider after they succeeded; %d callbacks duplicated at once, %d replayed late", len(ids), dup, late)
+	for _, id := range ids {
+		rf := must[store.RefundObject](t)(c.GetRefund(ctx, id))
+		if rf.Status != store.StatusReversed {
+			t.Fatalf("refund %s is %s after the late callbacks", id, rf.Status)
+		}
+		tx := must[reliability.TransactionState](t)(c.GetTransaction(ctx, rf.OriginalTransactionID.String()))
+		if tx.RefundedAmount != 0 || tx.RefundableAmount != tx.Amount || tx.Status != store.TxCaptured {
+			t.Fatalf("transaction of reversed refund %s: %+v", id, tx)
+		}
+	}
+	check := fullCheck(r, nil, m)
+	check.Webhooks, check.WebhookGrace = true, time.Second
+	err = reliability.Poll(ctx, 30*time.Second, "refund.reversed delivered", func(ctx context.Context) (bool, error) {
+		rep, err := invariants.Check(ctx, r.Store.Pool(), check)
+		return err == nil && rep.OK(), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reversedEvents := 0
+	receiver.mu.Lock()
+	for _, typ := range receiver.types {
+		if typ == "refund.reversed" {
+			reversedEvents++
+		}
+	}
+	receiver.mu.Unlock()
+	if reversedEvents != len(ids) {
+		t.Fatalf("the endpoint verified %d refund.reversed events, want %d", reversedEvents, len(ids))
+	}
+	sc.verified("all %d REVERSED once (SETTLE then REVERSE), refundable again; %d refund.reversed events delivered, signed", len(ids), reversedEvents)
+	sc.invariants(ctx, r.Store.Pool(), check)
 }
 
 // TestSameTransactionRegisteredConcurrently: the platform registers one

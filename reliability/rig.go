@@ -108,7 +108,10 @@ func StartRig(o RigOptions) (*Rig, error) {
 	}
 	apiSrv := httptest.NewUnstartedServer(nil)
 	apiURL := "http://" + apiSrv.Listener.Addr().String()
-	psp := sandbox.New(sandbox.Options{CallbackURL: apiURL, AsyncDelay: o.AsyncDelay, Logger: o.Logger})
+	// The sandbox's timed outcomes (08 reversal, 09 credentials outage, 10
+	// look-up lag), shortened like the policy.
+	psp := sandbox.New(sandbox.Options{CallbackURL: apiURL, AsyncDelay: o.AsyncDelay, Logger: o.Logger,
+		ReverseAfter: time.Second, AuthOutage: 2 * time.Second, LookupLag: time.Second})
 	var pspHandler http.Handler = psp
 	if o.ProviderProxy != nil {
 		pspHandler = o.ProviderProxy(psp)
