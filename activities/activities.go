@@ -75,9 +75,11 @@ type Activities struct {
 	// StartRefund starts a refund's workflow (the reconciler's repair).
 	StartRefund StartRefundWorkflow
 	// ResumeRefund starts a new run of a refund whose last run closed
-	// without finishing it; BrokenRuns lists such refunds (at most limit).
+	// without finishing it; BrokenRuns lists such refunds whose run closed
+	// since a time (at most limit), RunClosed tells one refund's.
 	ResumeRefund StartRefundWorkflow
-	BrokenRuns   func(ctx context.Context, limit int) ([]uuid.UUID, error)
+	BrokenRuns   func(ctx context.Context, since time.Time, limit int) ([]uuid.UUID, error)
+	RunClosed    func(ctx context.Context, refundID uuid.UUID) (bool, error)
 	// StartDelivery starts one webhook delivery workflow (the reconciler's
 	// re-dispatch); set by the worker, which knows the workflow names.
 	StartDelivery func(ctx context.Context, d Delivery) error
@@ -98,9 +100,12 @@ type RefundPlan struct {
 	Amount           int64
 	Currency         string
 	RequiresApproval bool
-	Submit           SubmitRequest
-	Policy           Policy
-	Deliveries       []Delivery // webhook deliveries to start: refund.created's while PENDING
+	// ProviderReference is the provider's id of the refund, when a run before
+	// this one learned it.
+	ProviderReference string `json:",omitempty"`
+	Submit            SubmitRequest
+	Policy            Policy
+	Deliveries        []Delivery // webhook deliveries to start: refund.created's while PENDING
 }
 
 // SubmitRequest is the provider call of one refund, fixed for its lifetime.
@@ -110,9 +115,9 @@ type SubmitRequest struct {
 	Method   string
 	Refund   providers.RefundRequest
 	Payout   providers.PayoutRequest
-	// Resend: an earlier submit of this refund may have reached the
-	// provider, so it is looked up before it is sent again.
-	Resend bool `json:",omitempty"`
+	// ProviderReference is the provider's id of the refund when the workflow
+	// knows it: a look-up before a re-send reads it directly.
+	ProviderReference string `json:",omitempty"`
 }
 
 // BeginRefund records that the workflow runs and returns the refund's plan.
@@ -123,7 +128,7 @@ func (a *Activities) BeginRefund(ctx context.Context, refundID uuid.UUID) (Refun
 	}
 	return RefundPlan{
 		RefundID: r.ID, MerchantID: r.MerchantID, Status: r.Status, Method: r.Method, Provider: r.Provider,
-		Amount: r.Amount, Currency: r.Currency, RequiresApproval: r.RequiresApproval, Policy: a.Policy,
+		Amount: r.Amount, Currency: r.Currency, RequiresApproval: r.RequiresApproval, ProviderReference: r.ProviderReference, Policy: a.Policy,
 		Submit: buildSubmit(r, t), Deliveries: ds,
 	}, nil
 }
@@ -173,19 +178,26 @@ type SubmitResult struct {
 
 // SubmitRefund sends the refund (or payout) to the provider. Calling it again
 // returns the same provider-side refund: the idempotency key never changes,
-// and every send but the first looks the refund up first, so a provider
-// that forgot the key (Stripe, after 24 h) cannot be made to refund twice.
+// and every send but the first (counted in Postgres) looks the refund up
+// first, so a provider that forgot the key (Stripe, after 24 h) cannot be
+// made to refund twice.
 func (a *Activities) SubmitRefund(ctx context.Context, req SubmitRequest) (SubmitResult, error) {
 	conn, err := a.connector(req.Provider)
 	if err != nil {
 		return SubmitResult{}, err
 	}
-	firstSend := !req.Resend && attempt(ctx) == 1
+	sends, err := a.Store.CountSend(ctx, req.RefundID)
+	if err != nil {
+		return SubmitResult{}, fmt.Errorf("count send: %w", err)
+	}
+	firstSend := sends == 1
 	res, err := withHeartbeat(ctx, func(ctx context.Context) (providers.Result, error) {
 		if !firstSend {
-			found, err := lookUp(ctx, conn, req, "")
-			if !errors.Is(err, providers.ErrNotFound) {
-				return found, err // found, or the look-up failed: never send blind
+			found, err := lookUp(ctx, conn, req, req.ProviderReference)
+			if req.ProviderReference != "" || !errors.Is(err, providers.ErrNotFound) {
+				// Found; or it exists (the provider gave us its id); or we
+				// cannot tell: never send blind.
+				return found, err
 			}
 		}
 		if req.Method == store.MethodPayoutRefund {

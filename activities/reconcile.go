@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -70,54 +71,81 @@ func (a *Activities) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	return report, errors.Join(errs...)
 }
 
-// brokenRunsPerPass bounds the refunds one pass resumes.
-const brokenRunsPerPass = 200
+// Bounds of one pass's search for refunds whose workflow closed without
+// finishing them: the runs Temporal saw close in the last brokenRunsWindow
+// (found at once), and a round-robin sweep of staleSweepSize open refunds
+// idle for staleAfter (found eventually, however long the reconciler was
+// down or however many closed at once).
+const (
+	brokenRunsPerPass = 200
+	brokenRunsWindow  = time.Hour
+	staleSweepSize    = 100
+	staleAfter        = 5 * time.Minute
+)
 
 // resumeBroken starts a new run for every open refund whose last run closed
 // without finishing it. The new run finds the refund PROCESSING and looks it
 // up at the provider before any re-send.
 func (a *Activities) resumeBroken(ctx context.Context, report *ReconcileReport) error {
-	if a.BrokenRuns == nil {
+	if a.BrokenRuns == nil || a.RunClosed == nil {
 		return nil
 	}
-	ids, err := a.BrokenRuns(ctx, brokenRunsPerPass)
-	if err != nil {
-		return err
-	}
 	var errs []error
-	for _, id := range ids {
-		r, err := a.Store.GetRefund(ctx, uuid.Nil, id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // another deployment's refund
-		}
+	ids, err := a.BrokenRuns(ctx, time.Now().Add(-brokenRunsWindow), brokenRunsPerPass)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	stale, err := a.Store.StaleOpenRefunds(ctx, staleAfter, staleSweepSize)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("sweep stale refunds: %w", err))
+	}
+	for _, id := range stale {
+		closed, err := a.RunClosed(ctx, id)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("read refund %s: %w", id, err))
+			errs = append(errs, err)
 			continue
 		}
-		if store.FinalStatus(r.Status) {
-			// Closed after it finalized the refund, maybe before it started
-			// the final event's deliveries: start any that are missing.
-			n, err := a.deliverEventsOf(ctx, r.ID)
-			report.DeliveriesStarted += n
-			if err != nil {
-				errs = append(errs, err)
-			}
-			continue
+		if closed && !slices.Contains(ids, id) {
+			ids = append(ids, id)
 		}
-		err = a.ResumeRefund(ctx, r)
-		var already *serviceerror.WorkflowExecutionAlreadyStarted
-		switch {
-		case errors.As(err, &already):
-			// Resumed already (a run is going), or the visibility record is stale.
-		case err != nil:
-			errs = append(errs, fmt.Errorf("resume workflow of refund %s: %w", id, err))
-		default:
-			report.WorkflowsResumed++
-			logger(ctx).Warn("reconciler resumed a refund whose workflow closed without finishing it",
-				"refundId", r.ID, "merchantId", r.MerchantID, "status", r.Status)
+	}
+	for _, id := range ids {
+		if err := a.resume(ctx, id, report); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// resume starts a new run of one refund whose last run closed, or, when the
+// refund is final already, the deliveries that run may not have started.
+func (a *Activities) resume(ctx context.Context, id uuid.UUID, report *ReconcileReport) error {
+	r, err := a.Store.GetRefund(ctx, uuid.Nil, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // another deployment's refund
+	}
+	if err != nil {
+		return fmt.Errorf("read refund %s: %w", id, err)
+	}
+	if store.FinalStatus(r.Status) {
+		// Closed after it finalized the refund, maybe before it started the
+		// final event's deliveries: start any that are missing.
+		n, err := a.deliverEventsOf(ctx, r.ID)
+		report.DeliveriesStarted += n
+		return err
+	}
+	err = a.ResumeRefund(ctx, r)
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &already):
+		return nil // resumed already (a run is going), or the visibility record is stale
+	case err != nil:
+		return fmt.Errorf("resume workflow of refund %s: %w", id, err)
+	}
+	report.WorkflowsResumed++
+	logger(ctx).Warn("reconciler resumed a refund whose workflow closed without finishing it",
+		"refundId", r.ID, "workflowId", "refund-"+r.ID.String(), "merchantId", r.MerchantID, "status", r.Status)
+	return nil
 }
 
 // deliverEventsOf starts the deliveries of every event of a refund that are

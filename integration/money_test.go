@@ -363,3 +363,32 @@ func TestIdempotentCreateSurvivesALostResponse(t *testing.T) {
 		}
 	})
 }
+
+// TestFinalCallbackForATerminatedWorkflow: the provider's final answer
+// arrives while the refund's workflow is terminated. It is not dropped: the
+// workflow is resumed with the answer in hand.
+func TestFinalCallbackForATerminatedWorkflow(t *testing.T) {
+	s := testenv.StartStack(t, testenv.StackOptions{})
+	_, txID := s.Transaction(t, momoTx)
+	id := createRefund(t, s, txID, 3006, "KES") // …06: processing forever at the provider
+	got := s.WaitRefund(t, id, 10*time.Second, store.StatusProcessing)
+	ctx := context.Background()
+	if err := s.Temporal.TerminateWorkflow(ctx, workflows.RefundWorkflowID(mustUUID(t, id)), "", "test: operator mistake"); err != nil {
+		t.Fatal(err)
+	}
+	ref := got.ProviderReference
+	if ref == "" {
+		r, err := s.Store.GetRefund(ctx, s.MerchantID, mustUUID(t, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref = r.ProviderReference
+	}
+	if code := momoCallback(t, s, "momo", map[string]any{"id": ref, "reference": id, "status": "successful"}); code != http.StatusOK {
+		t.Fatalf("callback answered %d", code)
+	}
+	s.WaitRefund(t, id, 20*time.Second, store.StatusSucceeded)
+	if kinds := ledgerKinds(t, s, id); kinds != "RESERVE,SETTLE" {
+		t.Fatalf("ledger %s, want RESERVE,SETTLE", kinds)
+	}
+}

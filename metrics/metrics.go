@@ -22,6 +22,7 @@ const (
 	RefundsCreated      = "backflow_refunds_created_total"
 	RefundsCompleted    = "backflow_refunds_completed_total"
 	RefundsReversed     = "backflow_refunds_reversed_total"
+	Contradictions      = "backflow_provider_contradictions_total"
 	RefundDuration      = "backflow_refund_duration_seconds"
 	ReservedAmount      = "backflow_reserved_amount"
 	StuckRefunds        = "backflow_stuck_refunds"
@@ -46,6 +47,7 @@ type Metrics struct {
 	refundsCreated   *prometheus.CounterVec
 	refundsCompleted *prometheus.CounterVec
 	refundsReversed  *prometheus.CounterVec
+	contradictions   *prometheus.CounterVec
 	refundDuration   *prometheus.HistogramVec
 	httpRequests     *prometheus.CounterVec
 	httpDuration     *prometheus.HistogramVec
@@ -69,6 +71,9 @@ func New() *Metrics {
 		refundsReversed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: RefundsReversed, Help: "SUCCEEDED refunds the provider later reported failed or reversed (now REVERSED), by provider and method.",
 		}, []string{"provider", "method"}),
+		contradictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: Contradictions, Help: "Provider callbacks saying a refund succeeded that Backflow had ended otherwise (a financial incident), by provider.",
+		}, []string{"provider"}),
 		refundDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: RefundDuration, Help: "End-to-end refund latency, from creation to its final status.",
 			Buckets: refundDurationBuckets,
@@ -91,7 +96,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.refundsCreated, m.refundsCompleted, m.refundsReversed, m.refundDuration, m.httpRequests, m.httpDuration, m.temporal,
+		m.refundsCreated, m.refundsCompleted, m.refundsReversed, m.contradictions, m.refundDuration, m.httpRequests, m.httpDuration, m.temporal,
 	)
 	return m
 }
@@ -133,6 +138,12 @@ func (m *Metrics) RefundFinished(r store.Refund) {
 	if d := end.Sub(r.CreatedAt); d >= 0 {
 		m.refundDuration.WithLabelValues(r.Status, r.Provider, r.Method).Observe(d.Seconds())
 	}
+}
+
+// Contradiction counts a provider callback that contradicts a refund's
+// final outcome (server.Deps.OnContradiction).
+func (m *Metrics) Contradiction(provider string) {
+	m.contradictions.WithLabelValues(provider).Inc()
 }
 
 // InvariantCheck exports a scheduled invariant check: its violations by rule,

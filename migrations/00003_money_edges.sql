@@ -2,7 +2,7 @@
 -- The money rules of SPEC §12. This migration refuses to run on data that
 -- already breaks them (a payment registered twice, a payment-method refund
 -- beyond captured less gift cards), naming the rows: merge or correct them
--- by hand first (docs/runbook.md, "Upgrading to migration 3").
+-- by hand first (docs/runbook.md, "Upgrading to this release (migration 3)").
 
 -- A refund the provider reverses after it succeeded (REVERSED), and the
 -- ledger entry that gives its amount back to the refundable balance.
@@ -19,6 +19,13 @@ WHERE event_types @> '{refund.created,refund.succeeded,refund.failed,refund.canc
 
 -- Why a refund is stuck (provider.auth, provider.no_answer, ...), for ops.
 ALTER TABLE refunds ADD COLUMN stuck_reason text;
+-- How many times the refund was about to be sent to its provider: a
+-- rejection ends a refund only on its first send, whatever replays, resets
+-- or worker versions happen.
+ALTER TABLE refunds ADD COLUMN sends int NOT NULL DEFAULT 0;
+-- When the reconciler last checked that an open refund's workflow runs.
+ALTER TABLE refunds ADD COLUMN reconciled_at timestamptz;
+CREATE INDEX refunds_reconcile_idx ON refunds (reconciled_at NULLS FIRST) WHERE status IN ('PENDING', 'PROCESSING');
 
 -- One payment, one balance.
 -- +goose StatementBegin
@@ -31,7 +38,7 @@ BEGIN
         FROM transactions GROUP BY merchant_id, provider, provider_reference HAVING count(*) > 1 LIMIT 20) d;
     IF dups IS NOT NULL THEN
         RAISE EXCEPTION 'payments registered more than once: %', dups
-            USING HINT = 'merge each into one transaction before upgrading: docs/runbook.md, "Upgrading to migration 3"';
+            USING HINT = 'merge each into one transaction before upgrading: docs/runbook.md, "Upgrading to this release (migration 3)"';
     END IF;
 END $$;
 -- +goose StatementEnd
@@ -58,7 +65,7 @@ BEGIN
         LIMIT 20) b;
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'transactions whose payment method got back more than captured less gift cards: %', bad
-            USING HINT = 'docs/runbook.md, "Upgrading to migration 3"';
+            USING HINT = 'docs/runbook.md, "Upgrading to this release (migration 3)"';
     END IF;
 END $$;
 -- +goose StatementEnd
@@ -111,7 +118,8 @@ ALTER TABLE transactions DROP CONSTRAINT transactions_payment_method_no_over_ref
     DROP CONSTRAINT transactions_gift_cards_within_amount,
     DROP COLUMN gift_card_reserved, DROP COLUMN gift_card_refunded, DROP COLUMN gift_card_amount;
 DROP INDEX transactions_payment_idx;
-ALTER TABLE refunds DROP COLUMN stuck_reason;
+DROP INDEX refunds_reconcile_idx;
+ALTER TABLE refunds DROP COLUMN reconciled_at, DROP COLUMN sends, DROP COLUMN stuck_reason;
 UPDATE webhook_endpoints SET event_types = array_remove(event_types, 'refund.reversed');
 ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_kind_check;
 ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_kind_check CHECK (kind IN ('RESERVE', 'SETTLE', 'RELEASE'));

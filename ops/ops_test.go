@@ -327,7 +327,7 @@ func TestResolveUnknownOutcome(t *testing.T) {
 	apiError(t, err, http.StatusUnprocessableEntity, store.CodeValidation)
 
 	out := mustCLI(t, s, "resolve", id, "--status", "FAILED", "--reason", "cardpay support: no such refund")
-	if !strings.Contains(out, "resolution sent") {
+	if !strings.Contains(out, "resolution accepted") {
 		t.Fatalf("resolve output:\n%s", out)
 	}
 	got := s.WaitRefund(t, id, waitFor, store.StatusFailed)

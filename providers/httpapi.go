@@ -60,6 +60,11 @@ func (a *httpAPI) do(ctx context.Context, method, path, idempotencyKey, contentT
 	if err != nil {
 		return Invalid("bad_request", fmt.Sprintf("build %s request: %v", a.provider, err))
 	}
+	// A request carrying an Idempotency-Key is one Go's transport may resend
+	// by itself on a reused connection that died: never, for us. Every send
+	// after the first must go through the look-up, so the answer to a second
+	// request is never taken for the first's.
+	req.GetBody = nil
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", contentType)
@@ -177,16 +182,23 @@ func find[T any](ctx context.Context, api *httpAPI, ref, key, itemPath, listPath
 		if err := api.doJSON(ctx, http.MethodGet, listPath, "", nil, &page); err != nil {
 			return out, err
 		}
+		// The answer decides whether a refund is sent again: only a list that
+		// is there and empty means "none".
+		raw, ok := page[listField]
+		if !ok {
+			return out, Retryable("bad_response", "", fmt.Errorf("%s list answer has no %q", api.provider, listField))
+		}
 		var items []T
-		if raw, ok := page[listField]; ok {
-			if err := json.Unmarshal(raw, &items); err != nil {
-				return out, Retryable("bad_response", "", fmt.Errorf("decode %s list: %w", api.provider, err))
-			}
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return out, Retryable("bad_response", "", fmt.Errorf("decode %s list: %w", api.provider, err))
 		}
-		if len(items) == 0 {
+		switch len(items) {
+		case 0:
 			return out, ErrNotFound
+		case 1:
+			return items[0], nil
 		}
-		return items[0], nil
+		return out, Retryable("ambiguous_lookup", fmt.Sprintf("%s found %d objects for one idempotency key", api.provider, len(items)), nil)
 	default:
 		return out, errNoReference
 	}

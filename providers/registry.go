@@ -236,6 +236,16 @@ func requireFields(fields ...string) error {
 	return nil
 }
 
+// RegistryOf returns a registry of ready-made connectors, by their names
+// (connectors built elsewhere, or fakes in tests).
+func RegistryOf(conns ...Connector) *Registry {
+	r := &Registry{connectors: make(map[string]Connector, len(conns))}
+	for _, c := range conns {
+		r.connectors[c.Name()] = c
+	}
+	return r
+}
+
 // Get returns the connector configured under name.
 func (r *Registry) Get(name string) (Connector, bool) {
 	c, ok := r.connectors[name]

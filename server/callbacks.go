@@ -52,23 +52,46 @@ func (s *Server) providerCallback(c echo.Context) error {
 	if reverses(r, ev.Result) {
 		return s.reverseOnCallback(c, r, ev.Result)
 	}
-	wid := workflows.RefundWorkflowID(r.ID)
-	err = s.temporal.SignalWorkflow(ctx, wid, "", workflows.SignalProviderEvent, workflows.ProviderEvent{Result: ev.Result})
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
-		// The workflow ended meanwhile: a reversal of its success still counts.
+	if !store.FinalStatus(r.Status) {
+		// Signal the refund's workflow; one that closed without finishing the
+		// refund (terminated, failed) is resumed with the event in hand.
+		_, err = s.temporal.SignalWithStartWorkflow(ctx, workflows.RefundWorkflowID(r.ID), workflows.SignalProviderEvent,
+			workflows.ProviderEvent{Result: ev.Result}, workflows.SignalResumeOptions(r, s.taskQueue), workflows.RefundWorkflowName,
+			workflows.RefundInput{RefundID: r.ID})
+		var already *serviceerror.WorkflowExecutionAlreadyStarted
+		if !errors.As(err, &already) {
+			if err != nil {
+				return err
+			}
+			return c.JSON(http.StatusOK, map[string]bool{"received": true})
+		}
+		// Its last run completed: the refund became final meanwhile.
 		if r, err = s.store.GetRefund(ctx, r.MerchantID, r.ID); err != nil {
 			return err
 		}
 		if reverses(r, ev.Result) {
 			return s.reverseOnCallback(c, r, ev.Result)
 		}
-		s.log.InfoContext(ctx, "late provider callback for a finished refund", "refundId", r.ID, "workflowId", wid,
-			"merchantId", r.MerchantID, "provider", name, "status", ev.Result.Status)
-	} else if err != nil {
-		return err
 	}
+	s.lateCallback(c, r, name, ev.Result)
 	return c.JSON(http.StatusOK, map[string]bool{"received": true})
+}
+
+// lateCallback records a callback about a refund already final. One that
+// contradicts the refund's outcome (the provider paid a refund Backflow
+// released) is a financial incident: it is logged as an error and counted.
+func (s *Server) lateCallback(c echo.Context, r store.Refund, provider string, res providers.Result) {
+	ctx := c.Request().Context()
+	attrs := []any{"refundId", r.ID, "workflowId", workflows.RefundWorkflowID(r.ID), "merchantId", r.MerchantID,
+		"provider", provider, "status", r.Status, "providerStatus", res.Status}
+	if res.Status == providers.StatusSucceeded && r.Status != store.StatusSucceeded {
+		s.log.ErrorContext(ctx, "provider reports a refund succeeded that Backflow ended otherwise: see docs/runbook.md", attrs...)
+		if s.onContradiction != nil {
+			s.onContradiction(provider)
+		}
+		return
+	}
+	s.log.InfoContext(ctx, "late provider callback for a finished refund", attrs...)
 }
 
 // callbackRefund finds the refund a callback is about: by the Backflow id it

@@ -301,18 +301,14 @@ func (s *Server) resumeWorkflow(ctx context.Context, r store.Refund) (string, er
 	return "the refund's workflow had closed without finishing it: a new run started; it looks the refund up at its provider first", nil
 }
 
-// resolvable are the outcomes ops may record for a refund they checked at its provider.
-var resolvable = map[string]providers.Status{
-	store.StatusSucceeded: providers.StatusSucceeded, store.StatusDeclined: providers.StatusDeclined, store.StatusFailed: providers.StatusFailed,
-}
-
 // opsResolve records the outcome ops found at the provider for a refund
-// whose outcome is unknown: the workflow takes it as the provider's answer
-// and settles or releases the refund.
+// whose outcome is unknown (update resolve): the workflow takes it as the
+// provider's answer and settles or releases the refund. It refuses while a
+// provider call is in flight, whose answer could say otherwise.
 func (s *Server) opsResolve(ctx context.Context, r store.Refund, actor string, req ops.ActionRequest) (string, error) {
-	status, ok := resolvable[req.Status]
 	var v validator
-	v.check(ok, "status", "must be SUCCEEDED, DECLINED or FAILED: the outcome found at the provider")
+	v.check(req.Status == store.StatusSucceeded || req.Status == store.StatusDeclined || req.Status == store.StatusFailed,
+		"status", "must be SUCCEEDED, DECLINED or FAILED: the outcome found at the provider")
 	v.check(strings.TrimSpace(req.Reason) != "", "reason", "required: say where the outcome was found")
 	if err := v.err(); err != nil {
 		return "", err
@@ -321,20 +317,33 @@ func (s *Server) opsResolve(ctx context.Context, r store.Refund, actor string, r
 		return "", opsProblem(http.StatusConflict, ops.CodeNotResolvable, fmt.Sprintf(
 			"refund is %s: only a refund sent to its provider and not yet final can be resolved (a PENDING one can be canceled)", r.Status))
 	}
-	res := providers.Result{Status: status, ProviderReference: r.ProviderReference}
-	if status != providers.StatusSucceeded {
-		res.FailureCode, res.FailureMessage = "ops.resolved", fmt.Sprintf("resolved by %s: %s", actor, req.Reason)
+	ctx, cancel := context.WithTimeout(ctx, opsUpdateDeadline)
+	defer cancel()
+	handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflows.RefundWorkflowID(r.ID), UpdateName: workflows.UpdateResolve,
+		Args:         []any{workflows.Resolution{Actor: actor, Status: providers.Status(req.Status), Reason: req.Reason}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = handle.Get(ctx, nil)
 	}
-	err := s.temporal.SignalWorkflow(ctx, workflows.RefundWorkflowID(r.ID), "", workflows.SignalProviderEvent, workflows.ProviderEvent{Result: res})
 	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
+	var rejected *temporal.ApplicationError
+	var timeout *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	switch {
+	case err == nil:
+	case errors.As(err, &rejected):
+		return "", opsProblem(http.StatusConflict, ops.CodeNotResolvable, rejected.Message())
+	case errors.As(err, &notFound):
 		return "", opsProblem(http.StatusConflict, ops.CodeWorkflowUnavailable,
 			"the refund's workflow is not running: run `backflow ops retry` first to resume it, then resolve")
+	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded):
+		return "", opsProblem(http.StatusServiceUnavailable, CodeUnavailable,
+			"the refund's workflow did not answer in time (is a worker running?); retry the same call")
+	default:
+		return "", fmt.Errorf("resolve update: %w", err)
 	}
-	if err != nil {
-		return "", fmt.Errorf("signal resolution: %w", err)
-	}
-	return fmt.Sprintf("resolution sent: the workflow finalizes the refund as %s", req.Status), nil
+	return fmt.Sprintf("resolution accepted: the workflow finalizes the refund as %s", req.Status), nil
 }
 
 // opsCancel cancels a refund not yet sent, as the merchant's cancel does.

@@ -41,24 +41,28 @@ type Deps struct {
 	OnRefundCreated func(store.Refund)
 	// OnRefundReversed, when set, is told about each refund reversed on a callback.
 	OnRefundReversed func(store.Refund)
+	// OnContradiction, when set, is told about each provider callback saying
+	// a refund succeeded that Backflow ended otherwise.
+	OnContradiction func(provider string)
 }
 
 // Server is the Backflow API.
 type Server struct {
-	store      *store.Store
-	temporal   client.Client
-	providers  *providers.Registry
-	taskQueue  string
-	log        *slog.Logger
-	echo       *echo.Echo
-	onCreated  func(store.Refund)
-	onReversed func(store.Refund)
+	store           *store.Store
+	temporal        client.Client
+	providers       *providers.Registry
+	taskQueue       string
+	log             *slog.Logger
+	echo            *echo.Echo
+	onCreated       func(store.Refund)
+	onReversed      func(store.Refund)
+	onContradiction func(provider string)
 }
 
 // New builds the API with every route.
 func New(d Deps) *Server {
 	s := &Server{store: d.Store, temporal: d.Temporal, providers: d.Providers, taskQueue: d.TaskQueue, log: d.Logger,
-		onCreated: d.OnRefundCreated, onReversed: d.OnRefundReversed}
+		onCreated: d.OnRefundCreated, onReversed: d.OnRefundReversed, onContradiction: d.OnContradiction}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler

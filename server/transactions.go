@@ -13,6 +13,10 @@ import (
 	"github.com/backflow/backflow/store"
 )
 
+// maxTransactionAmount bounds a payment in minor units (10^15: far above any
+// real payment, far below int64's end, so totals cannot overflow).
+const maxTransactionAmount = 1_000_000_000_000_000
+
 var methods = map[string]bool{"card": true, "mobile_money": true, "bank_transfer": true, "gift_card": true, "wallet": true}
 
 func (s *Server) createSession(c echo.Context) error {
@@ -59,7 +63,7 @@ func (s *Server) createTransaction(c echo.Context) error {
 	var v validator
 	v.check(req.Provider != "", "provider", "required")
 	v.check(methods[req.Method], "method", "must be card, mobile_money, bank_transfer, gift_card or wallet")
-	v.check(req.Amount >= 1, "amount", "must be a positive amount in minor units")
+	v.check(req.Amount >= 1 && req.Amount <= maxTransactionAmount, "amount", "must be 1..%d minor units", maxTransactionAmount)
 	v.check(currencyPattern.MatchString(req.Currency), "currency", "must be an ISO 4217 code like EUR")
 	v.check(req.Status == store.TxCaptured || req.Status == store.TxAuthorized, "status", "must be CAPTURED or AUTHORIZED")
 	v.check(req.ProviderReference != "", "providerReference", "required")
@@ -70,9 +74,12 @@ func (s *Server) createTransaction(c echo.Context) error {
 	for i, li := range req.LineItems {
 		f := fmt.Sprintf("lineItems[%d]", i)
 		v.check(li.ID != "" && !ids[li.ID], f+".id", "must be set and unique")
-		v.check(li.Amount >= 1 && li.Quantity >= 1, f, "amount and quantity must be positive")
+		valid := li.Amount >= 1 && li.Amount <= maxTransactionAmount && li.Quantity >= 1 && li.Quantity <= maxTransactionAmount/li.Amount
+		v.check(valid, f, "amount and quantity must be positive, their product at most %d", maxTransactionAmount)
 		ids[li.ID] = true
-		linesTotal += li.Amount * li.Quantity
+		if valid { // each product ≤ 10^15 and a body holds at most ~1,000 lines: no overflow
+			linesTotal += li.Amount * li.Quantity
+		}
 		lines = append(lines, store.LineItem{ID: li.ID, Amount: li.Amount, Quantity: li.Quantity})
 	}
 	v.check(linesTotal <= req.Amount, "lineItems", "line items total %d exceeds the amount", linesTotal)
@@ -80,9 +87,9 @@ func (s *Server) createTransaction(c echo.Context) error {
 	for i, g := range req.GiftCardRedemptions {
 		f := fmt.Sprintf("giftCardRedemptions[%d]", i)
 		v.check(g.ID != "" && !ids[g.ID], f+".id", "must be set and unique")
-		v.check(g.Amount >= 1, f+".amount", "must be positive")
+		v.check(g.Amount >= 1 && g.Amount <= maxTransactionAmount, f+".amount", "must be 1..%d", maxTransactionAmount)
 		ids[g.ID] = true
-		giftTotal += g.Amount
+		giftTotal += min(max(g.Amount, 0), maxTransactionAmount)
 		redemptions = append(redemptions, store.GiftCardRedemption{ID: g.ID, Amount: g.Amount})
 	}
 	v.check(giftTotal <= req.Amount, "giftCardRedemptions", "redemptions total %d exceeds the amount", giftTotal)

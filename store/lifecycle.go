@@ -58,6 +58,17 @@ func (s *Store) MarkProcessing(ctx context.Context, id uuid.UUID) (Refund, error
 	return r, mapErr(err)
 }
 
+// CountSend records that the refund is about to be sent to its provider and
+// returns how many sends that makes. Only the first (1) is a first send, on
+// which a rejection may end the refund (SPEC §12); the count lives here, not
+// in workflow or activity state, so no replay, reset or older worker can
+// take a later send for the first.
+func (s *Store) CountSend(ctx context.Context, id uuid.UUID) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `UPDATE refunds SET sends = sends + 1 WHERE id = $1 RETURNING sends`, id).Scan(&n)
+	return n, mapErr(err)
+}
+
 // SetProviderReference records the provider's id for the refund so callbacks can find it.
 func (s *Store) SetProviderReference(ctx context.Context, id uuid.UUID, ref string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE refunds SET provider_reference = $2, updated_at = now()
@@ -278,6 +289,23 @@ func reverseRefund(ctx context.Context, tx pgx.Tx, r Refund, code, message strin
 		return r, fmt.Errorf("update refund: %w", err)
 	}
 	return out, res.Close()
+}
+
+// StaleOpenRefunds picks, round-robin, up to limit open refunds whose
+// workflow started and that did not change for idle, and records that they
+// were checked now: the reconciler's sweep for refunds whose workflow closed
+// without finishing them.
+func (s *Store) StaleOpenRefunds(ctx context.Context, idle time.Duration, limit int) ([]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `UPDATE refunds SET reconciled_at = now() WHERE id IN (
+			SELECT id FROM refunds WHERE status IN ('PENDING', 'PROCESSING') AND workflow_started_at IS NOT NULL
+				AND updated_at < now() - make_interval(secs => $1)
+			ORDER BY reconciled_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED)
+		RETURNING id`, idle.Seconds(), limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	return ids, mapErr(err)
 }
 
 // OrphanRefunds lists PENDING refunds older than grace whose workflow never

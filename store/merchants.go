@@ -98,12 +98,16 @@ func (s *Store) Authenticate(ctx context.Context, key string) (Principal, error)
 // lost), so a retried create never makes two.
 func (s *Store) CreateSession(ctx context.Context, merchantID uuid.UUID, idempotencyKey string) (uuid.UUID, error) {
 	id := uuid.Must(uuid.NewV7())
-	err := s.pool.QueryRow(ctx, `WITH ins AS (
-			INSERT INTO sessions (id, merchant_id, idempotency_key) VALUES ($1, $2, $3)
-			ON CONFLICT (merchant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id)
-		SELECT id FROM ins UNION ALL
-		SELECT id FROM sessions WHERE merchant_id = $2 AND idempotency_key = $3 AND NOT EXISTS (SELECT 1 FROM ins)`,
-		id, merchantID, nullable(idempotencyKey)).Scan(&id)
+	tag, err := s.pool.Exec(ctx, `INSERT INTO sessions (id, merchant_id, idempotency_key) VALUES ($1, $2, $3)
+		ON CONFLICT (merchant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`,
+		id, merchantID, nullable(idempotencyKey))
+	if err != nil || tag.RowsAffected() == 1 {
+		return id, mapErr(err)
+	}
+	// A statement of its own: it sees the session a concurrent request with
+	// the same key committed while the insert waited for it.
+	err = s.pool.QueryRow(ctx, `SELECT id FROM sessions WHERE merchant_id = $1 AND idempotency_key = $2`,
+		merchantID, idempotencyKey).Scan(&id)
 	return id, mapErr(err)
 }
 

@@ -39,6 +39,9 @@ func New(c client.Client, taskQueue string, acts *activities.Activities, opts sd
 	if acts.BrokenRuns == nil {
 		acts.BrokenRuns = BrokenRuns(c, taskQueue)
 	}
+	if acts.RunClosed == nil {
+		acts.RunClosed = RunClosed(c)
+	}
 	w := sdkworker.New(c, taskQueue, opts)
 	Register(w, acts)
 	return w
@@ -78,25 +81,48 @@ func Resumer(c client.Client, taskQueue string) activities.StartRefundWorkflow {
 	}
 }
 
-// BrokenRuns lists refunds whose last run closed unfinished, from Temporal's visibility.
-func BrokenRuns(c client.Client, taskQueue string) func(ctx context.Context, limit int) ([]uuid.UUID, error) {
-	return func(ctx context.Context, limit int) ([]uuid.UUID, error) {
-		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: workflows.BrokenRunsQuery(taskQueue), PageSize: int32(limit),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list broken refund runs: %w", err)
-		}
+// BrokenRuns lists refunds whose last run closed unfinished since a time,
+// from Temporal's visibility, at most limit.
+func BrokenRuns(c client.Client, taskQueue string) func(ctx context.Context, since time.Time, limit int) ([]uuid.UUID, error) {
+	return func(ctx context.Context, since time.Time, limit int) ([]uuid.UUID, error) {
 		seen := map[uuid.UUID]bool{}
 		var out []uuid.UUID
-		for _, e := range resp.GetExecutions() {
-			id, err := uuid.Parse(strings.TrimPrefix(e.GetExecution().GetWorkflowId(), "refund-"))
-			if err == nil && !seen[id] {
-				seen[id] = true
-				out = append(out, id)
+		var page []byte
+		for len(out) < limit {
+			resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+				Query: workflows.BrokenRunsQuery(taskQueue, since), PageSize: int32(limit), NextPageToken: page,
+			})
+			if err != nil {
+				return out, fmt.Errorf("list broken refund runs: %w", err)
+			}
+			for _, e := range resp.GetExecutions() {
+				id, err := uuid.Parse(strings.TrimPrefix(e.GetExecution().GetWorkflowId(), "refund-"))
+				if err == nil && !seen[id] && len(out) < limit {
+					seen[id] = true
+					out = append(out, id)
+				}
+			}
+			if page = resp.GetNextPageToken(); len(page) == 0 {
+				break
 			}
 		}
 		return out, nil
+	}
+}
+
+// RunClosed reports whether a refund's workflow is no longer running (any
+// close status); a workflow Temporal does not know is closed too.
+func RunClosed(c client.Client) func(ctx context.Context, refundID uuid.UUID) (bool, error) {
+	return func(ctx context.Context, refundID uuid.UUID) (bool, error) {
+		desc, err := c.DescribeWorkflowExecution(ctx, workflows.RefundWorkflowID(refundID), "")
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("describe workflow of refund %s: %w", refundID, err)
+		}
+		return desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
 	}
 }
 
@@ -108,6 +134,8 @@ func DeliveryStarter(c client.Client, taskQueue string) func(context.Context, ac
 			ID:                    workflows.WebhookWorkflowID(d.EventID, d.EndpointID),
 			TaskQueue:             taskQueue,
 			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+			// A running delivery is reported, so the caller counts only new ones.
+			WorkflowExecutionErrorWhenAlreadyStarted: true,
 		}, workflows.WebhookWorkflowName, d)
 		return err
 	}

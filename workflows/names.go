@@ -30,6 +30,14 @@ const (
 	UpdateCancel        = "cancel"
 	UpdateApprove       = "approve"
 	UpdateReject        = "reject"
+	UpdateResolve       = "resolve"
+)
+
+// Change ids of workflow.GetVersion: one per change of what an execution
+// already in flight does next, never reused (docs/runbook.md).
+const (
+	changeStuckContinueAsNew = "stuck-continue-as-new"
+	changeReversal           = "reversal-after-success"
 )
 
 // RefundWorkflowID is the workflow id of a refund: one refund, one workflow.

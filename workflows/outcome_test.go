@@ -61,10 +61,8 @@ func TestRefundStuckSubmitStaysBoundedFor60Days(t *testing.T) {
 		h.notFinalized()
 		h.mu.Lock()
 		submits := len(h.submits)
-		first := h.submits[0]
 		h.mu.Unlock()
 		require.Positive(t, submits)
-		require.Equal(t, runs > 0, first.Resend, "only the very first send goes without a look-up")
 		require.True(t, in.Resubmit, "the next run goes on re-sending")
 		maxSubmits = max(maxSubmits, submits)
 		require.NotNil(t, in.Resume)
@@ -151,4 +149,52 @@ func TestRefundVoidedByProvider(t *testing.T) {
 	require.Equal(t, store.StatusCanceled, o.Status)
 	require.Equal(t, store.FailureVoided, o.FailureCode)
 	require.Empty(t, h.reversed)
+}
+
+// Ops resolve a refund whose outcome Backflow could not learn: accepted
+// only while it waits with no provider call in flight, taken as the
+// provider's answer, and never a reversal of a success.
+func TestRefundResolvedByOps(t *testing.T) {
+	exhausted := repeat(fail(errTransient), int(testPolicy.SubmitAttempts))
+	t.Run("while stuck", func(t *testing.T) {
+		h := newHarness(t)
+		h.onSubmit(exhausted...)
+		u := h.updateAt(20*time.Minute, workflows.UpdateResolve, workflows.Resolution{Actor: "ops:k1", Status: providers.StatusFailed,
+			Reason: "cardpay support: no such refund"})
+
+		h.run(workflows.RefundInput{RefundID: h.id})
+
+		h.env.AssertExpectations(t)
+		require.True(t, u.accepted, "rejected: %v", u.rejectErr)
+		o := h.outcome()
+		require.Equal(t, store.StatusFailed, o.Status)
+		require.Equal(t, "ops.resolved", o.FailureCode)
+		require.Equal(t, "resolved by ops:k1: cardpay support: no such refund", o.FailureMessage)
+		h.calls("SubmitRefund", int(testPolicy.SubmitAttempts))
+	})
+	t.Run("refused while a provider call is in flight", func(t *testing.T) {
+		h := newHarness(t)
+		h.submitDelay = 10 * time.Second
+		h.onSubmit(ok(providers.StatusSucceeded, "re_1"))
+		u := h.updateAt(5*time.Second, workflows.UpdateResolve, workflows.Resolution{Actor: "ops:k1", Status: providers.StatusFailed, Reason: "x"})
+
+		h.run(workflows.RefundInput{RefundID: h.id})
+
+		require.True(t, u.rejected)
+		require.ErrorContains(t, u.rejectErr, "provider call in flight")
+		require.Equal(t, store.StatusSucceeded, h.outcome().Status)
+		require.Empty(t, h.reversed, "a resolution never reverses a success")
+	})
+	t.Run("refused before the refund is sent", func(t *testing.T) {
+		h := newHarness(t)
+		h.plan.RequiresApproval = true
+		h.plan.Policy.ApprovalTimeout = time.Hour
+		u := h.updateAt(time.Minute, workflows.UpdateResolve, workflows.Resolution{Actor: "ops:k1", Status: providers.StatusSucceeded, Reason: "x"})
+
+		h.run(workflows.RefundInput{RefundID: h.id})
+
+		require.True(t, u.rejected)
+		require.ErrorContains(t, u.rejectErr, "PENDING")
+		require.Equal(t, store.FailureApprovalExpired, h.outcome().FailureCode)
+	})
 }

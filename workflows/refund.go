@@ -79,6 +79,14 @@ type Decision struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// Resolution is the payload of the resolve update: the outcome ops found at
+// the provider for a refund whose outcome Backflow could not learn.
+type Resolution struct {
+	Actor  string           `json:"actor"`
+	Status providers.Status `json:"status"` // SUCCEEDED, DECLINED or FAILED
+	Reason string           `json:"reason"`
+}
+
 var a *activities.Activities
 
 type refundRun struct {
@@ -92,6 +100,10 @@ type refundRun struct {
 	rejection *Decision
 	ended     bool              // run returned: a waiting cancel update must not wait any longer
 	reversal  *providers.Result // the provider reversed the refund after it succeeded
+	// calling: a provider call is in flight, whose answer a resolution
+	// must not race.
+	calling     bool
+	resolutions workflow.Channel // accepted resolve updates, for the waiting loops
 }
 
 // RefundWorkflow drives one refund: begin → (approval) → submit → await
@@ -100,9 +112,10 @@ type refundRun struct {
 // the provider's answer.
 func RefundWorkflow(ctx workflow.Context, in RefundInput) (RefundState, error) {
 	w := &refundRun{
-		ctx:     ctx,
-		events:  workflow.GetSignalChannel(ctx, SignalProviderEvent),
-		retries: workflow.GetSignalChannel(ctx, SignalRetry),
+		ctx:         ctx,
+		events:      workflow.GetSignalChannel(ctx, SignalProviderEvent),
+		retries:     workflow.GetSignalChannel(ctx, SignalRetry),
+		resolutions: workflow.NewBufferedChannel(ctx, 1),
 	}
 	if in.Resume != nil {
 		w.state = *in.Resume
@@ -126,6 +139,23 @@ func RefundWorkflow(ctx workflow.Context, in RefundInput) (RefundState, error) {
 	return w.state, err
 }
 
+// resolvable reports why a resolve update cannot be taken now, or nil: only
+// a refund sent to its provider, waiting (stuck or for its outcome), with no
+// provider call in flight whose answer it could contradict.
+func (w *refundRun) resolvable(r Resolution) error {
+	switch {
+	case r.Status != providers.StatusSucceeded && r.Status != providers.StatusDeclined && r.Status != providers.StatusFailed:
+		return fmt.Errorf("a resolution is SUCCEEDED, DECLINED or FAILED, not %q", r.Status)
+	case w.state.Status != store.StatusProcessing:
+		return fmt.Errorf("refund is %s: only a refund sent to its provider and not yet final can be resolved", w.state.Status)
+	case w.calling || (w.state.Step != StepStuck && w.state.Step != StepAwaitingOutcome):
+		return fmt.Errorf("refund is at step %s with a provider call in flight: resolve it once it waits again", w.state.Step)
+	case w.ended:
+		return errors.New("refund workflow is ending")
+	}
+	return nil
+}
+
 func (w *refundRun) run(in RefundInput) error {
 	ctx := w.ctx
 	// Runs to completion even if the workflow is canceled meanwhile; the
@@ -135,6 +165,9 @@ func (w *refundRun) run(in RefundInput) error {
 		return fmt.Errorf("begin refund: %w", err)
 	}
 	w.state.Method, w.state.Provider, w.state.Status = w.plan.Method, w.plan.Provider, w.plan.Status
+	if w.state.ProviderReference == "" {
+		w.state.ProviderReference = w.plan.ProviderReference
+	}
 	w.startDeliveries(w.plan.Deliveries)
 	if store.FinalStatus(w.plan.Status) {
 		w.mark(StepDone, "already "+w.plan.Status)
@@ -153,13 +186,14 @@ func (w *refundRun) run(in RefundInput) error {
 	var err error
 	switch {
 	case in.Resume != nil && in.Resubmit:
-		res, err = w.submit(true)
+		res, err = w.submit()
 	case in.Resume != nil && w.plan.Status == store.StatusProcessing:
 		// Continued as new while awaiting the outcome: resume polling, never re-send.
 		res = providers.Result{Status: providers.StatusProcessing, ProviderReference: w.state.ProviderReference}
 	default:
-		// A refund found PROCESSING (its earlier run died) may exist at the provider.
-		res, err = w.submit(w.plan.Status == store.StatusProcessing)
+		// A refund found PROCESSING (its earlier run died) may exist at the
+		// provider: its send count makes the activity look it up first.
+		res, err = w.submit()
 	}
 	if err != nil {
 		return err
@@ -218,6 +252,16 @@ func (w *refundRun) registerHandlers() error {
 	if err != nil {
 		return fmt.Errorf("register reject: %w", err)
 	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateResolve, func(_ workflow.Context, r Resolution) error {
+		if err := w.resolvable(r); err != nil {
+			return err // the state moved between validation and handling
+		}
+		w.resolutions.SendAsync(r)
+		return nil
+	}, workflow.UpdateHandlerOptions{Validator: w.resolvable})
+	if err != nil {
+		return fmt.Errorf("register resolve: %w", err)
+	}
 	return nil
 }
 
@@ -274,11 +318,11 @@ func (w *refundRun) beforeSubmit() (bool, error) {
 
 // submit sends the refund until the provider answers. Retries reuse the same
 // idempotency key, and every send but the first looks the refund up first
-// (resend: an earlier run may have sent it). When retries are exhausted the
+// (the activity counts sends in Postgres). When retries are exhausted the
 // outcome is unknown, so the refund waits as stuck (never released) and
 // sends again on the ops retry signal, a callback, or its own slow timer,
 // continuing as new before its history grows large.
-func (w *refundRun) submit(resend bool) (providers.Result, error) {
+func (w *refundRun) submit() (providers.Result, error) {
 	w.mark(StepSubmitting, "")
 	if w.state.SubmittedAt == nil {
 		now := workflow.Now(w.ctx)
@@ -286,10 +330,11 @@ func (w *refundRun) submit(resend bool) (providers.Result, error) {
 	}
 	for sends := 1; ; sends++ {
 		req := w.plan.Submit
-		req.Resend = resend
-		resend = true
+		req.ProviderReference = w.state.ProviderReference
 		var res activities.SubmitResult
+		w.calling = true
 		err := workflow.ExecuteActivity(submitCtx(w.ctx, w.plan.Policy, w.plan.Policy.SubmitAttempts), a.SubmitRefund, req).Get(w.ctx, &res)
+		w.calling = false
 		w.state.Attempts += attemptsOf(res, err, w.plan.Policy.SubmitAttempts)
 		if err == nil {
 			w.callAnswered(res.Result)
@@ -303,7 +348,9 @@ func (w *refundRun) submit(resend bool) (providers.Result, error) {
 		if ev, got := w.waitStuck(); got {
 			return ev, nil
 		}
-		if sends >= maxSendsPerRun || workflow.GetInfo(w.ctx).GetContinueAsNewSuggested() {
+		// Executions begun before this loop continued as new keep going as they did.
+		if (sends >= maxSendsPerRun || workflow.GetInfo(w.ctx).GetContinueAsNewSuggested()) &&
+			workflow.GetVersion(w.ctx, changeStuckContinueAsNew, workflow.DefaultVersion, 1) == 1 {
 			if ev, ok := w.drainEvents(); ok {
 				return ev, nil
 			}
@@ -342,7 +389,9 @@ func (w *refundRun) awaitOutcome(res providers.Result) (providers.Result, error)
 		}
 		delay = min(delay*2, w.plan.Policy.PollMax)
 		var polled activities.SubmitResult
+		w.calling = true
 		err := workflow.ExecuteActivity(submitCtx(w.ctx, w.plan.Policy, 3), a.CheckRefund, w.plan.Submit, w.state.ProviderReference).Get(w.ctx, &polled)
+		w.calling = false
 		if err != nil {
 			// A failed status check says nothing about the refund: check again.
 			w.state.LastError = err.Error()
@@ -385,13 +434,29 @@ func (w *refundRun) waitSignalOr(d time.Duration) (providers.Result, bool) {
 		c.Receive(w.ctx, &actor)
 		w.mark(w.state.Step, "retry requested by "+actor)
 	})
+	resolved := false
+	sel.AddReceive(w.resolutions, func(c workflow.ReceiveChannel, _ bool) {
+		var r Resolution
+		c.Receive(w.ctx, &r)
+		ev.Result, resolved = r.result(w.state.ProviderReference), true
+		w.mark(w.state.Step, fmt.Sprintf("resolved %s by %s: %s", r.Status, r.Actor, r.Reason))
+	})
 	sel.AddFuture(workflow.NewTimer(timerCtx, d), func(workflow.Future) {})
 	sel.Select(w.ctx)
 	if got {
 		w.mark(w.state.Step, "provider event: "+string(ev.Result.Status))
 		w.answered(ev.Result)
 	}
-	return ev.Result, got
+	return ev.Result, got || resolved
+}
+
+// result is the provider answer a resolution stands for.
+func (r Resolution) result(providerReference string) providers.Result {
+	res := providers.Result{Status: r.Status, ProviderReference: providerReference}
+	if r.Status != providers.StatusSucceeded {
+		res.FailureCode, res.FailureMessage = "ops.resolved", fmt.Sprintf("resolved by %s: %s", r.Actor, r.Reason)
+	}
+	return res
 }
 
 func (w *refundRun) drainEvents() (providers.Result, bool) {
@@ -489,8 +554,8 @@ func (w *refundRun) finalize(o store.Outcome) error {
 }
 
 // reverseIfReported reverses a succeeded refund when the provider said so:
-// its final answer was a reversal, or an event that arrived after the
-// success reports the refund failed.
+// its final answer was a reversal, or a provider event that arrived after
+// the success reports the refund failed (ops resolutions never reverse).
 func (w *refundRun) reverseIfReported() error {
 	rev := w.reversal
 	for rev == nil {
@@ -501,6 +566,10 @@ func (w *refundRun) reverseIfReported() error {
 		if ev.Result.Status.Final() && ev.Result.Status != providers.StatusSucceeded {
 			rev = &ev.Result
 		}
+	}
+	// Executions begun before reversals existed end as they did.
+	if workflow.GetVersion(w.ctx, changeReversal, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
 	}
 	w.mark(StepFinalizing, "provider reversed the refund: "+string(rev.Status))
 	ctx, _ := workflow.NewDisconnectedContext(w.ctx)

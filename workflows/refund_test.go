@@ -193,7 +193,7 @@ type updateCall struct {
 	value                         any
 }
 
-func (h *harness) updateAt(d time.Duration, name string, dec workflows.Decision) *updateCall {
+func (h *harness) updateAt(d time.Duration, name string, arg any) *updateCall {
 	u := &updateCall{}
 	h.at(d, func() {
 		h.env.UpdateWorkflow(name, uuid.NewString(), &testsuite.TestUpdateCallback{
@@ -202,7 +202,7 @@ func (h *harness) updateAt(d time.Duration, name string, dec workflows.Decision)
 			OnComplete: func(v any, err error) {
 				u.completed, u.value, u.err = true, v, err
 			},
-		}, dec)
+		}, arg)
 	})
 	return u
 }
@@ -962,6 +962,7 @@ func TestRefundAlreadyFinal(t *testing.T) {
 func TestRefundFoundProcessingIsLookedUpThenResent(t *testing.T) {
 	h := newHarness(t)
 	h.plan.Status = store.StatusProcessing
+	h.plan.ProviderReference = "re_known"
 	h.onSubmit(ok(providers.StatusSucceeded, "re_1"))
 
 	h.run(workflows.RefundInput{RefundID: h.id})
@@ -969,7 +970,7 @@ func TestRefundFoundProcessingIsLookedUpThenResent(t *testing.T) {
 	h.env.AssertExpectations(t)
 	h.calls("MarkProcessing", 0)
 	h.calls("SubmitRefund", 1)
-	require.True(t, h.submits[0].Resend, "a refund found PROCESSING may exist at the provider: look it up first")
+	require.Equal(t, "re_known", h.submits[0].ProviderReference, "the look-up before the re-send uses the reference already known")
 	require.Equal(t, store.StatusSucceeded, h.outcome().Status)
 }
 

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -51,10 +52,21 @@ func ResumeOptions(r store.Refund, taskQueue string) client.StartWorkflowOptions
 	return o
 }
 
+// SignalResumeOptions are ResumeOptions for a signal-with-start: the signal
+// goes to the running run, or starts a new one after a run that closed
+// without finishing the refund.
+func SignalResumeOptions(r store.Refund, taskQueue string) client.StartWorkflowOptions {
+	o := ResumeOptions(r, taskQueue)
+	o.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+	return o
+}
+
 // BrokenRunsQuery finds the refunds of a task queue whose last run closed
-// without finishing them while they were open (the visibility query the
-// reconciler runs).
-func BrokenRunsQuery(taskQueue string) string {
+// since a time without finishing them while they were open (the visibility
+// query the reconciler runs on recent closures; older ones it finds by
+// sweeping Postgres).
+func BrokenRunsQuery(taskQueue string, closedSince time.Time) string {
 	return fmt.Sprintf(`WorkflowType = '%s' AND TaskQueue = '%s' AND ExecutionStatus IN ('Failed', 'Terminated', 'TimedOut', 'Canceled') `+
-		`AND %s IN ('PENDING', 'PROCESSING')`, RefundWorkflowName, taskQueue, SAStatus.GetName())
+		`AND %s IN ('PENDING', 'PROCESSING') AND CloseTime > '%s'`,
+		RefundWorkflowName, taskQueue, SAStatus.GetName(), closedSince.UTC().Format(time.RFC3339))
 }

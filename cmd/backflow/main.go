@@ -99,7 +99,8 @@ func runAPI(ctx context.Context, cfg config.Config) error {
 	}
 	srv := server.New(server.Deps{Store: deps.Store, Temporal: deps.Temporal, Providers: deps.Providers,
 		TaskQueue: cfg.TaskQueue, Logger: logger, Metrics: m.Handler(),
-		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}, OnRefundCreated: m.RefundCreated, OnRefundReversed: m.RefundFinished})
+		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}, OnRefundCreated: m.RefundCreated, OnRefundReversed: m.RefundFinished,
+		OnContradiction: m.Contradiction})
 	logger.Info("api listening", "addr", cfg.HTTPAddr, "config", cfg)
 	return serve(ctx, cfg.HTTPAddr, srv.Handler())
 }

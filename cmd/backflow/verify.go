@@ -152,21 +152,22 @@ func (m *merchantList) Set(v string) error {
 	return nil
 }
 
+// verifyLockID is the Postgres advisory lock that lets one worker at a time
+// run the scheduled check ("backflow verify" in ASCII).
+const verifyLockID = 0x6266766572696679
+
 // verifyEvery runs the check of the last day every interval in the worker
 // and exports its result (backflow_invariant_violations) until ctx ends.
+// Workers take turns through an advisory lock, and only refunds in progress
+// are looked up on Temporal, so the check stays cheap at any scale.
 func verifyEvery(ctx context.Context, deps *app.Deps, every time.Duration, m *metrics.Metrics) {
-	retention, err := historyRetention(ctx, deps.Temporal, deps.Namespace)
-	if err != nil {
-		deps.Logger.Warn("scheduled invariant check: namespace retention unknown", "error", err)
-	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		report, err := invariants.Check(ctx, deps.Store.Pool(), invariants.Options{
-			CreatedFrom: time.Now().Add(-24 * time.Hour), Temporal: deps.Temporal, Namespace: deps.Namespace,
-			WorkflowGrace: time.Minute, HistoryRetention: retention,
-		})
-		m.InvariantCheck(report.ViolationsByRule(), err)
+		report, ran, err := verifyOnce(ctx, deps)
+		if ran {
+			m.InvariantCheck(report.ViolationsByRule(), err)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			deps.Logger.Warn("scheduled invariant check could not run", "error", err)
@@ -180,4 +181,25 @@ func verifyEvery(ctx context.Context, deps *app.Deps, every time.Duration, m *me
 		case <-t.C:
 		}
 	}
+}
+
+// verifyOnce runs the scheduled check unless another worker is running it.
+func verifyOnce(ctx context.Context, deps *app.Deps) (invariants.Report, bool, error) {
+	conn, err := deps.Store.Pool().Acquire(ctx)
+	if err != nil {
+		return invariants.Report{}, false, err
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(verifyLockID)).Scan(&locked); err != nil || !locked {
+		return invariants.Report{}, false, err
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(verifyLockID))
+	}()
+	report, err := invariants.Check(ctx, deps.Store.Pool(), invariants.Options{
+		CreatedFrom: time.Now().Add(-24 * time.Hour), Temporal: deps.Temporal, Namespace: deps.Namespace,
+		WorkflowGrace: time.Minute, LiveWorkflowsOnly: true,
+	})
+	return report, true, err
 }

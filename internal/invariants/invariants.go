@@ -87,6 +87,10 @@ type Options struct {
 	// HistoryRetention, when set, excuses a final refund completed longer
 	// ago than it from having a workflow: its history may be gone.
 	HistoryRetention time.Duration
+	// LiveWorkflowsOnly limits the Temporal look-ups to refunds in progress,
+	// the ones a dead workflow would leave unfinished (a cheap check to run
+	// often).
+	LiveWorkflowsOnly bool
 	// Webhooks, when true, requires every event older than WebhookGrace to
 	// have a succeeded delivery attempt to each active endpoint of its
 	// merchant subscribed to its type (endpoints created after the event
@@ -565,7 +569,8 @@ func (c *checker) provider(r refundRow) {
 
 // workflow checks the refund's workflow, refund-<id>.
 func (c *checker) workflow(ctx context.Context, r refundRow) error {
-	if c.opts.Temporal == nil || r.age < c.opts.WorkflowGrace {
+	live := r.status == "PENDING" || r.status == "PROCESSING"
+	if c.opts.Temporal == nil || r.age < c.opts.WorkflowGrace || (c.opts.LiveWorkflowsOnly && !live) {
 		return nil
 	}
 	subject := "refund " + r.id.String()
@@ -592,7 +597,6 @@ func (c *checker) workflow(ctx context.Context, r refundRow) error {
 	c.report.Workflows++
 	c.mu.Unlock()
 	st := desc.GetWorkflowExecutionInfo().GetStatus()
-	live := r.status == "PENDING" || r.status == "PROCESSING"
 	switch {
 	case live && (st == enumspb.WORKFLOW_EXECUTION_STATUS_FAILED || st == enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED ||
 		st == enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT || st == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED):

@@ -1,0 +1,9 @@
+package activities_test
+
+import (
+	"testing"
+
+	"github.com/backflow/backflow/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
