@@ -12,9 +12,10 @@ cluster:
 	BACKFLOW_DEV_TEMPORAL=server ./scripts/dev.sh
 
 # go vet and every test, integration tests included, against a Postgres and
-# a Temporal dev server this command starts.
+# a Temporal this command starts: the dev server, or temporal-server with
+# TEMPORAL=server (or BACKFLOW_TEST_TEMPORAL=server).
 test:
-	./scripts/test.sh
+	BACKFLOW_TEST_TEMPORAL=$(or $(TEMPORAL),$(BACKFLOW_TEST_TEMPORAL),dev) ./scripts/test.sh
 
 build:
 	go build -o bin/backflow ./cmd/backflow
