@@ -1,19 +1,29 @@
-.PHONY: dev test build tools bench soak
+.PHONY: dev cluster test build tools bench soak
 
 # Bring up the whole stack: Postgres, Temporal + UI, sandbox PSP, worker, API.
+# Temporal is the CLI's dev server; TEMPORAL=server (or make cluster) runs
+# temporal-server on Postgres instead (deploy/temporal/).
 dev:
-	./scripts/dev.sh
+	BACKFLOW_DEV_TEMPORAL=$(or $(TEMPORAL),$(BACKFLOW_DEV_TEMPORAL),dev) ./scripts/dev.sh
+
+# The same stack on a production-shaped Temporal: temporal-server with
+# Postgres persistence and SQL visibility, and the Temporal UI server.
+cluster:
+	BACKFLOW_DEV_TEMPORAL=server ./scripts/dev.sh
 
 # go vet and every test, integration tests included, against a Postgres and
-# a Temporal dev server this command starts.
+# a Temporal this command starts: the dev server, or temporal-server with
+# TEMPORAL=server (or BACKFLOW_TEST_TEMPORAL=server).
 test:
-	./scripts/test.sh
+	BACKFLOW_TEST_TEMPORAL=$(or $(TEMPORAL),$(BACKFLOW_TEST_TEMPORAL),dev) ./scripts/test.sh
 
 build:
 	go build -o bin/backflow ./cmd/backflow
 
+# The pinned tools: the Temporal CLI, stripe-mock, temporal-server, its SQL
+# tool and the Temporal UI server.
 tools:
-	bash -c 'source scripts/lib.sh && ensure_temporal && ensure_stripe_mock'
+	bash -c 'source scripts/lib.sh && ensure_temporal && ensure_stripe_mock && ensure_temporal_server'
 
 # Throughput and latency of the refund path against the baseline workflow.
 bench:

@@ -20,11 +20,12 @@ import (
 )
 
 // TestTemporalRestartedWithRefundsInFlight kills this test's own Temporal
-// dev server (file database, WAL) while refunds are being submitted,
-// retried and awaiting asynchronous outcomes, keeps it down while provider
-// callbacks fail, and starts it again on the same file and port.
+// (the dev server on a WAL file database, or temporal-server on Postgres when
+// the run uses it) while refunds are being submitted, retried and awaiting
+// asynchronous outcomes, keeps it down while provider callbacks fail, and
+// starts it again on the same data and ports.
 func TestTemporalRestartedWithRefundsInFlight(t *testing.T) {
-	sc := begin(t, "5. Temporal dev server restarted with refunds in flight")
+	sc := begin(t, "5. "+ownTemporal()+" restarted with refunds in flight")
 	ctx := context.Background()
 	ts := startTemporalServer(t)
 	tc := ts.dial(t)
@@ -76,8 +77,8 @@ func TestTemporalRestartedWithRefundsInFlight(t *testing.T) {
 	}
 	ts.start(t)
 	outage := time.Since(down)
-	sc.inject("SIGKILL of the Temporal dev server with %d of %d refunds still live; down %s (%d provider callbacks arrived meanwhile); restarted on the same file and port",
-		live, n, outage.Round(100*time.Millisecond), callbacks.Load()-seen)
+	sc.inject("SIGKILL of the %s with %d of %d refunds still live; down %s (%d provider callbacks arrived meanwhile); restarted on the same %s",
+		ownTemporal(), live, n, outage.Round(100*time.Millisecond), callbacks.Load()-seen, ts.data())
 
 	if err := reliability.WaitSettled(ctx, r.Store, 90*time.Second, m.ID); err != nil {
 		t.Fatal(err)

@@ -2,17 +2,21 @@ package reliability_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,24 +31,56 @@ import (
 	"github.com/backflow/backflow/migrations"
 	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/workflows"
 )
 
 // Processes this package starts itself: the backflow binary (API and worker
-// subprocesses, to SIGKILL them), and a Temporal dev server and a Postgres
-// of its own, for the scenarios that restart them (the run's shared ones
-// must never be restarted).
+// subprocesses, to SIGKILL them), and a Temporal (of the kind the run uses)
+// and a Postgres of its own, for the scenarios that restart them (the run's
+// shared ones must never be restarted).
 
-// repoBin is <repo>/bin, where make tools puts the Temporal CLI.
+// repoBin is <repo>/bin/name, where make tools puts the Temporal CLI.
 func repoBin(t *testing.T, name string) string {
 	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "bin", name))
+	return repoPath(t, filepath.Join("bin", name))
+}
+
+// repoPath is the absolute path of a file of the repository.
+func repoPath(t *testing.T, rel string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", rel))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("%s is missing: run `make tools` (make test builds it): %v", p, err)
+		t.Fatalf("%s is missing (make test builds what goes in bin/): %v", p, err)
 	}
 	return p
+}
+
+// freePorts returns n distinct ports nobody listens on at the moment, from
+// 12000 to 29999: below the kernel's ephemeral range, so no outgoing
+// connection takes one between a kill and a restart, and below 32768, since
+// temporal-server stores its membership ports as a Postgres smallint.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	seen := map[int]bool{}
+	var ports []int
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			t.Fatalf("found only %d free ports", len(ports))
+		}
+		p := 12000 + mrand.IntN(18000)
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			l.Close()
+			ports = append(ports, p)
+		}
+	}
+	return ports
 }
 
 // process is a child process a test can SIGKILL.
@@ -86,37 +122,125 @@ func (p *process) exited() bool {
 	}
 }
 
-// temporalServer is a Temporal dev server with a file database, owned by one test.
+// ownTemporal says which Temporal the tests that restart one start: the
+// kind the run's shared one is (BACKFLOW_TEST_TEMPORAL, set by make test).
+func ownTemporal() string {
+	if os.Getenv("BACKFLOW_TEST_TEMPORAL") == "server" {
+		return "temporal-server"
+	}
+	return "Temporal dev server"
+}
+
+// temporalServer is a Temporal owned by one test: the dev server on a file
+// database, or temporal-server (deploy/temporal/server.yaml) on databases of
+// its own in the run's Postgres, started through scripts/temporal-server.sh.
 type temporalServer struct {
-	bin  string
-	db   string
 	port int
+	cmd  []string // the process to kill; restarting runs it again
+	env  []string
 	proc *process
 }
 
 func startTemporalServer(t *testing.T) *temporalServer {
 	t.Helper()
-	s := &temporalServer{bin: repoBin(t, "temporal"), db: filepath.Join(t.TempDir(), "t.db"), port: testenv.FreePort(t)}
-	s.start(t)
+	ports := freePorts(t, 10)
+	s := &temporalServer{port: ports[0]}
+	if ownTemporal() == "temporal-server" {
+		s.setUpServer(t, ports)
+	} else {
+		s.cmd = []string{repoBin(t, "temporal"), "server", "start-dev", "--db-filename", filepath.Join(t.TempDir(), "t.db"),
+			"--port", strconv.Itoa(s.port), "--ip", "127.0.0.1", "--headless", "--log-level", "error",
+			"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=NORMAL",
+			"--dynamic-config-value", "system.enableActivityEagerExecution=true",
+			"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+			"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+			"--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=false"}
+		for _, k := range workflows.SearchAttributeKeys {
+			s.cmd = append(s.cmd, "--search-attribute", k.GetName()+"="+k.GetValueType().String())
+		}
+	}
+	s.run(t)
+	if ownTemporal() == "temporal-server" {
+		s.script(t, "init") // the namespace and search attributes, once
+	}
+	s.waitReady(t)
 	return s
+}
+
+// setUpServer creates the server's databases (as the run's Postgres user)
+// and schema, and sets its command: frontend on ports[0], the other ports
+// of ports in the order of temporal_server_env in scripts/lib.sh.
+func (s *temporalServer) setUpServer(t *testing.T, ports []int) {
+	t.Helper()
+	pg, err := url.Parse(testenv.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	suffix := strings.ToLower(rand.Text()[:8])
+	db, vis := "temporal_"+suffix, "temporal_visibility_"+suffix
+	password, _ := pg.User.Password()
+	s.env = []string{"TEMPORAL_DB_HOST=" + pg.Hostname(), "TEMPORAL_DB_PORT=" + pg.Port(),
+		"TEMPORAL_DB_USER=" + pg.User.Username(), "TEMPORAL_DB_PASSWORD=" + password,
+		"TEMPORAL_DB=" + db, "TEMPORAL_VISIBILITY_DB=" + vis, "TEMPORAL_BIND_IP=127.0.0.1", "TEMPORAL_LOG_LEVEL=error",
+		"TEMPORAL_DYNAMIC_CONFIG=" + repoPath(t, "deploy/temporal/dynamicconfig.yaml")}
+	for i, name := range []string{"FRONTEND", "HISTORY", "MATCHING", "WORKER", "FRONTEND_HTTP", "METRICS",
+		"FRONTEND_MEMBERSHIP", "HISTORY_MEMBERSHIP", "MATCHING_MEMBERSHIP", "WORKER_MEMBERSHIP"} {
+		s.env = append(s.env, fmt.Sprintf("TEMPORAL_%s_PORT=%d", name, ports[i]))
+	}
+	t.Cleanup(func() {
+		// After the server (cleanups run last-in first-out): drop what it used.
+		admin, err := store.Connect(context.Background(), testenv.AdminURL(), 1)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer admin.Close()
+		for _, name := range []string{db, vis} {
+			if _, err := admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	s.script(t, "setup")
+	s.cmd = []string{repoPath(t, "scripts/temporal-server.sh"), "run"}
+}
+
+// script runs scripts/temporal-server.sh step with the server's environment.
+func (s *temporalServer) script(t *testing.T, step string) {
+	t.Helper()
+	cmd := exec.Command(repoPath(t, "scripts/temporal-server.sh"), step)
+	cmd.Env = append(os.Environ(), s.env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/temporal-server.sh %s: %v\n%s", step, err, out)
+	}
+}
+
+// data names where the server keeps its state, for reports.
+func (s *temporalServer) data() string {
+	if ownTemporal() == "temporal-server" {
+		return "Postgres databases and ports"
+	}
+	return "file and port"
 }
 
 func (s *temporalServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
-// start runs the server on its file and port, as scripts/lib.sh start_temporal does.
+// start runs the server again on its database and ports, as after a crash.
 func (s *temporalServer) start(t *testing.T) {
 	t.Helper()
-	s.proc = startProcess(t, nil, s.bin, nil, "server", "start-dev", "--db-filename", s.db, "--port", strconv.Itoa(s.port),
-		"--ip", "127.0.0.1", "--headless", "--log-level", "error",
-		"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=NORMAL",
-		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
-		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
-		"--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=false",
-		"--search-attribute", "BackflowMerchantId=Keyword", "--search-attribute", "BackflowRefundStatus=Keyword",
-		"--search-attribute", "BackflowProvider=Keyword", "--search-attribute", "BackflowMethod=Keyword",
-		"--search-attribute", "BackflowStuck=Bool", "--search-attribute", "BackflowAmount=Int")
-	err := reliability.Poll(context.Background(), 60*time.Second, "Temporal dev server on "+s.addr(), func(ctx context.Context) (bool, error) {
+	s.run(t)
+	s.waitReady(t)
+}
+
+func (s *temporalServer) run(t *testing.T) {
+	t.Helper()
+	s.proc = startProcess(t, nil, s.cmd[0], s.env, s.cmd[1:]...)
+}
+
+// waitReady polls until the default namespace answers.
+func (s *temporalServer) waitReady(t *testing.T) {
+	t.Helper()
+	err := reliability.Poll(context.Background(), 60*time.Second, ownTemporal()+" on "+s.addr(), func(ctx context.Context) (bool, error) {
 		if s.proc.exited() {
 			return false, errors.New("the server exited")
 		}
