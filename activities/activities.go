@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 )
 
@@ -84,18 +85,18 @@ type Activities struct {
 	// re-dispatch); set by the worker, which knows the workflow names.
 	StartDelivery func(ctx context.Context, d Delivery) error
 	// Observe, when set, is told about each finished refund (metrics).
-	Observe func(store.Refund)
+	Observe func(refund.Refund)
 }
 
 // Delivery is one event to deliver to one webhook endpoint.
-type Delivery = store.Delivery
+type Delivery = refund.Delivery
 
 // RefundPlan is what the workflow needs to drive one refund.
 type RefundPlan struct {
 	RefundID         uuid.UUID
 	MerchantID       uuid.UUID
-	Status           string
-	Method           string
+	Status           refund.Status
+	Method           refund.Method
 	Provider         string
 	Amount           int64
 	Currency         string
@@ -112,7 +113,7 @@ type RefundPlan struct {
 type SubmitRequest struct {
 	RefundID uuid.UUID
 	Provider string
-	Method   string
+	Method   refund.Method
 	Refund   providers.RefundRequest
 	Payout   providers.PayoutRequest
 	// ProviderReference is the provider's id of the refund when the workflow
@@ -133,11 +134,11 @@ func (a *Activities) BeginRefund(ctx context.Context, refundID uuid.UUID) (Refun
 	}, nil
 }
 
-func buildSubmit(r store.Refund, t store.Transaction) SubmitRequest {
+func buildSubmit(r refund.Refund, t refund.Transaction) SubmitRequest {
 	// The provider idempotency key is the refund id and nothing else.
 	key := r.ID.String()
 	req := SubmitRequest{RefundID: r.ID, Provider: r.Provider, Method: r.Method}
-	if r.Method == store.MethodPayoutRefund {
+	if r.Method == refund.MethodPayoutRefund {
 		req.Payout = providers.PayoutRequest{
 			IdempotencyKey: key, RefundID: key, PaymentReference: t.ProviderReference,
 			Amount: r.Amount, Currency: r.Currency, Description: r.Description,
@@ -163,7 +164,7 @@ func buildSubmit(r store.Refund, t store.Transaction) SubmitRequest {
 // MarkProcessing moves the refund to PROCESSING right before the provider call.
 func (a *Activities) MarkProcessing(ctx context.Context, refundID uuid.UUID) error {
 	_, err := a.Store.MarkProcessing(ctx, refundID)
-	var rule *store.RuleError
+	var rule *refund.RuleError
 	if errors.As(err, &rule) {
 		return temporal.NewNonRetryableApplicationError(rule.Message, ErrTypeNotPending, err)
 	}
@@ -200,7 +201,7 @@ func (a *Activities) SubmitRefund(ctx context.Context, req SubmitRequest) (Submi
 				return found, err
 			}
 		}
-		if req.Method == store.MethodPayoutRefund {
+		if req.Method == refund.MethodPayoutRefund {
 			return conn.Payout(ctx, req.Payout)
 		}
 		return conn.Refund(ctx, req.Refund)
@@ -269,7 +270,7 @@ func attempt(ctx context.Context) int32 {
 // when unknown, by the Backflow refund id.
 func lookUp(ctx context.Context, conn providers.Connector, req SubmitRequest, providerReference string) (providers.Result, error) {
 	l := providers.Lookup{ProviderReference: providerReference, RefundID: req.RefundID.String()}
-	if req.Method == store.MethodPayoutRefund {
+	if req.Method == refund.MethodPayoutRefund {
 		l.PaymentReference = req.Payout.PaymentReference
 		return conn.PayoutStatus(ctx, l)
 	}
@@ -341,19 +342,19 @@ func withHeartbeat[T any](ctx context.Context, fn func(context.Context) (T, erro
 // FinalizeInput ends one refund.
 type FinalizeInput struct {
 	RefundID uuid.UUID
-	Outcome  store.Outcome
+	Outcome  refund.Outcome
 }
 
 // FinalizeResult is the refund's final state and the webhook deliveries to start.
 type FinalizeResult struct {
-	Status     string
+	Status     refund.Status
 	Deliveries []Delivery
 }
 
 // FinalizeRefund settles or releases the reservation exactly once.
 func (a *Activities) FinalizeRefund(ctx context.Context, in FinalizeInput) (FinalizeResult, error) {
 	r, ev, ds, err := a.Store.FinalizeAndListDeliveries(ctx, in.RefundID, in.Outcome)
-	var rule *store.RuleError
+	var rule *refund.RuleError
 	if errors.As(err, &rule) {
 		return FinalizeResult{}, temporal.NewNonRetryableApplicationError(rule.Message, ErrTypeRule, err)
 	}
@@ -383,7 +384,7 @@ type ReverseInput struct {
 // returns the webhook deliveries of refund.reversed.
 func (a *Activities) ReverseRefund(ctx context.Context, in ReverseInput) (FinalizeResult, error) {
 	r, ev, ds, err := a.Store.Reverse(ctx, in.RefundID, in.FailureCode, in.FailureMessage, true)
-	var rule *store.RuleError
+	var rule *refund.RuleError
 	if errors.As(err, &rule) {
 		return FinalizeResult{}, temporal.NewNonRetryableApplicationError(rule.Message, ErrTypeRule, err)
 	}

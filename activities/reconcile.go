@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
 
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 )
 
 // orphanGrace leaves the API time to start the workflow itself.
@@ -36,7 +36,7 @@ type ReconcileReport struct {
 
 // StartRefundWorkflow starts a refund's workflow; a second start is a no-op.
 // It is set by the worker (the workflows package builds the options).
-type StartRefundWorkflow func(ctx context.Context, r store.Refund) error
+type StartRefundWorkflow func(ctx context.Context, r refund.Refund) error
 
 // Reconcile starts the workflow of every orphaned refund and the webhook
 // deliveries of every event whose dispatch was lost.
@@ -121,13 +121,13 @@ func (a *Activities) resumeBroken(ctx context.Context, report *ReconcileReport) 
 // refund is final already, the deliveries that run may not have started.
 func (a *Activities) resume(ctx context.Context, id uuid.UUID, report *ReconcileReport) error {
 	r, err := a.Store.GetRefund(ctx, uuid.Nil, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, refund.ErrNotFound) {
 		return nil // another deployment's refund
 	}
 	if err != nil {
 		return fmt.Errorf("read refund %s: %w", id, err)
 	}
-	if store.FinalStatus(r.Status) {
+	if r.Status.Final() {
 		// Closed after it finalized the refund, maybe before it started the
 		// final event's deliveries: start any that are missing.
 		n, err := a.deliverEventsOf(ctx, r.ID)

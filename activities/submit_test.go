@@ -14,6 +14,7 @@ import (
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 )
 
@@ -69,12 +70,12 @@ func pendingRefund(t *testing.T, acts *activities.Activities) activities.RefundP
 		t.Fatal(err)
 	}
 	tx, _, err := st.CreateTransaction(ctx, store.NewTransaction{MerchantID: m.ID, SessionID: sess, Provider: "fake", Method: "card",
-		Amount: 5000, Currency: "EUR", Status: store.TxCaptured, ProviderReference: "pay_" + uuid.NewString()[:8]})
+		Amount: 5000, Currency: "EUR", Status: refund.TxCaptured, ProviderReference: "pay_" + uuid.NewString()[:8]})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r, err := st.CreateRefund(ctx, store.NewRefund{MerchantID: m.ID, TransactionID: tx.ID, Amount: 1200,
-		Route: func(store.Transaction, string) (string, error) { return store.MethodProviderRefund, nil }})
+		Route: func(refund.Transaction, string) (refund.Method, error) { return refund.MethodProviderRefund, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

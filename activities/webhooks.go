@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/webhooks"
 )
 
@@ -113,14 +113,14 @@ const (
 // anything else returns a retryable ErrTypeWebhookFailed.
 func (a *Activities) DeliverWebhook(ctx context.Context, d Delivery) (DeliveryResult, error) {
 	ev, err := a.Store.GetEvent(ctx, uuid.Nil, d.EventID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, refund.ErrNotFound) {
 		return DeliveryResult{}, temporal.NewNonRetryableApplicationError("event "+d.EventID.String()+" does not exist", ErrTypeWebhookInvalid, err)
 	}
 	if err != nil {
 		return DeliveryResult{}, fmt.Errorf("read event: %w", err)
 	}
 	ep, err := a.Store.GetWebhookEndpoint(ctx, uuid.Nil, d.EndpointID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, refund.ErrNotFound) {
 		return DeliveryResult{Outcome: DeliverySkipped}, nil
 	}
 	if err != nil {
@@ -141,7 +141,7 @@ func (a *Activities) DeliverWebhook(ctx context.Context, d Delivery) (DeliveryRe
 	policy, _ := a.WebhookDeliveryPolicy(ctx)
 
 	status, latency, sendErr := post(ctx, ep, ev.ID, body, policy.AttemptTimeout)
-	att := store.WebhookAttempt{EventID: ev.ID, EndpointID: ep.ID, LatencyMS: int(latency.Milliseconds()),
+	att := refund.WebhookAttempt{EventID: ev.ID, EndpointID: ep.ID, LatencyMS: int(latency.Milliseconds()),
 		Succeeded: sendErr == nil && status >= 200 && status < 300}
 	if status != 0 {
 		att.StatusCode = &status
@@ -179,7 +179,7 @@ func (a *Activities) DeliverWebhook(ctx context.Context, d Delivery) (DeliveryRe
 
 // post sends one signed delivery and returns the HTTP status (0 when none
 // came back), how long it took and a transport error.
-func post(ctx context.Context, ep store.WebhookEndpoint, eventID uuid.UUID, body []byte, timeout time.Duration) (int, time.Duration, error) {
+func post(ctx context.Context, ep refund.WebhookEndpoint, eventID uuid.UUID, body []byte, timeout time.Duration) (int, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))

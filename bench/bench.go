@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
@@ -138,7 +139,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					return it
 				}
 				it.E2E = time.Since(it.Start)
-				if state.Status != store.StatusSucceeded {
+				if refund.Status(state.Status) != refund.StatusSucceeded {
 					it.Err = fmt.Errorf("refund %s ended %s", ans.RefundID, state.Status)
 				}
 				return it

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/backflow/backflow/internal/testenv"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 )
 
 // resentHeader marks the test's own copies so the tap does not copy them again.
@@ -39,8 +39,8 @@ func TestDuplicateAndLateCallbacksFinalizeOnce(t *testing.T) {
 	}})
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
-			id, txID := refund(t, s, p.fields, 3004)
-			s.WaitRefund(t, id, 30*time.Second, store.StatusSucceeded)
+			id, txID := refundOn(t, s, p.fields, 3004)
+			s.WaitRefund(t, id, 30*time.Second, refund.StatusSucceeded)
 			mu.Lock()
 			late := append([]capturedCallback(nil), seen...)
 			mu.Unlock()
@@ -92,7 +92,7 @@ func resend(t *testing.T, apiURL string, cb capturedCallback) int {
 func TestCancelBeforeSubmit(t *testing.T) {
 	threshold := int64(1000)
 	s := testenv.StartStack(t, testenv.StackOptions{ApprovalThreshold: &threshold})
-	id, txID := refund(t, s, paths[0].fields, 5000)
+	id, txID := refundOn(t, s, paths[0].fields, 5000)
 	deadline := time.Now().Add(15 * time.Second)
 	for queryStatus(t, s, id).Step != "awaiting_approval" {
 		if time.Now().After(deadline) {
@@ -101,9 +101,9 @@ func TestCancelBeforeSubmit(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds/"+id+"/cancel", nil), http.StatusOK)
-	var o store.RefundObject
+	var o refund.Object
 	r.JSON(t, &o)
-	if o.Status != store.StatusCanceled {
+	if o.Status != refund.StatusCanceled {
 		t.Fatalf("cancel answered %s", o.Status)
 	}
 	var tx struct{ RefundedAmount, ReservedAmount, RefundableAmount int64 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 )
 
 // startWorkerProcess runs `backflow worker` as its own process, so a test can SIGKILL it.
@@ -73,7 +73,7 @@ func TestWorkerKilledDuringProviderCall(t *testing.T) {
 				})
 			}})
 			proc := startWorkerProcess(t, s, s.SandboxURL)
-			id, txID := refund(t, s, paths[0].fields, 2500)
+			id, txID := refundOn(t, s, paths[0].fields, 2500)
 			select {
 			case <-inflight:
 			case <-time.After(30 * time.Second):
@@ -85,8 +85,8 @@ func TestWorkerKilledDuringProviderCall(t *testing.T) {
 			_ = proc.Wait()
 			close(release)
 			s.StartWorker(t)
-			got := s.WaitRefund(t, id, 45*time.Second, store.StatusSucceeded, store.StatusFailed, store.StatusDeclined)
-			if got.Status != store.StatusSucceeded {
+			got := s.WaitRefund(t, id, 45*time.Second, refund.StatusSucceeded, refund.StatusFailed, refund.StatusDeclined)
+			if got.Status != refund.StatusSucceeded {
 				t.Fatalf("status %s after the crash", got.Status)
 			}
 			if n := s.Sandbox.Count(id); n != 1 {

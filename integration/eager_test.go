@@ -16,8 +16,8 @@ import (
 
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/reliability"
-	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -70,7 +70,7 @@ func TestAPIWorkerStartsRefundsEagerly(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Only the API's worker polls the task queue.
-	s.WaitRefund(t, id, 30*time.Second, store.StatusSucceeded)
+	s.WaitRefund(t, id, 30*time.Second, refund.StatusSucceeded)
 
 	iter := s.Temporal.GetWorkflowHistory(ctx, workflows.RefundWorkflowID(uuid.MustParse(id)), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	first, err := iter.Next()

@@ -13,8 +13,8 @@ import (
 
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/reliability"
-	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -36,7 +36,7 @@ func createRefund(t *testing.T, s *testenv.Stack, txID string, amount int64, cur
 	t.Helper()
 	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"refundValue": map[string]any{"amount": amount, "currency": currency}}, "Idempotency-Key", uuid.NewString()), http.StatusAccepted)
-	var out store.RefundObject
+	var out refund.Object
 	r.JSON(t, &out)
 	return out.TransactionID.String()
 }
@@ -74,11 +74,11 @@ func TestStatusChecksAnswering401NeverRelease(t *testing.T) {
 		return r.Stuck && r.StuckReason == "provider.auth", err
 	})
 	if err != nil {
-		t.Fatalf("%v (status %s)", err, s.WaitRefund(t, id, time.Second, store.StatusPending, store.StatusProcessing,
-			store.StatusSucceeded, store.StatusFailed).Status)
+		t.Fatalf("%v (status %s)", err, s.WaitRefund(t, id, time.Second, refund.StatusPending, refund.StatusProcessing,
+			refund.StatusSucceeded, refund.StatusFailed).Status)
 	}
-	got := s.WaitRefund(t, id, 30*time.Second, store.StatusSucceeded, store.StatusFailed, store.StatusDeclined)
-	if got.Status != store.StatusSucceeded {
+	got := s.WaitRefund(t, id, 30*time.Second, refund.StatusSucceeded, refund.StatusFailed, refund.StatusDeclined)
+	if got.Status != refund.StatusSucceeded {
 		t.Fatalf("refund is %s (%+v), want SUCCEEDED: a 401 released a refund the provider paid", got.Status, got.Failure)
 	}
 	if kinds := ledgerKinds(t, s, id); kinds != "RESERVE,SETTLE" {
@@ -98,8 +98,8 @@ func TestRetriedSubmitAnswered409(t *testing.T) {
 	}, nil), testenv.StackOptions{})
 	_, txID := s.Transaction(t, nil)
 	id := createRefund(t, s, txID, 1200, "EUR")
-	got := s.WaitRefund(t, id, 30*time.Second, store.StatusSucceeded, store.StatusFailed, store.StatusDeclined)
-	if got.Status != store.StatusSucceeded {
+	got := s.WaitRefund(t, id, 30*time.Second, refund.StatusSucceeded, refund.StatusFailed, refund.StatusDeclined)
+	if got.Status != refund.StatusSucceeded {
 		t.Fatalf("refund is %s (%+v), want SUCCEEDED: a 409 released a refund the provider holds", got.Status, got.Failure)
 	}
 	if n := s.Sandbox.Count(id); n != 1 {
@@ -120,7 +120,7 @@ func TestResendAfterTheProviderForgotTheKey(t *testing.T) {
 	}, nil), testenv.StackOptions{})
 	_, txID := s.Transaction(t, nil)
 	id := createRefund(t, s, txID, 1200, "EUR")
-	s.WaitRefund(t, id, 30*time.Second, store.StatusSucceeded)
+	s.WaitRefund(t, id, 30*time.Second, refund.StatusSucceeded)
 	if st := s.Sandbox.Stats(); st.Created != 1 {
 		t.Fatalf("the provider created %d refunds, want 1 (stats %+v)", st.Created, st)
 	}
@@ -134,7 +134,7 @@ func TestTerminatedWorkflowIsResumed(t *testing.T) {
 	s := testenv.StartStack(t, testenv.StackOptions{AsyncDelay: 3 * time.Second})
 	_, txID := s.Transaction(t, nil)
 	id := createRefund(t, s, txID, 1204, "EUR") // …04: processing, succeeds 3 s later
-	s.WaitRefund(t, id, 10*time.Second, store.StatusProcessing)
+	s.WaitRefund(t, id, 10*time.Second, refund.StatusProcessing)
 	ctx := context.Background()
 	if err := s.Temporal.TerminateWorkflow(ctx, workflows.RefundWorkflowID(mustUUID(t, id)), "", "test: operator mistake"); err != nil {
 		t.Fatal(err)
@@ -142,7 +142,7 @@ func TestTerminatedWorkflowIsResumed(t *testing.T) {
 	err := reliability.Poll(ctx, 40*time.Second, "refund resumed and succeeded", func(ctx context.Context) (bool, error) {
 		reconcile(t, s)
 		r, err := s.Store.GetRefund(ctx, s.MerchantID, mustUUID(t, id))
-		return r.Status == store.StatusSucceeded, err
+		return r.Status == refund.StatusSucceeded, err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +187,7 @@ func TestReversalAfterSuccess(t *testing.T) {
 	s := testenv.StartStack(t, testenv.StackOptions{})
 	_, txID := s.Transaction(t, momoTx)
 	id := createRefund(t, s, txID, 3000, "KES")
-	done := s.WaitRefund(t, id, 20*time.Second, store.StatusSucceeded)
+	done := s.WaitRefund(t, id, 20*time.Second, refund.StatusSucceeded)
 	if code := momoCallback(t, s, "momo", map[string]any{"id": done.ProviderReference, "reference": id,
 		"status": "failed", "failureCode": "payout_reversed", "failureMessage": "the wallet returned the funds"}); code != http.StatusOK {
 		t.Fatalf("callback answered %d", code)
@@ -200,12 +200,12 @@ func TestReversalAfterSuccess(t *testing.T) {
 		t.Fatalf("ledger %s, want RESERVE,SETTLE,REVERSE", kinds)
 	}
 	var tx struct {
-		Status           string
+		Status           refund.TxStatus
 		RefundedAmount   int64
 		RefundableAmount int64
 	}
 	testenv.Must(t, s.Do(t, "GET", "/v1/transactions/"+txID, nil), http.StatusOK).JSON(t, &tx)
-	if tx.RefundedAmount != 0 || tx.RefundableAmount != 10000 || tx.Status != store.TxCaptured {
+	if tx.RefundedAmount != 0 || tx.RefundableAmount != 10000 || tx.Status != refund.TxCaptured {
 		t.Fatalf("transaction after the reversal: %+v, want nothing refunded", tx)
 	}
 	events := testenv.Must(t, s.Do(t, "GET", "/v1/events?refundId="+id, nil), http.StatusOK)
@@ -220,7 +220,7 @@ func TestCallbackOfAnotherProviderIsRefused(t *testing.T) {
 	s := testenv.StartStack(t, testenv.StackOptions{})
 	_, txID := s.Transaction(t, nil)
 	id := createRefund(t, s, txID, 1206, "EUR") // cardpay …06: processing forever
-	s.WaitRefund(t, id, 10*time.Second, store.StatusProcessing)
+	s.WaitRefund(t, id, 10*time.Second, refund.StatusProcessing)
 	code := momoCallback(t, s, "momo", map[string]any{"id": "po_forged", "reference": id, "status": "failed"})
 	if code == http.StatusOK {
 		t.Errorf("a momo callback about a cardpay refund was accepted")
@@ -232,7 +232,7 @@ func TestCallbackOfAnotherProviderIsRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Status != store.StatusProcessing {
+		if r.Status != refund.StatusProcessing {
 			t.Fatalf("refund is %s after another provider's callback, want PROCESSING", r.Status)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -263,16 +263,16 @@ func TestPaymentMethodRefundCappedAtCapturedLessGiftCards(t *testing.T) {
 		"giftCardRedemptions": []map[string]any{{"id": "gc-1", "amount": 3000}}})
 	over := s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"refundValue": map[string]any{"amount": 7001, "currency": "USD"}})
-	testenv.AssertProblem(t, over, http.StatusUnprocessableEntity, store.CodeAmountInsufficient)
+	testenv.AssertProblem(t, over, http.StatusUnprocessableEntity, refund.CodeAmountInsufficient)
 	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID}), http.StatusAccepted)
-	var full store.RefundObject
+	var full refund.Object
 	r.JSON(t, &full)
 	if full.RefundValue.Amount != 7000 {
 		t.Fatalf("full payment-method refund of %d, want 7000 (10000 captured, 3000 by gift card)", full.RefundValue.Amount)
 	}
 	gc := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"targetType": "GIFT_CARD_REDEMPTION", "targetId": "gc-1"}), http.StatusAccepted)
-	var gift store.RefundObject
+	var gift refund.Object
 	gc.JSON(t, &gift)
 	if gift.RefundValue.Amount != 3000 {
 		t.Fatalf("gift-card refund of %d, want 3000", gift.RefundValue.Amount)
@@ -371,7 +371,7 @@ func TestFinalCallbackForATerminatedWorkflow(t *testing.T) {
 	s := testenv.StartStack(t, testenv.StackOptions{})
 	_, txID := s.Transaction(t, momoTx)
 	id := createRefund(t, s, txID, 3006, "KES") // …06: processing forever at the provider
-	got := s.WaitRefund(t, id, 10*time.Second, store.StatusProcessing)
+	got := s.WaitRefund(t, id, 10*time.Second, refund.StatusProcessing)
 	ctx := context.Background()
 	if err := s.Temporal.TerminateWorkflow(ctx, workflows.RefundWorkflowID(mustUUID(t, id)), "", "test: operator mistake"); err != nil {
 		t.Fatal(err)
@@ -387,7 +387,7 @@ func TestFinalCallbackForATerminatedWorkflow(t *testing.T) {
 	if code := momoCallback(t, s, "momo", map[string]any{"id": ref, "reference": id, "status": "successful"}); code != http.StatusOK {
 		t.Fatalf("callback answered %d", code)
 	}
-	s.WaitRefund(t, id, 20*time.Second, store.StatusSucceeded)
+	s.WaitRefund(t, id, 20*time.Second, refund.StatusSucceeded)
 	if kinds := ledgerKinds(t, s, id); kinds != "RESERVE,SETTLE" {
 		t.Fatalf("ledger %s, want RESERVE,SETTLE", kinds)
 	}

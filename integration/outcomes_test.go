@@ -18,8 +18,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
-	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -27,23 +27,23 @@ import (
 var paths = []struct {
 	name   string
 	fields map[string]any
-	method string
+	method refund.Method
 }{
-	{"cardpay", map[string]any{"provider": "cardpay", "method": "card"}, store.MethodProviderRefund},
+	{"cardpay", map[string]any{"provider": "cardpay", "method": "card"}, refund.MethodProviderRefund},
 	{"momo", map[string]any{"provider": "momo", "method": "mobile_money", "currency": "KES",
-		"payoutDestination": map[string]any{"type": "mobile_money", "mobileNumber": "+254700000001", "network": "MPESA"}}, store.MethodPayoutRefund},
+		"payoutDestination": map[string]any{"type": "mobile_money", "mobileNumber": "+254700000001", "network": "MPESA"}}, refund.MethodPayoutRefund},
 }
 
 // otherProviders are the remaining sandbox connectors, each on its own path.
 var otherProviders = []struct {
 	name   string
 	fields map[string]any
-	method string
+	method refund.Method
 }{
-	{"paydesk", map[string]any{"provider": "paydesk", "method": "card"}, store.MethodProviderRefund},
-	{"orchestra", map[string]any{"provider": "orchestra", "method": "card", "currency": "USD"}, store.MethodProviderRefund},
+	{"paydesk", map[string]any{"provider": "paydesk", "method": "card"}, refund.MethodProviderRefund},
+	{"orchestra", map[string]any{"provider": "orchestra", "method": "card", "currency": "USD"}, refund.MethodProviderRefund},
 	{"banktransfer", map[string]any{"provider": "banktransfer", "method": "bank_transfer", "payoutDestination": map[string]any{
-		"type": "bank_account", "accountHolder": "Ada Lovelace", "iban": "DE89370400440532013000", "country": "DE"}}, store.MethodPayoutRefund},
+		"type": "bank_account", "accountHolder": "Ada Lovelace", "iban": "DE89370400440532013000", "country": "DE"}}, refund.MethodPayoutRefund},
 }
 
 func TestSandboxOutcomesOnBothPaths(t *testing.T) {
@@ -51,34 +51,34 @@ func TestSandboxOutcomesOnBothPaths(t *testing.T) {
 	outcomes := []struct {
 		suffix  int
 		name    string
-		status  string
+		status  refund.Status
 		settled bool
 	}{
-		{0, "success", store.StatusSucceeded, true},
-		{1, "declined", store.StatusDeclined, false},
-		{2, "transient 5xx", store.StatusSucceeded, true},
-		{3, "answer lost", store.StatusSucceeded, true},
-		{4, "async success", store.StatusSucceeded, true},
-		{5, "async failure", store.StatusFailed, false},
-		{7, "429 retry-after", store.StatusSucceeded, true},
-		{8, "reversed after success", store.StatusReversed, false},
-		{9, "status checks answer 401 for a while", store.StatusSucceeded, true},
-		{10, "answer lost then 409 on retries", store.StatusSucceeded, true},
+		{0, "success", refund.StatusSucceeded, true},
+		{1, "declined", refund.StatusDeclined, false},
+		{2, "transient 5xx", refund.StatusSucceeded, true},
+		{3, "answer lost", refund.StatusSucceeded, true},
+		{4, "async success", refund.StatusSucceeded, true},
+		{5, "async failure", refund.StatusFailed, false},
+		{7, "429 retry-after", refund.StatusSucceeded, true},
+		{8, "reversed after success", refund.StatusReversed, false},
+		{9, "status checks answer 401 for a while", refund.StatusSucceeded, true},
+		{10, "answer lost then 409 on retries", refund.StatusSucceeded, true},
 	}
 	for _, p := range append(paths, otherProviders...) {
 		for _, o := range outcomes {
 			t.Run(p.name+"/"+o.name, func(t *testing.T) {
 				t.Parallel()
 				amount := 1000 + o.suffix
-				id, txID := refund(t, s, p.fields, amount)
+				id, txID := refundOn(t, s, p.fields, amount)
 				got := s.WaitRefund(t, id, 30*time.Second, o.status)
 				if got.Method != p.method {
 					t.Fatalf("status %s method %s, want %s %s (failure %+v)", got.Status, got.Method, o.status, p.method, got.Failure)
 				}
-				if o.status != store.StatusSucceeded && (got.Failure == nil || got.Failure.Code == "") {
+				if o.status != refund.StatusSucceeded && (got.Failure == nil || got.Failure.Code == "") {
 					t.Fatalf("failed refund without failure code: %+v", got)
 				}
-				if n := s.Sandbox.Count(id); n > 1 || ((o.settled || o.status == store.StatusReversed) && n != 1) {
+				if n := s.Sandbox.Count(id); n > 1 || ((o.settled || o.status == refund.StatusReversed) && n != 1) {
 					t.Fatalf("sandbox holds %d refunds for the key", n)
 				}
 				var tx server.TransactionObject
@@ -90,7 +90,7 @@ func TestSandboxOutcomesOnBothPaths(t *testing.T) {
 				if tx.RefundedAmount != wantRefunded || tx.ReservedAmount != 0 {
 					t.Fatalf("balance after %s: refunded %d reserved %d", o.name, tx.RefundedAmount, tx.ReservedAmount)
 				}
-				if o.status == store.StatusReversed {
+				if o.status == refund.StatusReversed {
 					if kinds := ledgerKinds(t, s, id); kinds != "RESERVE,SETTLE,REVERSE" {
 						t.Fatalf("ledger %s, want RESERVE,SETTLE,REVERSE", kinds)
 					}
@@ -112,9 +112,9 @@ func TestNeverCompletesIsFlaggedStuck(t *testing.T) {
 	for _, p := range append(paths, otherProviders...) {
 		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
-			id, txID := refund(t, s, p.fields, 1006)
+			id, txID := refundOn(t, s, p.fields, 1006)
 			waitStuck(t, s, id)
-			got := s.WaitRefund(t, id, time.Second, store.StatusProcessing)
+			got := s.WaitRefund(t, id, time.Second, refund.StatusProcessing)
 			if got.CompletedAt != nil {
 				t.Fatalf("stuck refund completed: %+v", got)
 			}
@@ -124,7 +124,7 @@ func TestNeverCompletesIsFlaggedStuck(t *testing.T) {
 				t.Fatalf("stuck refund's reservation was released: %+v", tx)
 			}
 			st := queryStatus(t, s, id)
-			if !st.Stuck || st.Status != store.StatusProcessing {
+			if !st.Stuck || st.Status != refund.StatusProcessing {
 				t.Fatalf("query = %+v", st)
 			}
 			// Ops find it by search attributes, as in the README's ops section.
@@ -180,7 +180,7 @@ func TestOpsRetryRedrivesStuckRefund(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}})
-	id, _ := refund(t, s, paths[0].fields, 1500)
+	id, _ := refundOn(t, s, paths[0].fields, 1500)
 	waitStuck(t, s, id)
 	if n := s.Sandbox.Count(id); n != 0 {
 		t.Fatalf("provider holds %d refunds during the outage", n)
@@ -192,7 +192,7 @@ func TestOpsRetryRedrivesStuckRefund(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := s.WaitRefund(t, id, 20*time.Second, store.StatusSucceeded)
+	got := s.WaitRefund(t, id, 20*time.Second, refund.StatusSucceeded)
 	if got.Attempts <= int(policy.SubmitAttempts) {
 		t.Fatalf("attempts %d, want more than the %d of the first round", got.Attempts, policy.SubmitAttempts)
 	}
@@ -207,7 +207,7 @@ func TestOpsRetryRedrivesStuckRefund(t *testing.T) {
 }
 
 // refund registers a captured transaction and refunds amount of it.
-func refund(t *testing.T, s *testenv.Stack, fields map[string]any, amount int) (string, string) {
+func refundOn(t *testing.T, s *testenv.Stack, fields map[string]any, amount int) (string, string) {
 	t.Helper()
 	f := map[string]any{"amount": 10000}
 	for k, v := range fields {
@@ -220,7 +220,7 @@ func refund(t *testing.T, s *testenv.Stack, fields map[string]any, amount int) (
 	}
 	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"refundValue": map[string]any{"amount": amount, "currency": currency}}, "Idempotency-Key", uuid.NewString()), http.StatusAccepted)
-	var o store.RefundObject
+	var o refund.Object
 	r.JSON(t, &o)
 	return o.TransactionID.String(), txID
 }
@@ -312,12 +312,12 @@ func TestGiftCardRefundThroughOrchestra(t *testing.T) {
 		"giftCardRedemptions": []map[string]any{{"id": "gc-7", "amount": 4000}}})
 	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"targetType": "GIFT_CARD_REDEMPTION", "targetId": "gc-7"}), http.StatusAccepted)
-	var o store.RefundObject
+	var o refund.Object
 	r.JSON(t, &o)
 	if o.RefundValue.Amount != 4000 || o.TargetID != "gc-7" {
 		t.Fatalf("gift card refund = %+v", o)
 	}
-	s.WaitRefund(t, o.TransactionID.String(), 20*time.Second, store.StatusSucceeded)
+	s.WaitRefund(t, o.TransactionID.String(), 20*time.Second, refund.StatusSucceeded)
 	var tx server.TransactionObject
 	s.Do(t, "GET", "/v1/transactions/"+txID, nil).JSON(t, &tx)
 	if g := tx.GiftCardRedemptions[0]; g.RefundedAmount != 4000 || g.ReservedAmount != 0 || tx.RefundedAmount != 4000 {

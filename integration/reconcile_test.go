@@ -9,6 +9,7 @@ import (
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
@@ -21,7 +22,7 @@ func TestReconcilerStartsOrphanedRefund(t *testing.T) {
 	ctx := context.Background()
 	_, txID := s.Transaction(t, nil)
 	r, err := s.Store.CreateRefund(ctx, store.NewRefund{MerchantID: s.MerchantID, TransactionID: mustUUID(t, txID), Amount: 1200,
-		Route: func(store.Transaction, string) (string, error) { return store.MethodProviderRefund, nil }})
+		Route: func(refund.Transaction, string) (refund.Method, error) { return refund.MethodProviderRefund, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func TestReconcilerStartsOrphanedRefund(t *testing.T) {
 	if report.WorkflowsStarted != 1 {
 		t.Fatalf("reconciler started %d workflows, want 1", report.WorkflowsStarted)
 	}
-	got := s.WaitRefund(t, r.ID.String(), 20*time.Second, store.StatusSucceeded)
+	got := s.WaitRefund(t, r.ID.String(), 20*time.Second, refund.StatusSucceeded)
 	if got.Attempts < 1 {
 		t.Fatalf("attempts = %d", got.Attempts)
 	}

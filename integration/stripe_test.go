@@ -7,7 +7,7 @@ import (
 
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 )
 
 // TestStripeRefundThroughWorkflow runs a refund on the stripe connector end
@@ -24,10 +24,10 @@ func TestStripeRefundThroughWorkflow(t *testing.T) {
 	_, txID := s.Transaction(t, map[string]any{"provider": "stripe", "currency": "USD", "providerReference": "pi_1BackflowTest"})
 	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID, "reasonCode": "DUPLICATE",
 		"refundValue": map[string]any{"amount": 1500}, "metadata": map[string]string{"order": "A-1"}}), http.StatusAccepted)
-	var o store.RefundObject
+	var o refund.Object
 	r.JSON(t, &o)
-	got := s.WaitRefund(t, o.TransactionID.String(), 20*time.Second, store.StatusSucceeded, store.StatusFailed, store.StatusDeclined)
-	if got.Status != store.StatusSucceeded || got.ProviderReference == "" {
+	got := s.WaitRefund(t, o.TransactionID.String(), 20*time.Second, refund.StatusSucceeded, refund.StatusFailed, refund.StatusDeclined)
+	if got.Status != refund.StatusSucceeded || got.ProviderReference == "" {
 		t.Fatalf("stripe refund = %+v", got)
 	}
 	assertLedger(t, s, got.TransactionID.String(), true)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/backflow/backflow/internal/testenv"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 )
 
 // TestVerifyCommand: `backflow verify` finds a broken balance, names the
@@ -18,7 +18,7 @@ func TestVerifyCommand(t *testing.T) {
 	s := testenv.StartStack(t, testenv.StackOptions{})
 	_, txID := s.Transaction(t, nil)
 	id := createRefund(t, s, txID, 1200, "EUR")
-	s.WaitRefund(t, id, 20*time.Second, store.StatusSucceeded)
+	s.WaitRefund(t, id, 20*time.Second, refund.StatusSucceeded)
 	verify := func(args ...string) (string, int) {
 		t.Helper()
 		cmd := exec.Command(testenv.BackflowBinary(t), append([]string{"verify", "--merchant", s.MerchantID.String()}, args...)...)

@@ -19,8 +19,8 @@ import (
 
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/metrics"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
-	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/worker"
 	"github.com/backflow/backflow/workflows"
 )
@@ -51,8 +51,8 @@ func TestMetricsEndToEnd(t *testing.T) {
 	t.Cleanup(api.Close)
 	metricsURL := api.URL + "/metrics"
 
-	provider := map[string]string{"provider": "cardpay", "method": store.MethodProviderRefund}
-	succeeded := map[string]string{"status": store.StatusSucceeded, "provider": "cardpay", "method": store.MethodProviderRefund}
+	provider := map[string]string{"provider": "cardpay", "method": string(refund.MethodProviderRefund)}
+	succeeded := map[string]string{"status": string(refund.StatusSucceeded), "provider": "cardpay", "method": string(refund.MethodProviderRefund)}
 	createdRoute := map[string]string{"method": "POST", "route": "/v1/refunds", "code": "202"}
 	before := scrape(t, metricsURL)
 	created0, _ := sample(before, metrics.RefundsCreated, provider)
@@ -62,7 +62,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 	reserved0, _ := sample(before, metrics.ReservedAmount, map[string]string{"currency": "EUR"})
 
 	id := createRefund(t, s, api.URL, 2500)
-	s.WaitRefund(t, id, 30*time.Second, store.StatusSucceeded)
+	s.WaitRefund(t, id, 30*time.Second, refund.StatusSucceeded)
 	// The refund is counted when it is finalized, the workflow a moment
 	// later when its last task completes: wait for both.
 	after := scrapeUntil(t, metricsURL, "the completed refund and workflow are counted", func(f map[string]*dto.MetricFamily) bool {
@@ -116,7 +116,7 @@ func createRefund(t *testing.T, s *testenv.Stack, apiURL string, amount int64) s
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var created store.RefundObject
+	var created refund.Object
 	if err := json.NewDecoder(resp.Body).Decode(&created); err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("create refund: %d %v", resp.StatusCode, err)
 	}

@@ -9,12 +9,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
-
-	"github.com/backflow/backflow/store"
 )
 
 // Names of Backflow's own metrics.
@@ -117,26 +116,26 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Temporal() client.MetricsHandler { return temporalHandler{c: m.temporal} }
 
 // RefundCreated counts a refund accepted by the API (server.Deps.OnRefundCreated).
-func (m *Metrics) RefundCreated(r store.Refund) {
-	m.refundsCreated.WithLabelValues(r.Provider, r.Method).Inc()
+func (m *Metrics) RefundCreated(r refund.Refund) {
+	m.refundsCreated.WithLabelValues(r.Provider, string(r.Method)).Inc()
 }
 
 // RefundFinished counts a refund that reached its final status and records
 // its end-to-end latency. It fits activities.Activities.Observe, which is
 // called once per finalized refund.
-func (m *Metrics) RefundFinished(r store.Refund) {
-	if r.Status == store.StatusReversed {
+func (m *Metrics) RefundFinished(r refund.Refund) {
+	if r.Status == refund.StatusReversed {
 		// Counted once when it succeeded; its latency is that success's.
-		m.refundsReversed.WithLabelValues(r.Provider, r.Method).Inc()
+		m.refundsReversed.WithLabelValues(r.Provider, string(r.Method)).Inc()
 		return
 	}
-	m.refundsCompleted.WithLabelValues(r.Status, r.Provider, r.Method).Inc()
+	m.refundsCompleted.WithLabelValues(string(r.Status), r.Provider, string(r.Method)).Inc()
 	end := time.Now()
 	if r.CompletedAt != nil {
 		end = *r.CompletedAt
 	}
 	if d := end.Sub(r.CreatedAt); d >= 0 {
-		m.refundDuration.WithLabelValues(r.Status, r.Provider, r.Method).Observe(d.Seconds())
+		m.refundDuration.WithLabelValues(string(r.Status), r.Provider, string(r.Method)).Observe(d.Seconds())
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/metrics"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -178,12 +178,12 @@ func TestRefundFinished(t *testing.T) {
 	m := metrics.New()
 	created := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	completed := created.Add(2 * time.Second)
-	m.RefundFinished(store.Refund{Status: store.StatusSucceeded, Provider: "cardpay", Method: store.MethodProviderRefund,
+	m.RefundFinished(refund.Refund{Status: refund.StatusSucceeded, Provider: "cardpay", Method: refund.MethodProviderRefund,
 		CreatedAt: created, CompletedAt: &completed})
-	m.RefundFinished(store.Refund{Status: store.StatusDeclined, Provider: "cardpay", Method: store.MethodProviderRefund,
+	m.RefundFinished(refund.Refund{Status: refund.StatusDeclined, Provider: "cardpay", Method: refund.MethodProviderRefund,
 		CreatedAt: created, CompletedAt: &completed})
 	fams := scrape(t, serve(t, m))
-	labels := map[string]string{"status": store.StatusSucceeded, "provider": "cardpay", "method": store.MethodProviderRefund}
+	labels := map[string]string{"status": string(refund.StatusSucceeded), "provider": "cardpay", "method": string(refund.MethodProviderRefund)}
 	mustSample(t, fams, metrics.RefundsCompleted, labels, 1)
 	mustSample(t, fams, metrics.RefundDuration, labels, 1)
 	if total(fams, metrics.RefundsCompleted) != 2 {
@@ -204,7 +204,7 @@ func TestEchoMiddleware(t *testing.T) {
 	e.GET("/v1/refunds/:id", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{}) })
 	e.GET("/v1/fail", func(c echo.Context) error { return echo.NewHTTPError(http.StatusConflict, "no") })
 	e.POST("/v1/refunds", func(c echo.Context) error {
-		return c.JSON(http.StatusAccepted, map[string]string{"provider": "momo", "method": store.MethodPayoutRefund})
+		return c.JSON(http.StatusAccepted, map[string]string{"provider": "momo", "method": string(refund.MethodPayoutRefund)})
 	})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)

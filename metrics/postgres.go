@@ -6,9 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/backflow/backflow/store"
 )
 
 // StoreSource is what the Postgres gauges read; *store.Store implements it.
@@ -70,7 +69,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
-	for _, reason := range store.StuckReasons {
+	for _, reason := range refund.StuckReasons {
 		ch <- prometheus.MustNewConstMetric(c.stuck, prometheus.GaugeValue, float64(stuck[reason]), reason)
 	}
 	c.mu.Lock()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
@@ -15,7 +16,7 @@ import (
 // Refund is a refund as the ops API shows it: the merchant's view plus the
 // fields ops steer by.
 type Refund struct {
-	store.RefundObject
+	refund.Object
 	MerchantID        uuid.UUID  `json:"merchantId"`
 	WorkflowID        string     `json:"workflowId"`
 	Stuck             bool       `json:"stuck"`
@@ -25,8 +26,8 @@ type Refund struct {
 }
 
 // RefundOf renders a stored refund for the ops API.
-func RefundOf(r store.Refund) Refund {
-	return Refund{RefundObject: r.Object(), MerchantID: r.MerchantID, WorkflowID: workflows.RefundWorkflowID(r.ID),
+func RefundOf(r refund.Refund) Refund {
+	return Refund{Object: r.Object(), MerchantID: r.MerchantID, WorkflowID: workflows.RefundWorkflowID(r.ID),
 		Stuck: r.Stuck, StuckReason: r.StuckReason, WorkflowStartedAt: r.WorkflowStartedAt, SubmittedAt: r.SubmittedAt}
 }
 
@@ -40,8 +41,8 @@ type RefundPage struct {
 // refund, from Postgres and from its live workflow.
 type RefundDetail struct {
 	Refund          Refund                  `json:"refund"`
-	Ledger          []store.LedgerEntry     `json:"ledger"`
-	Events          []store.EventRecord     `json:"events"`
+	Ledger          []refund.LedgerEntry    `json:"ledger"`
+	Events          []refund.EventRecord    `json:"events"`
 	WebhookAttempts []store.DeliveryAttempt `json:"webhookAttempts"`
 	Workflow        Workflow                `json:"workflow"`
 	Audit           []store.AuditEntry      `json:"audit"` // oldest first
@@ -67,7 +68,7 @@ type ActionRequest struct {
 	Reason string `json:"reason,omitempty"`
 	// Status is what resolve records as the provider's answer: SUCCEEDED,
 	// DECLINED or FAILED.
-	Status string `json:"status,omitempty"`
+	Status refund.Status `json:"status,omitempty"`
 }
 
 // ActionResult answers an ops action.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/google/uuid"
 )
 
@@ -200,7 +201,7 @@ func runAction(ctx context.Context, c *Client, action string, args []string, out
 	}
 	req := ActionRequest{Reason: why}
 	if status != nil {
-		if req.Status = strings.ToUpper(strings.TrimSpace(*status)); req.Status == "" {
+		if req.Status = refund.Status(strings.ToUpper(strings.TrimSpace(*status))); req.Status == "" {
 			return errors.New("--status is required: SUCCEEDED, DECLINED or FAILED, as the provider says")
 		}
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/ops"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
@@ -79,7 +80,7 @@ func createRefund(t *testing.T, s *testenv.Stack, amount int64) string {
 		"sessionId": sessionID, "refundValue": map[string]any{"amount": amount, "currency": "EUR"},
 		"reason": "customer asked", "description": "ops test",
 	}), http.StatusAccepted)
-	var created store.RefundObject
+	var created refund.Object
 	r.JSON(t, &created)
 	return created.TransactionID.String()
 }
@@ -218,7 +219,7 @@ func golden(t *testing.T, name, got string) {
 func TestShowSucceededRefund(t *testing.T) {
 	s := testenv.StartStack(t, testenv.StackOptions{})
 	id := createRefund(t, s, 2500)
-	s.WaitRefund(t, id, waitFor, store.StatusSucceeded)
+	s.WaitRefund(t, id, waitFor, refund.StatusSucceeded)
 	d := showUntil(t, s, id, "workflow closed", closed)
 
 	if d.Refund.MerchantID != s.MerchantID || d.Refund.WorkflowID != "refund-"+id || d.Refund.Stuck {
@@ -227,12 +228,12 @@ func TestShowSucceededRefund(t *testing.T) {
 	if len(d.Ledger) != 2 || d.Ledger[0].Kind != "RESERVE" || d.Ledger[1].Kind != "SETTLE" || d.Ledger[1].Amount != 2500 {
 		t.Fatalf("ledger = %+v", d.Ledger)
 	}
-	if len(d.Events) != 2 || d.Events[0].Type != store.EventRefundCreated || d.Events[1].Type != store.EventRefundSucceeded ||
+	if len(d.Events) != 2 || d.Events[0].Type != refund.EventRefundCreated || d.Events[1].Type != refund.EventRefundSucceeded ||
 		d.Events[1].Sequence != 2 {
 		t.Fatalf("events = %+v", d.Events)
 	}
 	st := d.Workflow.Status
-	if st.Status != store.StatusSucceeded || st.Attempts != 1 || st.ProviderReference != d.Refund.ProviderReference {
+	if st.Status != refund.StatusSucceeded || st.Attempts != 1 || st.ProviderReference != d.Refund.ProviderReference {
 		t.Fatalf("live status = %+v", st)
 	}
 
@@ -246,7 +247,7 @@ func TestShowSucceededRefund(t *testing.T) {
 	}
 	var page ops.RefundPage
 	cliJSON(t, s, &page, "list", "--merchant", s.MerchantID.String())
-	if len(page.Data) != 1 || page.Data[0].TransactionID.String() != id || page.Data[0].Status != store.StatusSucceeded {
+	if len(page.Data) != 1 || page.Data[0].TransactionID.String() != id || page.Data[0].Status != refund.StatusSucceeded {
 		t.Fatalf("list --json = %+v", page)
 	}
 	if out := mustCLI(t, s, "list", "--merchant", s.MerchantID.String(), "--provider", "momo"); strings.TrimSpace(out) != "no refunds match" {
@@ -275,7 +276,7 @@ func TestStuckRefundRetry(t *testing.T) {
 	d := showUntil(t, s, id, "live status stuck", func(d ops.RefundDetail) bool {
 		return d.Workflow.Status != nil && d.Workflow.Status.Stuck
 	})
-	if d.Workflow.ExecutionStatus != "Running" || d.Refund.Status != store.StatusProcessing {
+	if d.Workflow.ExecutionStatus != "Running" || d.Refund.Status != refund.StatusProcessing {
 		t.Fatalf("stuck refund view = %+v / %+v", d.Refund, d.Workflow)
 	}
 	human := mustCLI(t, s, "show", id)
@@ -304,7 +305,7 @@ func TestStuckRefundRetry(t *testing.T) {
 	rows := audit(t, s, id)
 	assertAudit(t, rows, "retry succeeded 202 <nil>")
 	if rows[0].Entry.ActorKey == uuid.Nil || rows[0].Detail["merchantId"] != s.MerchantID.String() ||
-		rows[0].Detail["workflowId"] != "refund-"+id || rows[0].Detail["statusBefore"] != store.StatusProcessing {
+		rows[0].Detail["workflowId"] != "refund-"+id || rows[0].Detail["statusBefore"] != refund.StatusProcessing {
 		t.Fatalf("audit entry = %+v %v", rows[0].Entry, rows[0].Detail)
 	}
 	if rows[0].Detail["requestId"] == "" {
@@ -317,20 +318,20 @@ func TestStuckRefundRetry(t *testing.T) {
 func TestResolveUnknownOutcome(t *testing.T) {
 	s := testenv.StartStack(t, testenv.StackOptions{})
 	id := createRefund(t, s, 1006) // the sandbox never completes it
-	s.WaitRefund(t, id, waitFor, store.StatusProcessing)
+	s.WaitRefund(t, id, waitFor, refund.StatusProcessing)
 
 	_, err := cli(t, s, "resolve", id, "--status", "FAILED")
 	if err == nil || !strings.Contains(err.Error(), "--reason is required") {
 		t.Fatalf("resolve without a reason: %v", err)
 	}
 	_, err = cli(t, s, "resolve", id, "--status", "CANCELED", "--reason", "x")
-	apiError(t, err, http.StatusUnprocessableEntity, store.CodeValidation)
+	apiError(t, err, http.StatusUnprocessableEntity, refund.CodeValidation)
 
 	out := mustCLI(t, s, "resolve", id, "--status", "FAILED", "--reason", "cardpay support: no such refund")
 	if !strings.Contains(out, "resolution accepted") {
 		t.Fatalf("resolve output:\n%s", out)
 	}
-	got := s.WaitRefund(t, id, waitFor, store.StatusFailed)
+	got := s.WaitRefund(t, id, waitFor, refund.StatusFailed)
 	if got.Failure == nil || got.Failure.Code != "ops.resolved" || !strings.Contains(got.Failure.Message, "cardpay support: no such refund") {
 		t.Fatalf("resolved refund = %+v", got.Failure)
 	}
@@ -348,7 +349,7 @@ func TestResolveUnknownOutcome(t *testing.T) {
 func TestRetryRefusals(t *testing.T) {
 	s := testenv.StartStack(t, testenv.StackOptions{})
 	id := createRefund(t, s, 1500)
-	s.WaitRefund(t, id, waitFor, store.StatusSucceeded)
+	s.WaitRefund(t, id, waitFor, refund.StatusSucceeded)
 
 	_, err := cli(t, s, "retry", id)
 	apiError(t, err, http.StatusConflict, ops.CodeNotRetryable)
@@ -359,7 +360,7 @@ func TestRetryRefusals(t *testing.T) {
 
 	unknown := uuid.Must(uuid.NewV7()).String()
 	_, err = cli(t, s, "retry", unknown)
-	apiError(t, err, http.StatusNotFound, store.CodeRefundNotFound)
+	apiError(t, err, http.StatusNotFound, refund.CodeRefundNotFound)
 	assertAudit(t, audit(t, s, unknown), "retry failed 404 refund.not_found")
 
 	// Bad arguments never reach the API.
@@ -383,7 +384,7 @@ func TestApproveAndReject(t *testing.T) {
 	if !strings.Contains(out, "refund approved") {
 		t.Fatalf("approve output:\n%s", out)
 	}
-	s.WaitRefund(t, approved, waitFor, store.StatusSucceeded)
+	s.WaitRefund(t, approved, waitFor, refund.StatusSucceeded)
 	_, err := cli(t, s, "approve", approved)
 	apiError(t, err, http.StatusConflict, ops.CodeNotAwaitingApproval)
 	assertAudit(t, audit(t, s, approved),
@@ -398,14 +399,14 @@ func TestApproveAndReject(t *testing.T) {
 		t.Fatalf("reject without reason: %v", err)
 	}
 	r := s.DoWithKey(t, s.OpsKey, "POST", "/v1/ops/refunds/"+rejected+"/reject", map[string]any{})
-	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(string(r.Body), store.CodeValidation) {
+	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(string(r.Body), refund.CodeValidation) {
 		t.Fatalf("reject without reason: %d %s", r.Status, r.Body)
 	}
 	out = mustCLI(t, s, "reject", rejected, "--reason", "looks fraudulent")
 	if !strings.Contains(out, "refund rejected") {
 		t.Fatalf("reject output:\n%s", out)
 	}
-	done := s.WaitRefund(t, rejected, waitFor, store.StatusCanceled)
+	done := s.WaitRefund(t, rejected, waitFor, refund.StatusCanceled)
 	if done.Failure == nil || done.Failure.Code != "approval.rejected" || !strings.Contains(done.Failure.Message, "looks fraudulent") {
 		t.Fatalf("rejected refund = %+v", done)
 	}
@@ -424,14 +425,14 @@ func TestApproveAndReject(t *testing.T) {
 
 	// Below the threshold nothing awaits approval; unknown ids are 404.
 	small := createRefund(t, s, 1000)
-	s.WaitRefund(t, small, waitFor, store.StatusSucceeded)
+	s.WaitRefund(t, small, waitFor, refund.StatusSucceeded)
 	_, err = cli(t, s, "approve", small)
 	apiErr := apiError(t, err, http.StatusConflict, ops.CodeNotAwaitingApproval)
 	if !strings.Contains(apiErr.Detail, "does not require approval") {
 		t.Fatalf("detail = %q", apiErr.Detail)
 	}
 	_, err = cli(t, s, "reject", uuid.Must(uuid.NewV7()).String(), "--reason", "x")
-	apiError(t, err, http.StatusNotFound, store.CodeRefundNotFound)
+	apiError(t, err, http.StatusNotFound, refund.CodeRefundNotFound)
 }
 
 func TestCancel(t *testing.T) {
@@ -451,7 +452,7 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("reservation not released: %+v", tx)
 	}
 	_, err := cli(t, s, "cancel", id)
-	apiError(t, err, http.StatusConflict, store.CodeNotCancelable)
+	apiError(t, err, http.StatusConflict, refund.CodeNotCancelable)
 	assertAudit(t, audit(t, s, id), "cancel succeeded 200 <nil>", "cancel failed 409 refund.not_cancelable")
 }
 
@@ -473,7 +474,7 @@ func TestWebhookAttemptsAndRedeliver(t *testing.T) {
 	testenv.Must(t, s.Do(t, "POST", "/v1/webhook-endpoints", map[string]any{"url": hook.URL + "/hooks"}), http.StatusCreated)
 
 	id := createRefund(t, s, 3000)
-	s.WaitRefund(t, id, waitFor, store.StatusSucceeded)
+	s.WaitRefund(t, id, waitFor, refund.StatusSucceeded)
 	d := showUntil(t, s, id, "both events delivered", func(d ops.RefundDetail) bool {
 		ok := 0
 		for _, a := range d.WebhookAttempts {
@@ -505,7 +506,7 @@ func TestWebhookAttemptsAndRedeliver(t *testing.T) {
 
 	unknown := uuid.Must(uuid.NewV7()).String()
 	_, err := cli(t, s, "redeliver", unknown)
-	apiError(t, err, http.StatusNotFound, store.CodeEventNotFound)
+	apiError(t, err, http.StatusNotFound, refund.CodeEventNotFound)
 	var page ops.AuditPage
 	cliJSON(t, s, &page, "audit", "--limit", "1")
 	var detail map[string]any
@@ -571,7 +572,7 @@ func TestShowWithoutWorkflow(t *testing.T) {
 	id := createRefund(t, s, 1200)
 	terminateOnCleanup(t, s, id)
 	d := mustDetail(t, s, id)
-	if d.Workflow.Status != nil || !strings.Contains(d.Workflow.Note, "no worker answered") || d.Refund.Status != store.StatusPending {
+	if d.Workflow.Status != nil || !strings.Contains(d.Workflow.Note, "no worker answered") || d.Refund.Status != refund.StatusPending {
 		t.Fatalf("workflow view = %+v", d.Workflow)
 	}
 	if len(d.Ledger) != 1 || len(d.Events) != 1 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 )
 
@@ -65,7 +66,7 @@ func renderList(out io.Writer, page RefundPage) error {
 	t := newTW(out)
 	t.row("REFUND", "STATUS", "STUCK", "PROVIDER", "METHOD", "AMOUNT", "ATTEMPTS", "MERCHANT", "CREATED")
 	for _, r := range page.Data {
-		t.row(r.TransactionID.String(), r.Status, stuckText(r.Stuck, r.StuckReason), r.Provider, r.Method, money(r.RefundValue.Amount, r.RefundValue.Currency),
+		t.row(r.TransactionID.String(), string(r.Status), stuckText(r.Stuck, r.StuckReason), r.Provider, string(r.Method), money(r.RefundValue.Amount, r.RefundValue.Currency),
 			fmt.Sprint(r.Attempts), r.MerchantID.String(), ts(r.CreatedAt))
 	}
 	if err := t.flush(); err != nil {
@@ -89,7 +90,7 @@ func renderShow(out io.Writer, d RefundDetail) error {
 	r := d.Refund
 	fmt.Fprintf(out, "Refund %s\n", r.TransactionID)
 	t := newTW(out)
-	status := r.Status
+	status := string(r.Status)
 	if r.Stuck {
 		status += " (stuck: " + stuckText(r.Stuck, r.StuckReason) + ")"
 	}
@@ -99,11 +100,11 @@ func renderShow(out io.Writer, d RefundDetail) error {
 	t.row("  Status", status)
 	t.row("  Merchant", r.MerchantID.String())
 	t.row("  Amount", money(r.RefundValue.Amount, r.RefundValue.Currency))
-	t.row("  Provider", r.Provider+" / "+r.Method)
+	t.row("  Provider", r.Provider+" / "+string(r.Method))
 	t.row("  Provider reference", dash(r.ProviderReference))
 	t.row("  Original transaction", r.OriginalTransactionID.String())
 	t.row("  Session", r.SessionID.String())
-	if r.TargetType != store.TargetPaymentMethod || r.TargetID != "" {
+	if r.TargetType != refund.TargetPaymentMethod || r.TargetID != "" {
 		t.row("  Target", r.TargetType+" "+r.TargetID)
 	}
 	if r.Reason != "" || r.ReasonCode != "" {
@@ -146,7 +147,7 @@ func renderShow(out io.Writer, d RefundDetail) error {
 		if st.Stuck {
 			stuck = " (stuck: " + stuckText(st.Stuck, st.StuckReason) + ")"
 		}
-		t.row("  Live status", st.Status+stuck)
+		t.row("  Live status", string(st.Status)+stuck)
 		t.row("  Step", st.Step)
 		t.row("  Attempts", fmt.Sprint(st.Attempts))
 		if st.LastError != "" {

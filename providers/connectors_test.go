@@ -15,6 +15,7 @@ import (
 
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/providers/sandbox"
+	"github.com/backflow/backflow/refund"
 )
 
 // The sandbox's timed outcomes, shortened for tests. The windows of 09 and
@@ -211,7 +212,7 @@ func refundFlow(provider string) flow {
 	}
 }
 
-func payoutFlow(provider string, dest providers.PayoutDestination) flow {
+func payoutFlow(provider string, dest refund.PayoutDestination) flow {
 	return flow{
 		provider:       provider,
 		echoesRefundID: true,
@@ -236,8 +237,8 @@ var flows = []flow{
 	refundFlow("cardpay"),
 	refundFlow("paydesk"),
 	refundFlow("orchestra"),
-	payoutFlow("momo", providers.PayoutDestination{Type: "mobile_money", MobileNumber: "+256 772 123456", Network: "MTN"}),
-	payoutFlow("banktransfer", providers.PayoutDestination{
+	payoutFlow("momo", refund.PayoutDestination{Type: "mobile_money", MobileNumber: "+256 772 123456", Network: "MTN"}),
+	payoutFlow("banktransfer", refund.PayoutDestination{
 		Type: "bank_account", AccountHolder: "Ada Lovelace", IBAN: "DE89 3704 0044 0532 0130 00", Country: "DE",
 	}),
 }
@@ -560,9 +561,9 @@ func TestProviderIdempotency(t *testing.T) {
 func TestErrorMapping(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	refund := providers.RefundRequest{IdempotencyKey: "k", RefundID: "k", PaymentReference: "pay_1", Amount: 1000, Currency: "EUR"}
+	base := providers.RefundRequest{IdempotencyKey: "k", RefundID: "k", PaymentReference: "pay_1", Amount: 1000, Currency: "EUR"}
 	with := func(mod func(*providers.RefundRequest)) providers.RefundRequest {
-		r := refund
+		r := base
 		mod(&r)
 		return r
 	}
@@ -601,11 +602,11 @@ func TestErrorMapping(t *testing.T) {
 		{name: "paydesk description too long", kind: providers.KindInvalid, code: "request.invalid", status: 422,
 			call: refundCall(e.connector(t, "paydesk"), with(func(r *providers.RefundRequest) { r.Description = strings.Repeat("x", 81) }))},
 		{name: "paydesk wrong API key", kind: providers.KindAuth, code: "authentication.failed", status: 401,
-			call: refundCall(withConfig("paydesk", func(c *providers.Config) { c.APIKey = "test_wrong" }), refund)},
+			call: refundCall(withConfig("paydesk", func(c *providers.Config) { c.APIKey = "test_wrong" }), base)},
 		{name: "orchestra token without transactions.write", kind: providers.KindAuth, code: "forbidden", status: 403,
-			call: refundCall(withConfig("orchestra", func(c *providers.Config) { c.APIKey = providers.SandboxOrchestraReadOnlyToken }), refund)},
+			call: refundCall(withConfig("orchestra", func(c *providers.Config) { c.APIKey = providers.SandboxOrchestraReadOnlyToken }), base)},
 		{name: "orchestra unknown token", kind: providers.KindAuth, code: "unauthorized", status: 401,
-			call: refundCall(withConfig("orchestra", func(c *providers.Config) { c.APIKey = "nope" }), refund)},
+			call: refundCall(withConfig("orchestra", func(c *providers.Config) { c.APIKey = "nope" }), base)},
 		{name: "orchestra not captured", kind: providers.KindInvalid, code: "bad_request", status: 400,
 			call: refundCall(e.connector(t, "orchestra"), with(func(r *providers.RefundRequest) { r.PaymentReference = "authorized_tx" }))},
 		{name: "orchestra gift card without target id", kind: providers.KindInvalid, code: "bad_request", status: 400,
@@ -617,7 +618,7 @@ func TestErrorMapping(t *testing.T) {
 		{name: "paydesk gift-card target", kind: providers.KindInvalid, code: "target_unsupported",
 			call: refundCall(e.connector(t, "paydesk"), with(func(r *providers.RefundRequest) { r.TargetType, r.TargetID = "GIFT_CARD_REDEMPTION", "gc_1" }))},
 		{name: "cardpay wrong password", kind: providers.KindAuth, code: "unauthorized", status: 401,
-			call: refundCall(withConfig("cardpay", func(c *providers.Config) { c.Password = "wrong" }), refund)},
+			call: refundCall(withConfig("cardpay", func(c *providers.Config) { c.Password = "wrong" }), base)},
 		{name: "cardpay transaction not found", kind: providers.KindInvalid, code: "transaction_not_found", status: 404,
 			call: refundCall(e.connector(t, "cardpay"), with(func(r *providers.RefundRequest) { r.PaymentReference = "missing_tx" }))},
 		{name: "cardpay zero amount", kind: providers.KindInvalid, code: "validation_error", status: 422,
@@ -625,13 +626,13 @@ func TestErrorMapping(t *testing.T) {
 		{name: "cardpay 1.234 KWD is refused before sending", kind: providers.KindInvalid, code: "amount_precision",
 			call: refundCall(e.connector(t, "cardpay"), with(func(r *providers.RefundRequest) { r.Currency = "KWD"; r.Amount = 1234 }))},
 		{name: "momo without a mobile number", kind: providers.KindInvalid, code: "bad_destination",
-			call: payoutCall(e.connector(t, "momo"), providers.PayoutDestination{Type: "mobile_money"})},
+			call: payoutCall(e.connector(t, "momo"), refund.PayoutDestination{Type: "mobile_money"})},
 		{name: "bank invalid IBAN", kind: providers.KindInvalid, code: "validation_error", status: 422,
-			call: payoutCall(e.connector(t, "banktransfer"), providers.PayoutDestination{AccountHolder: "A", IBAN: "DE00 3704 0044 0532 0130 00", Country: "DE"})},
+			call: payoutCall(e.connector(t, "banktransfer"), refund.PayoutDestination{AccountHolder: "A", IBAN: "DE00 3704 0044 0532 0130 00", Country: "DE"})},
 		{name: "refund on a payout-only provider", kind: providers.KindInvalid, code: "unsupported", sentinel: providers.ErrUnsupported,
-			call: refundCall(e.connector(t, "momo"), refund)},
+			call: refundCall(e.connector(t, "momo"), base)},
 		{name: "payout on a refund-only provider", kind: providers.KindInvalid, code: "unsupported", sentinel: providers.ErrUnsupported,
-			call: payoutCall(e.connector(t, "cardpay"), providers.PayoutDestination{MobileNumber: "256772123456"})},
+			call: payoutCall(e.connector(t, "cardpay"), refund.PayoutDestination{MobileNumber: "256772123456"})},
 		{name: "status of an unknown reference", kind: providers.KindRetryable, code: "not_found", status: 404, sentinel: providers.ErrNotFound,
 			call: func(ctx context.Context) error {
 				_, err := e.connector(t, "orchestra").RefundStatus(ctx, providers.Lookup{ProviderReference: "00000000-0000-0000-0000-000000000000"})
@@ -643,10 +644,10 @@ func TestErrorMapping(t *testing.T) {
 				return err
 			}},
 		{name: "connection refused", kind: providers.KindRetryable, code: "network",
-			call: refundCall(withConfig("cardpay", func(c *providers.Config) { c.BaseURL = closed.URL }), refund)},
+			call: refundCall(withConfig("cardpay", func(c *providers.Config) { c.BaseURL = closed.URL }), base)},
 		{name: "context canceled", kind: providers.KindRetryable, code: "network", sentinel: context.Canceled,
 			call: func(context.Context) error {
-				_, err := e.connector(t, "paydesk").Refund(canceled, refund)
+				_, err := e.connector(t, "paydesk").Refund(canceled, base)
 				return err
 			}},
 	}
@@ -672,7 +673,7 @@ func refundCall(c providers.Connector, req providers.RefundRequest) func(context
 	}
 }
 
-func payoutCall(c providers.Connector, dest providers.PayoutDestination) func(context.Context) error {
+func payoutCall(c providers.Connector, dest refund.PayoutDestination) func(context.Context) error {
 	return func(ctx context.Context) error {
 		_, err := c.Payout(ctx, providers.PayoutRequest{IdempotencyKey: "p-" + dest.IBAN, RefundID: "r", Amount: 1000, Currency: "EUR", Destination: dest})
 		return err

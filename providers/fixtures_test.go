@@ -16,6 +16,7 @@ import (
 
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/providers/internal/fixture"
+	"github.com/backflow/backflow/refund"
 )
 
 // exchange is one answer fixture a connector must parse and, unless
@@ -229,7 +230,7 @@ func momoExchanges() []exchange {
 		return payoutCallOf(providers.PayoutRequest{
 			IdempotencyKey: key(n), RefundID: key(n), PaymentReference: "momo_tx_1", Amount: amount, Currency: "ugx",
 			Description: "Refund for order 42",
-			Destination: providers.PayoutDestination{Type: "mobile_money", MobileNumber: "+256 772 123456", Network: "MTN"},
+			Destination: refund.PayoutDestination{Type: "mobile_money", MobileNumber: "+256 772 123456", Network: "MTN"},
 		})
 	}
 	byRef := payoutStatusCall(providers.Lookup{ProviderReference: momoPayoutID, RefundID: key(1)})
@@ -245,14 +246,14 @@ func momoExchanges() []exchange {
 
 func banktransferExchanges() []exchange {
 	key := func(n int) string { return fixtureKey("e001", n) }
-	payout := func(n int, amount int64, currency string, dest providers.PayoutDestination) connectorCall {
+	payout := func(n int, amount int64, currency string, dest refund.PayoutDestination) connectorCall {
 		return payoutCallOf(providers.PayoutRequest{
 			IdempotencyKey: key(n), RefundID: key(n), PaymentReference: "bank_tx_1", Amount: amount, Currency: currency,
 			Description: "Refund for order 42", Destination: dest,
 		})
 	}
-	iban := providers.PayoutDestination{Type: "bank_account", AccountHolder: "Ada Lovelace", IBAN: "de89 3704 0044 0532 0130 00", Country: "de"}
-	account := providers.PayoutDestination{Type: "bank_account", AccountHolder: "Ada Lovelace", AccountNumber: "0123456789", BankCode: "058", Country: "NG"}
+	iban := refund.PayoutDestination{Type: "bank_account", AccountHolder: "Ada Lovelace", IBAN: "de89 3704 0044 0532 0130 00", Country: "de"}
+	account := refund.PayoutDestination{Type: "bank_account", AccountHolder: "Ada Lovelace", AccountNumber: "0123456789", BankCode: "058", Country: "NG"}
 	byRef := payoutStatusCall(providers.Lookup{ProviderReference: bankPayoutID, RefundID: key(1)})
 	return []exchange{
 		{name: "payout_iban", call: payout(1, 8000, "EUR", iban), want: ok(providers.StatusSucceeded, bankPayoutID)},

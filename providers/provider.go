@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/backflow/backflow/refund"
 )
 
 // Capabilities tell the workflow which refund path a provider supports.
@@ -72,18 +74,6 @@ type RefundRequest struct {
 	FullAmountOfOrder bool // the refund covers the whole remaining amount
 }
 
-// PayoutDestination is where a payout refund sends the money back.
-type PayoutDestination struct {
-	Type          string `json:"type"` // mobile_money | bank_account
-	MobileNumber  string `json:"mobileNumber,omitempty"`
-	Network       string `json:"network,omitempty"`
-	AccountHolder string `json:"accountHolder,omitempty"`
-	IBAN          string `json:"iban,omitempty"`
-	AccountNumber string `json:"accountNumber,omitempty"`
-	BankCode      string `json:"bankCode,omitempty"`
-	Country       string `json:"country,omitempty"`
-}
-
 // PayoutRequest sends funds back to the original destination.
 type PayoutRequest struct {
 	IdempotencyKey   string
@@ -92,7 +82,7 @@ type PayoutRequest struct {
 	Amount           int64
 	Currency         string
 	Description      string
-	Destination      PayoutDestination
+	Destination      refund.PayoutDestination
 }
 
 // Result is a provider's answer about one refund or payout.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
-	"github.com/backflow/backflow/store"
 )
 
 // Client calls the Backflow API as one merchant.
@@ -176,7 +176,7 @@ func (c *Client) CreateRefund(ctx context.Context, body any, key string) (Respon
 
 // Refund creates a refund that must be accepted and returns its id.
 func (c *Client) Refund(ctx context.Context, tx Transaction, amount int64) (string, error) {
-	var o store.RefundObject
+	var o refund.Object
 	if err := c.expect(ctx, http.StatusAccepted, &o, "POST", "/v1/refunds", RefundBody(tx, amount), "Idempotency-Key", uuid.NewString()); err != nil {
 		return "", err
 	}
@@ -184,8 +184,8 @@ func (c *Client) Refund(ctx context.Context, tx Transaction, amount int64) (stri
 }
 
 // GetRefund reads a refund.
-func (c *Client) GetRefund(ctx context.Context, id string) (store.RefundObject, error) {
-	var o store.RefundObject
+func (c *Client) GetRefund(ctx context.Context, id string) (refund.Object, error) {
+	var o refund.Object
 	err := c.expect(ctx, http.StatusOK, &o, "GET", "/v1/refunds/"+id, nil)
 	return o, err
 }
@@ -193,7 +193,7 @@ func (c *Client) GetRefund(ctx context.Context, id string) (store.RefundObject, 
 // TransactionState is the balance part of GET /v1/transactions/{id}.
 type TransactionState struct {
 	Amount, RefundedAmount, ReservedAmount, RefundableAmount int64
-	Status                                                   string
+	Status                                                   refund.TxStatus
 }
 
 // GetTransaction reads a transaction's balance.

@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
-	"github.com/backflow/backflow/store"
 )
 
 // race runs fn(0..n-1) on n goroutines released at the same instant.
@@ -91,7 +91,7 @@ func TestConcurrentOverRefund(t *testing.T) {
 		}
 		switch a.resp.Status {
 		case http.StatusAccepted:
-			var o store.RefundObject
+			var o refund.Object
 			if err := a.resp.Decode(&o); err != nil {
 				t.Fatal(err)
 			}
@@ -100,7 +100,7 @@ func TestConcurrentOverRefund(t *testing.T) {
 			ids = append(ids, o.TransactionID.String())
 		case http.StatusUnprocessableEntity, http.StatusConflict:
 			p, ok := a.resp.Problem()
-			if !ok || (p.Code != store.CodeAmountInsufficient && p.Code != store.CodeFullyRefunded) {
+			if !ok || (p.Code != refund.CodeAmountInsufficient && p.Code != refund.CodeFullyRefunded) {
 				t.Fatalf("%s rejected with %d %s", a.kind, a.resp.Status, a.resp.Body)
 			}
 		default:
@@ -183,7 +183,7 @@ func TestConcurrentIdempotencyKeys(t *testing.T) {
 	for i, resp := range resps {
 		switch resp.Status {
 		case http.StatusAccepted:
-			var o store.RefundObject
+			var o refund.Object
 			if err := resp.Decode(&o); err != nil {
 				t.Fatal(err)
 			}
@@ -217,7 +217,7 @@ func TestConcurrentIdempotencyKeys(t *testing.T) {
 			t.Errorf("key %s: answered %v, stored %s", k.key, ids, got.ID)
 		}
 	}
-	refunds := must[[]store.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID))
+	refunds := must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID))
 	if len(refunds) != len(keys) {
 		t.Fatalf("%d refunds for %d keys", len(refunds), len(keys))
 	}
@@ -229,7 +229,7 @@ func TestConcurrentIdempotencyKeys(t *testing.T) {
 	if p, ok := resp.Problem(); !ok || resp.Status != http.StatusUnprocessableEntity || p.Code != server.CodeIdempotencyMismatch {
 		t.Fatalf("same key, other body: %d %s", resp.Status, resp.Body)
 	}
-	if after := len(must[[]store.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID))); after != before {
+	if after := len(must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID))); after != before {
 		t.Fatalf("the mismatched request wrote a refund: %d → %d", before, after)
 	}
 
@@ -242,7 +242,7 @@ func TestConcurrentIdempotencyKeys(t *testing.T) {
 			k.body = other // the raced second body won key 0
 		}
 		resp := must[reliability.Response](t)(c.CreateRefund(ctx, k.body, k.key))
-		var o store.RefundObject
+		var o refund.Object
 		if resp.Status != http.StatusAccepted || resp.Header.Get("Idempotent-Replayed") != "true" || resp.Decode(&o) != nil {
 			t.Fatalf("replay of %s: %d %v %s", k.key, resp.Status, resp.Header, resp.Body)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/backflow/backflow/internal/invariants"
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
@@ -88,7 +89,7 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 	// (a) Committed by the store, never started.
 	for i := range 4 {
 		ref, err := r.Store.CreateRefund(ctx, store.NewRefund{MerchantID: m.ID, TransactionID: uuid.MustParse(tx.ID), Amount: int64(1000 + 10*i),
-			IdempotencyKey: "store-" + uuid.NewString(), Route: func(store.Transaction, string) (string, error) { return store.MethodProviderRefund, nil }})
+			IdempotencyKey: "store-" + uuid.NewString(), Route: func(refund.Transaction, string) (refund.Method, error) { return refund.MethodProviderRefund, nil }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +144,7 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 		if s.err != nil || s.resp.Status != http.StatusAccepted {
 			t.Fatalf("with Temporal refused the API answered %v %d %s, want 202 (the refund is committed)", s.err, s.resp.Status, s.resp.Body)
 		}
-		var o store.RefundObject
+		var o refund.Object
 		if err := s.resp.Decode(&o); err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +208,7 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 		resp := must[reliability.Response](t)(ac.CreateRefund(ctx, reliability.RefundBody(tx, s.amount), s.key))
 		switch resp.Status {
 		case http.StatusAccepted:
-			var o store.RefundObject
+			var o refund.Object
 			_ = resp.Decode(&o)
 			if want, _ := r.Store.GetRefundByIdempotencyKey(ctx, m.ID, s.key); o.TransactionID != want.ID {
 				t.Fatalf("retry of %s answered refund %s, the key's refund is %s", s.key, o.TransactionID, want.ID)
@@ -220,7 +221,7 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 			t.Fatalf("retry of %s: %d %s", s.key, resp.Status, resp.Body)
 		}
 	}
-	if rs := must[[]store.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID)); len(rs) != len(orphans) {
+	if rs := must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID)); len(rs) != len(orphans) {
 		t.Fatalf("%d refunds after the retries, want %d", len(rs), len(orphans))
 	}
 
@@ -234,8 +235,8 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 	if again := reconcile(t, r); again.WorkflowsStarted != 0 {
 		t.Fatalf("a second reconciler pass started %d workflows", again.WorkflowsStarted)
 	}
-	rs := must[[]store.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID))
-	if by := reliability.CountByStatus(rs); by[store.StatusSucceeded] != len(orphans) {
+	rs := must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID))
+	if by := reliability.CountByStatus(rs); by[refund.StatusSucceeded] != len(orphans) {
 		t.Fatalf("after reconciling: %v, want %d SUCCEEDED", by, len(orphans))
 	}
 	sc.verified("the checker flagged all %d orphans before repair; client retries made no second refund; one reconciler pass started %d workflows, a second none",
@@ -346,8 +347,8 @@ func TestWorkerKilledUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
-		got := must[store.RefundObject](t)(c.GetRefund(ctx, id))
-		if got.Status != store.StatusSucceeded {
+		got := must[refund.Object](t)(c.GetRefund(ctx, id))
+		if got.Status != refund.StatusSucceeded {
 			t.Errorf("refund %s is %s after the crash", id, got.Status)
 		}
 		if k := r.Sandbox.Count(id); k != 1 {

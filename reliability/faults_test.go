@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/reliability"
-	"github.com/backflow/backflow/store"
 )
 
 // TestProviderFaultsAtVolume sends refunds on all five sandbox providers
@@ -46,15 +46,15 @@ func TestProviderFaultsAtVolume(t *testing.T) {
 	// The sandbox's outcome controls, by amount % 100, and what each must end as.
 	outcomes := []struct {
 		suffix int64
-		want   string
+		want   refund.Status
 	}{
-		{0, store.StatusSucceeded}, {1, store.StatusDeclined}, {2, store.StatusSucceeded}, {3, store.StatusSucceeded},
-		{4, store.StatusSucceeded}, {5, store.StatusFailed}, {7, store.StatusSucceeded}, {50, store.StatusSucceeded},
+		{0, refund.StatusSucceeded}, {1, refund.StatusDeclined}, {2, refund.StatusSucceeded}, {3, refund.StatusSucceeded},
+		{4, refund.StatusSucceeded}, {5, refund.StatusFailed}, {7, refund.StatusSucceeded}, {50, refund.StatusSucceeded},
 	}
 	type job struct {
 		provider int
 		amount   int64
-		want     string
+		want     refund.Status
 		missing  bool // the payment does not exist at the provider: an invalid request
 	}
 	var jobs []job
@@ -63,7 +63,7 @@ func TestProviderFaultsAtVolume(t *testing.T) {
 		jobs = append(jobs, job{provider: i % len(reliability.Providers), amount: 1000 + 100*int64(i/len(outcomes)) + o.suffix, want: o.want})
 	}
 	for i := range 5 { // refund APIs only: payouts do not look the payment up
-		jobs = append(jobs, job{provider: i % 3, amount: 2000, want: store.StatusFailed, missing: true})
+		jobs = append(jobs, job{provider: i % 3, amount: 2000, want: refund.StatusFailed, missing: true})
 	}
 	// One big transaction per provider (and one per missing payment).
 	txs := map[int]reliability.Transaction{}
@@ -125,9 +125,9 @@ func TestProviderFaultsAtVolume(t *testing.T) {
 		t.Fatal(err)
 	}
 	fp.Wait() // held requests have reached the provider
-	got := map[string]int{}
+	got := map[refund.Status]int{}
 	for i, j := range jobs {
-		o := must[store.RefundObject](t)(c.GetRefund(ctx, ids[i]))
+		o := must[refund.Object](t)(c.GetRefund(ctx, ids[i]))
 		got[o.Status]++
 		if o.Status != j.want {
 			t.Errorf("refund %s of %d on %s (missing payment %t) ended %s, want %s (failure %+v)",

@@ -76,8 +76,8 @@ func (s *scenario) invariants(ctx context.Context, pool *pgxpool.Pool, o invaria
 	return rep
 }
 
-func statusList(m map[string]int) string {
-	order := []string{"SUCCEEDED", "REVERSED", "DECLINED", "FAILED", "CANCELED", "PROCESSING", "PENDING"}
+func statusList[K ~string](m map[K]int) string {
+	order := []K{"SUCCEEDED", "REVERSED", "DECLINED", "FAILED", "CANCELED", "PROCESSING", "PENDING"}
 	var parts []string
 	for _, st := range order {
 		if m[st] > 0 {

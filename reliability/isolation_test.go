@@ -11,9 +11,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
-	"github.com/backflow/backflow/store"
 )
 
 // Routes without tenant data: health, the API description, and provider
@@ -55,7 +55,7 @@ func TestTenantIsolationEveryEndpoint(t *testing.T) {
 	waiting := must[string](t)(ca.Refund(ctx, tx, 6000))
 	if err := reliability.Poll(ctx, 30*time.Second, "A's first refund final", func(ctx context.Context) (bool, error) {
 		o, err := ca.GetRefund(ctx, done)
-		return o.Status == store.StatusSucceeded, err
+		return o.Status == refund.StatusSucceeded, err
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -82,26 +82,26 @@ func TestTenantIsolationEveryEndpoint(t *testing.T) {
 		{"POST /v1/sessions", "create session (B's own)", "POST", "/v1/sessions", map[string]any{}, "", http.StatusCreated, ""},
 		{"POST /v1/transactions", "register a transaction in A's session", "POST", "/v1/transactions", map[string]any{"sessionId": id,
 			"provider": "cardpay", "method": "card", "amount": 100, "currency": "EUR", "status": "CAPTURED", "providerReference": "x"},
-			tx.SessionID, http.StatusNotFound, store.CodeSessionNotFound},
-		{"GET /v1/transactions/:id", "read A's transaction", "GET", "/v1/transactions/" + id, nil, tx.ID, http.StatusNotFound, store.CodeTransactionNotFound},
+			tx.SessionID, http.StatusNotFound, refund.CodeSessionNotFound},
+		{"GET /v1/transactions/:id", "read A's transaction", "GET", "/v1/transactions/" + id, nil, tx.ID, http.StatusNotFound, refund.CodeTransactionNotFound},
 		{"POST /v1/refunds", "refund A's transaction", "POST", "/v1/refunds", map[string]any{"originalTransactionId": id}, tx.ID,
-			http.StatusNotFound, store.CodeTransactionNotFound},
+			http.StatusNotFound, refund.CodeTransactionNotFound},
 		{"POST /v1/refunds", "refund A's session", "POST", "/v1/refunds", map[string]any{"sessionId": id}, tx.SessionID,
-			http.StatusNotFound, store.CodeSessionNotFound},
-		{"GET /v1/refunds/:id", "read A's refund", "GET", "/v1/refunds/" + id, nil, done, http.StatusNotFound, store.CodeRefundNotFound},
+			http.StatusNotFound, refund.CodeSessionNotFound},
+		{"GET /v1/refunds/:id", "read A's refund", "GET", "/v1/refunds/" + id, nil, done, http.StatusNotFound, refund.CodeRefundNotFound},
 		{"POST /v1/refunds/:id/cancel", "cancel A's waiting refund", "POST", "/v1/refunds/" + id + "/cancel", nil, waiting,
-			http.StatusNotFound, store.CodeRefundNotFound},
+			http.StatusNotFound, refund.CodeRefundNotFound},
 		{"GET /v1/webhook-endpoints/:id", "read A's endpoint", "GET", "/v1/webhook-endpoints/" + id, nil, ep.ID.String(),
-			http.StatusNotFound, store.CodeWebhookEndpointNotFound},
+			http.StatusNotFound, refund.CodeWebhookEndpointNotFound},
 		{"DELETE /v1/webhook-endpoints/:id", "delete A's endpoint", "DELETE", "/v1/webhook-endpoints/" + id, nil, ep.ID.String(),
-			http.StatusNotFound, store.CodeWebhookEndpointNotFound},
+			http.StatusNotFound, refund.CodeWebhookEndpointNotFound},
 		{"POST /v1/webhook-endpoints/:id/rotate-secret", "rotate A's secret", "POST", "/v1/webhook-endpoints/" + id + "/rotate-secret", nil,
-			ep.ID.String(), http.StatusNotFound, store.CodeWebhookEndpointNotFound},
-		{"GET /v1/events/:id", "read A's event", "GET", "/v1/events/" + id, nil, eventID, http.StatusNotFound, store.CodeEventNotFound},
+			ep.ID.String(), http.StatusNotFound, refund.CodeWebhookEndpointNotFound},
+		{"GET /v1/events/:id", "read A's event", "GET", "/v1/events/" + id, nil, eventID, http.StatusNotFound, refund.CodeEventNotFound},
 		{"POST /v1/events/:id/redeliver", "redeliver A's event", "POST", "/v1/events/" + id + "/redeliver", nil, eventID,
-			http.StatusNotFound, store.CodeEventNotFound},
+			http.StatusNotFound, refund.CodeEventNotFound},
 		{"POST /v1/events/:id/redeliver", "redeliver B's event to A's endpoint", "POST", "/v1/events/" + bEvent + "/redeliver",
-			map[string]any{"endpointId": id}, ep.ID.String(), http.StatusNotFound, store.CodeWebhookEndpointNotFound},
+			map[string]any{"endpointId": id}, ep.ID.String(), http.StatusNotFound, refund.CodeWebhookEndpointNotFound},
 	}
 	// The ops API is closed to merchant keys, whatever the id.
 	for _, route := range []string{"GET /v1/ops/refunds/:id", "POST /v1/ops/refunds/:id/retry", "POST /v1/ops/refunds/:id/cancel",
@@ -172,14 +172,14 @@ func TestTenantIsolationEveryEndpoint(t *testing.T) {
 	key := "shared-" + uuid.NewString()
 	ra := must[reliability.Response](t)(ca.CreateRefund(ctx, reliability.RefundBody(tx, 500), key))
 	rb := must[reliability.Response](t)(cb.CreateRefund(ctx, reliability.RefundBody(btx, 700), key))
-	var oa, ob store.RefundObject
+	var oa, ob refund.Object
 	if ra.Status != http.StatusAccepted || rb.Status != http.StatusAccepted || ra.Decode(&oa) != nil || rb.Decode(&ob) != nil ||
 		rb.Header.Get("Idempotent-Replayed") != "" || oa.TransactionID == ob.TransactionID {
 		t.Errorf("one key, two merchants: A %d %s / B %d %s", ra.Status, ra.Body, rb.Status, rb.Body)
 	}
 
 	// Nothing of A's changed.
-	if o := must[store.RefundObject](t)(ca.GetRefund(ctx, waiting)); o.Status != store.StatusPending {
+	if o := must[refund.Object](t)(ca.GetRefund(ctx, waiting)); o.Status != refund.StatusPending {
 		t.Errorf("A's waiting refund is %s after B's attempts", o.Status)
 	}
 	var still server.WebhookEndpointObject

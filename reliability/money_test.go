@@ -12,8 +12,8 @@ import (
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/internal/invariants"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/reliability"
-	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -37,13 +37,13 @@ func refundOnEveryProvider(t *testing.T, r *reliability.Rig, m reliability.Merch
 }
 
 // waitAll waits until every refund is final and returns them by status.
-func waitAll(t *testing.T, r *reliability.Rig, m reliability.Merchant, timeout time.Duration) map[string]int {
+func waitAll(t *testing.T, r *reliability.Rig, m reliability.Merchant, timeout time.Duration) map[refund.Status]int {
 	t.Helper()
 	ctx := context.Background()
 	if err := reliability.WaitSettled(ctx, r.Store, timeout, m.ID); err != nil {
 		t.Fatal(err)
 	}
-	return reliability.CountByStatus(must[[]store.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID)))
+	return reliability.CountByStatus(must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID)))
 }
 
 // TestStatusChecksAnswering401 (SPEC §12: 401/403 are never final): every
@@ -80,10 +80,10 @@ func TestStatusChecksAnswering401(t *testing.T) {
 	err := reliability.Poll(ctx, 10*time.Second, "refunds flagged stuck for provider.auth", func(ctx context.Context) (bool, error) {
 		rs, err := reliability.Refunds(ctx, r.Store, m.ID)
 		for _, rf := range rs {
-			if rf.Stuck && rf.StuckReason == store.StuckAuth {
+			if rf.Stuck && rf.StuckReason == refund.StuckAuth {
 				stuck[rf.ID.String()] = true
 			}
-			if rf.Status != store.StatusPending && rf.Status != store.StatusProcessing && rf.Status != store.StatusSucceeded {
+			if rf.Status != refund.StatusPending && rf.Status != refund.StatusProcessing && rf.Status != refund.StatusSucceeded {
 				return false, fmt.Errorf("refund %s is %s during the outage: a 401 ended it", rf.ID, rf.Status)
 			}
 		}
@@ -93,7 +93,7 @@ func TestStatusChecksAnswering401(t *testing.T) {
 		t.Fatal(err)
 	}
 	byStatus := waitAll(t, r, m, 60*time.Second)
-	if byStatus[store.StatusSucceeded] != len(ids) {
+	if byStatus[refund.StatusSucceeded] != len(ids) {
 		t.Fatalf("statuses %v, want all %d SUCCEEDED", byStatus, len(ids))
 	}
 	mu.Lock()
@@ -125,7 +125,7 @@ func TestRetriedSubmitAnswered409(t *testing.T) {
 	m := newMerchant(t, r)
 	ids := refundOnEveryProvider(t, r, m, 2, 1200)
 	byStatus := waitAll(t, r, m, 60*time.Second)
-	if byStatus[store.StatusSucceeded] != len(ids) {
+	if byStatus[refund.StatusSucceeded] != len(ids) {
 		t.Fatalf("statuses %v, want all %d SUCCEEDED", byStatus, len(ids))
 	}
 	sc.inject("%d refunds on 5 providers: first submit processed, answer lost; every retry answered 409 (%s)", len(ids), proxy.Describe())
@@ -145,7 +145,7 @@ func TestTerminatedWorkflowsAreRepaired(t *testing.T) {
 	ids := refundOnEveryProvider(t, r, m, 2, 1204) // processing for 4 s, then a callback nobody receives
 	err := reliability.Poll(ctx, 10*time.Second, "every refund processing", func(ctx context.Context) (bool, error) {
 		rs, err := reliability.Refunds(ctx, r.Store, m.ID)
-		return reliability.CountByStatus(rs)[store.StatusProcessing] == len(ids), err
+		return reliability.CountByStatus(rs)[refund.StatusProcessing] == len(ids), err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -169,8 +169,8 @@ func TestTerminatedWorkflowsAreRepaired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byStatus := reliability.CountByStatus(must[[]store.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID)))
-	if byStatus[store.StatusSucceeded] != len(ids) || resumed != len(ids) {
+	byStatus := reliability.CountByStatus(must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID)))
+	if byStatus[refund.StatusSucceeded] != len(ids) || resumed != len(ids) {
 		t.Fatalf("statuses %v, %d resumed; want all %d SUCCEEDED and resumed", byStatus, resumed, len(ids))
 	}
 	if st := r.Sandbox.Stats(); st.CreateRequests != len(ids) {
@@ -206,7 +206,7 @@ func TestReversalAfterSuccess(t *testing.T) {
 	ids := refundOnEveryProvider(t, r, m, 2, 1208)
 	err := reliability.Poll(ctx, 40*time.Second, "every refund reversed", func(ctx context.Context) (bool, error) {
 		rs, err := reliability.Refunds(ctx, r.Store, m.ID)
-		return reliability.CountByStatus(rs)[store.StatusReversed] == len(ids), err
+		return reliability.CountByStatus(rs)[refund.StatusReversed] == len(ids), err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -218,12 +218,12 @@ func TestReversalAfterSuccess(t *testing.T) {
 	dup, _ := echo.Counts()
 	sc.inject("%d refunds on 5 providers reversed by the provider after they succeeded; %d callbacks duplicated at once, %d replayed late", len(ids), dup, late)
 	for _, id := range ids {
-		rf := must[store.RefundObject](t)(c.GetRefund(ctx, id))
-		if rf.Status != store.StatusReversed {
+		rf := must[refund.Object](t)(c.GetRefund(ctx, id))
+		if rf.Status != refund.StatusReversed {
 			t.Fatalf("refund %s is %s after the late callbacks", id, rf.Status)
 		}
 		tx := must[reliability.TransactionState](t)(c.GetTransaction(ctx, rf.OriginalTransactionID.String()))
-		if tx.RefundedAmount != 0 || tx.RefundableAmount != tx.Amount || tx.Status != store.TxCaptured {
+		if tx.RefundedAmount != 0 || tx.RefundableAmount != tx.Amount || tx.Status != refund.TxCaptured {
 			t.Fatalf("transaction of reversed refund %s: %+v", id, tx)
 		}
 	}
@@ -298,7 +298,7 @@ func TestSameTransactionRegisteredConcurrently(t *testing.T) {
 			}
 			ids[tx.TransactionID] = true
 		case http.StatusConflict:
-			if p, ok := resp.Problem(); !ok || p.Code != store.CodeTransactionDup {
+			if p, ok := resp.Problem(); !ok || p.Code != refund.CodeTransactionDup {
 				t.Fatalf("409 without transaction.duplicate: %s", resp.Body)
 			}
 		default:

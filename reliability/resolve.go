@@ -9,7 +9,7 @@ import (
 
 	"github.com/backflow/backflow/ops"
 	"github.com/backflow/backflow/providers"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 )
 
 // ResolveUnknown does what on-call does for the merchants' refunds stuck
@@ -29,7 +29,7 @@ func (r *Rig) ResolveUnknown(ctx context.Context, merchants ...uuid.UUID) (int, 
 	c := &ops.Client{BaseURL: r.APIURL, Key: key}
 	n := 0
 	for _, rf := range refunds {
-		if rf.Status != store.StatusProcessing || !rf.Stuck || rf.StuckReason != store.StuckUnknown {
+		if rf.Status != refund.StatusProcessing || !rf.Stuck || rf.StuckReason != refund.StuckUnknown {
 			continue
 		}
 		status, seen, err := r.providerSays(ctx, rf)
@@ -51,7 +51,7 @@ func (r *Rig) ResolveUnknown(ctx context.Context, merchants ...uuid.UUID) (int, 
 
 // providerSays looks the refund up at its provider by its id and returns
 // the outcome to record ("" while it is still processing there).
-func (r *Rig) providerSays(ctx context.Context, rf store.Refund) (string, string, error) {
+func (r *Rig) providerSays(ctx context.Context, rf refund.Refund) (refund.Status, string, error) {
 	conn, ok := r.Providers.Get(rf.Provider)
 	if !ok {
 		return "", "", fmt.Errorf("provider %q is not configured", rf.Provider)
@@ -62,24 +62,24 @@ func (r *Rig) providerSays(ctx context.Context, rf store.Refund) (string, string
 	}
 	l := providers.Lookup{RefundID: rf.ID.String(), PaymentReference: tx.ProviderReference}
 	var res providers.Result
-	if rf.Method == store.MethodPayoutRefund {
+	if rf.Method == refund.MethodPayoutRefund {
 		res, err = conn.PayoutStatus(ctx, l)
 	} else {
 		res, err = conn.RefundStatus(ctx, l)
 	}
 	switch {
 	case errors.Is(err, providers.ErrNotFound):
-		return store.StatusFailed, "it holds no such refund", nil
+		return refund.StatusFailed, "it holds no such refund", nil
 	case err != nil:
 		return "", "", fmt.Errorf("look refund %s up: %w", rf.ID, err)
 	case !res.Status.Final():
 		return "", "", nil
 	case res.Status == providers.StatusSucceeded:
-		return store.StatusSucceeded, "it succeeded", nil
+		return refund.StatusSucceeded, "it succeeded", nil
 	case res.Status == providers.StatusDeclined:
-		return store.StatusDeclined, "it was declined", nil
+		return refund.StatusDeclined, "it was declined", nil
 	}
-	return store.StatusFailed, "it is " + string(res.Status), nil
+	return refund.StatusFailed, "it is " + string(res.Status), nil
 }
 
 // opsKey returns the rig's ops API key, made on first use.
@@ -87,7 +87,7 @@ func (r *Rig) opsKey(ctx context.Context) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.opsAPIKey == "" {
-		key, err := r.Store.CreateAPIKey(ctx, uuid.Nil, "reliability-ops", []string{store.ScopeOps})
+		key, err := r.Store.CreateAPIKey(ctx, uuid.Nil, "reliability-ops", []string{refund.ScopeOps})
 		if err != nil {
 			return "", fmt.Errorf("create ops key: %w", err)
 		}

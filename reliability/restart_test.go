@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/backflow/backflow/internal/invariants"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
@@ -46,16 +47,16 @@ func TestTemporalRestartedWithRefundsInFlight(t *testing.T) {
 	suffixes := []int64{0, 4, 2, 7, 3, 5, 4, 10}
 	const n = 24
 	var ids []string
-	want := map[string]string{}
+	want := map[string]refund.Status{}
 	for i := range n {
 		p := reliability.Providers[i%len(reliability.Providers)]
 		tx := must[reliability.Transaction](t)(c.CreateTransaction(ctx, p.Fields))
 		s := suffixes[i%len(suffixes)]
 		id := must[string](t)(c.Refund(ctx, tx, 1000+100*int64(i)+s))
 		ids = append(ids, id)
-		want[id] = store.StatusSucceeded
+		want[id] = refund.StatusSucceeded
 		if s == 5 {
-			want[id] = store.StatusFailed
+			want[id] = refund.StatusFailed
 		}
 	}
 	sc.refunds = n
@@ -84,7 +85,7 @@ func TestTemporalRestartedWithRefundsInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
-		got := must[store.RefundObject](t)(c.GetRefund(ctx, id))
+		got := must[refund.Object](t)(c.GetRefund(ctx, id))
 		if got.Status != want[id] {
 			t.Errorf("refund %s (%d) is %s, want %s", id, got.RefundValue.Amount, got.Status, want[id])
 		}
@@ -92,7 +93,7 @@ func TestTemporalRestartedWithRefundsInFlight(t *testing.T) {
 	st := r.Sandbox.Stats()
 	failed := 0
 	for _, w := range want {
-		if w == store.StatusFailed {
+		if w == refund.StatusFailed {
 			failed++
 		}
 	}
@@ -172,7 +173,7 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 					}
 					record("POST /v1/refunds", resp)
 					if resp.Status == http.StatusAccepted {
-						var ro store.RefundObject
+						var ro refund.Object
 						_ = resp.Decode(&ro)
 						o.mu.Lock()
 						o.accepted[key] = ro.TransactionID.String()
@@ -265,7 +266,7 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 			unresolvedWithRefund++
 		}
 	}
-	all := must[[]store.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID))
+	all := must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID))
 	sc.refunds = len(all)
 	sc.verified("answers: %s; no 500; every one of %d accepted refunds kept and final; %d keys unresolved when the load stopped (%d of them committed); 503 detail: %q",
 		histogram(o.codes), len(o.accepted), len(o.unresolved), unresolvedWithRefund, first(o.unavailable))

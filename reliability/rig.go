@@ -27,6 +27,7 @@ import (
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/providers/sandbox"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/worker"
@@ -197,7 +198,7 @@ func NewMerchant(ctx context.Context, st *store.Store, threshold *int64) (Mercha
 	if err != nil {
 		return Merchant{}, fmt.Errorf("create merchant: %w", err)
 	}
-	key, err := st.CreateAPIKey(ctx, m.ID, "reliability", store.MerchantScopes)
+	key, err := st.CreateAPIKey(ctx, m.ID, "reliability", refund.MerchantScopes)
 	if err != nil {
 		return Merchant{}, fmt.Errorf("create key: %w", err)
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/internal/invariants"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -297,7 +297,7 @@ func (s *soak) terminate(ctx context.Context) {
 	rr := s.recent[s.intn(len(s.recent))]
 	s.txMu.Unlock()
 	r, err := s.rig.Store.GetRefund(ctx, rr.m.ID, uuid.MustParse(rr.id))
-	if err != nil || store.FinalStatus(r.Status) {
+	if err != nil || r.Status.Final() {
 		return
 	}
 	if err := s.rig.Temporal.TerminateWorkflow(ctx, workflows.RefundWorkflowID(r.ID), "", "soak: terminated mid-refund"); err == nil {
@@ -482,7 +482,7 @@ func (s *soak) afterCreate(m Merchant, tx Transaction, r Response) {
 	switch r.Status {
 	case http.StatusAccepted:
 		s.accepted.Add(1)
-		var o store.RefundObject
+		var o refund.Object
 		if r.Decode(&o) == nil {
 			s.txMu.Lock()
 			s.recent = append(s.recent, recentRefund{m: m, id: o.TransactionID.String()})
@@ -492,7 +492,7 @@ func (s *soak) afterCreate(m Merchant, tx Transaction, r Response) {
 			s.txMu.Unlock()
 		}
 	case http.StatusConflict, http.StatusUnprocessableEntity:
-		if p, _ := r.Problem(); p.Code == store.CodeAmountInsufficient || p.Code == store.CodeFullyRefunded {
+		if p, _ := r.Problem(); p.Code == refund.CodeAmountInsufficient || p.Code == refund.CodeFullyRefunded {
 			s.retire(m, tx)
 		}
 	}
@@ -546,7 +546,7 @@ func (s *soak) idempotencyRace(ctx context.Context, c *Client, m Merchant) {
 			defer wg.Done()
 			r, ok := s.do(ctx, c, "POST", "/v1/refunds", body, "Idempotency-Key", key)
 			if ok && r.Status == http.StatusAccepted {
-				var o store.RefundObject
+				var o refund.Object
 				if r.Decode(&o) == nil {
 					mu.Lock()
 					first := len(ids) == 0

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 )
 
@@ -41,7 +42,7 @@ func Poll(ctx context.Context, timeout time.Duration, what string, cond func(con
 func Live(ctx context.Context, st *store.Store, merchants ...uuid.UUID) (int, error) {
 	n := 0
 	for _, m := range merchants {
-		for _, status := range []string{store.StatusPending, store.StatusProcessing} {
+		for _, status := range []refund.Status{refund.StatusPending, refund.StatusProcessing} {
 			rs, _, err := st.ListRefunds(ctx, store.RefundFilter{MerchantID: m, Status: status, Limit: 100})
 			if err != nil {
 				return 0, err
@@ -67,8 +68,8 @@ func WaitSettled(ctx context.Context, st *store.Store, timeout time.Duration, me
 }
 
 // Refunds returns every refund of the merchants.
-func Refunds(ctx context.Context, st *store.Store, merchants ...uuid.UUID) ([]store.Refund, error) {
-	var out []store.Refund
+func Refunds(ctx context.Context, st *store.Store, merchants ...uuid.UUID) ([]refund.Refund, error) {
+	var out []refund.Refund
 	for _, m := range merchants {
 		var after uuid.UUID
 		for {
@@ -87,8 +88,8 @@ func Refunds(ctx context.Context, st *store.Store, merchants ...uuid.UUID) ([]st
 }
 
 // CountByStatus counts refunds by status.
-func CountByStatus(rs []store.Refund) map[string]int {
-	out := map[string]int{}
+func CountByStatus(rs []refund.Refund) map[refund.Status]int {
+	out := map[refund.Status]int{}
 	for _, r := range rs {
 		out[r.Status]++
 	}

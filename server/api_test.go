@@ -11,8 +11,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
-	"github.com/backflow/backflow/store"
 )
 
 // counts is what a rejected request must leave untouched.
@@ -56,7 +56,7 @@ func TestConcurrentPartialRefundsNeverOverRefund(t *testing.T) {
 		switch {
 		case st == http.StatusAccepted:
 			accepted++
-		case st == http.StatusUnprocessableEntity && codes[i] == store.CodeAmountInsufficient:
+		case st == http.StatusUnprocessableEntity && codes[i] == refund.CodeAmountInsufficient:
 		default:
 			t.Fatalf("request %d: status %d code %q", i, st, codes[i])
 		}
@@ -84,7 +84,7 @@ func TestConcurrentPartialRefundsNeverOverRefund(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if tx.RefundedAmount != int64(accepted*each) || tx.ReservedAmount != 0 || tx.Status != store.TxPartiallyRefunded {
+	if tx.RefundedAmount != int64(accepted*each) || tx.ReservedAmount != 0 || tx.Status != refund.TxPartiallyRefunded {
 		t.Fatalf("transaction after settling: %+v", tx)
 	}
 }
@@ -108,7 +108,7 @@ func TestConcurrentSameIdempotencyKeyMakesOneRefund(t *testing.T) {
 	for _, r := range responses {
 		switch r.Status {
 		case http.StatusAccepted:
-			var o store.RefundObject
+			var o refund.Object
 			r.JSON(t, &o)
 			ids[o.TransactionID] = true
 		case http.StatusConflict:
@@ -129,13 +129,13 @@ func TestConcurrentSameIdempotencyKeyMakesOneRefund(t *testing.T) {
 	if r.Header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("replay lacks Idempotent-Replayed header")
 	}
-	var replayed store.RefundObject
+	var replayed refund.Object
 	r.JSON(t, &replayed)
-	if !ids[replayed.TransactionID] || replayed.Status != store.StatusPending {
+	if !ids[replayed.TransactionID] || replayed.Status != refund.StatusPending {
 		t.Fatalf("replay = %+v", replayed)
 	}
 	for id := range ids {
-		done := s.WaitRefund(t, id.String(), 20*time.Second, store.StatusSucceeded)
+		done := s.WaitRefund(t, id.String(), 20*time.Second, refund.StatusSucceeded)
 		if n := s.Sandbox.Count(done.TransactionID.String()); n != 1 {
 			t.Fatalf("provider holds %d refunds, want 1", n)
 		}
@@ -159,10 +159,10 @@ func TestErrorCodes(t *testing.T) {
 	_, noDestTx := s.Transaction(t, map[string]any{"provider": "momo", "method": "mobile_money"})
 	_, fullTx := s.Transaction(t, map[string]any{"amount": 700})
 	full := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": fullTx}), http.StatusAccepted)
-	var fullRefund store.RefundObject
+	var fullRefund refund.Object
 	full.JSON(t, &fullRefund)
-	s.WaitRefund(t, fullRefund.TransactionID.String(), 20*time.Second, store.StatusSucceeded)
-	_, readOnlyKey := s.NewMerchantKey(t, nil, store.ScopeRefundsRead)
+	s.WaitRefund(t, fullRefund.TransactionID.String(), 20*time.Second, refund.StatusSucceeded)
+	_, readOnlyKey := s.NewMerchantKey(t, nil, refund.ScopeRefundsRead)
 	missing := uuid.Must(uuid.NewV7()).String()
 
 	cases := []struct {
@@ -184,21 +184,21 @@ func TestErrorCodes(t *testing.T) {
 		{"no key", "", "GET", "/v1/refunds", nil, 401, server.CodeUnauthorized},
 		{"bad key", "bf_nope", "GET", "/v1/refunds", nil, 401, server.CodeUnauthorized},
 		{"missing scope", readOnlyKey, "POST", "/v1/refunds", map[string]any{"sessionId": sessionID}, 403, server.CodeForbidden},
-		{"session not found", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"sessionId": missing}, 404, store.CodeSessionNotFound},
-		{"transaction not found", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"originalTransactionId": missing}, 404, store.CodeTransactionNotFound},
-		{"transaction not in session", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"sessionId": authSession, "originalTransactionId": txID}, 404, store.CodeTransactionNotFound},
-		{"get transaction not found", s.MerchantKey, "GET", "/v1/transactions/" + missing, nil, 404, store.CodeTransactionNotFound},
-		{"refund not found", s.MerchantKey, "GET", "/v1/refunds/" + missing, nil, 404, store.CodeRefundNotFound},
-		{"cancel not found", s.MerchantKey, "POST", "/v1/refunds/" + missing + "/cancel", nil, 404, store.CodeRefundNotFound},
-		{"not captured", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"originalTransactionId": authTx}, 409, store.CodeNotCaptured},
-		{"fully refunded", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"originalTransactionId": fullTx}, 409, store.CodeFullyRefunded},
-		{"not cancelable", s.MerchantKey, "POST", "/v1/refunds/" + fullRefund.TransactionID.String() + "/cancel", nil, 409, store.CodeNotCancelable},
-		{"amount insufficient", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"sessionId": sessionID, "refundValue": map[string]any{"amount": 5001, "currency": "EUR"}}, 422, store.CodeAmountInsufficient},
-		{"currency mismatch", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"sessionId": sessionID, "refundValue": map[string]any{"amount": 100, "currency": "USD"}}, 422, store.CodeCurrencyMismatch},
-		{"ambiguous", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"sessionId": twoSession}, 422, store.CodeAmbiguous},
-		{"method unavailable", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"originalTransactionId": noDestTx}, 422, store.CodeMethodUnavailable},
-		{"validation", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"sessionId": sessionID, "description": ""}, 422, store.CodeValidation},
-		{"no target", s.MerchantKey, "POST", "/v1/refunds", map[string]any{}, 422, store.CodeValidation},
+		{"session not found", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"sessionId": missing}, 404, refund.CodeSessionNotFound},
+		{"transaction not found", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"originalTransactionId": missing}, 404, refund.CodeTransactionNotFound},
+		{"transaction not in session", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"sessionId": authSession, "originalTransactionId": txID}, 404, refund.CodeTransactionNotFound},
+		{"get transaction not found", s.MerchantKey, "GET", "/v1/transactions/" + missing, nil, 404, refund.CodeTransactionNotFound},
+		{"refund not found", s.MerchantKey, "GET", "/v1/refunds/" + missing, nil, 404, refund.CodeRefundNotFound},
+		{"cancel not found", s.MerchantKey, "POST", "/v1/refunds/" + missing + "/cancel", nil, 404, refund.CodeRefundNotFound},
+		{"not captured", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"originalTransactionId": authTx}, 409, refund.CodeNotCaptured},
+		{"fully refunded", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"originalTransactionId": fullTx}, 409, refund.CodeFullyRefunded},
+		{"not cancelable", s.MerchantKey, "POST", "/v1/refunds/" + fullRefund.TransactionID.String() + "/cancel", nil, 409, refund.CodeNotCancelable},
+		{"amount insufficient", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"sessionId": sessionID, "refundValue": map[string]any{"amount": 5001, "currency": "EUR"}}, 422, refund.CodeAmountInsufficient},
+		{"currency mismatch", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"sessionId": sessionID, "refundValue": map[string]any{"amount": 100, "currency": "USD"}}, 422, refund.CodeCurrencyMismatch},
+		{"ambiguous", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"sessionId": twoSession}, 422, refund.CodeAmbiguous},
+		{"method unavailable", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"originalTransactionId": noDestTx}, 422, refund.CodeMethodUnavailable},
+		{"validation", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"sessionId": sessionID, "description": ""}, 422, refund.CodeValidation},
+		{"no target", s.MerchantKey, "POST", "/v1/refunds", map[string]any{}, 422, refund.CodeValidation},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,7 +207,7 @@ func TestErrorCodes(t *testing.T) {
 			if p.Detail == "" || p.Title == "" || p.Type == "" || p.Status != tc.status {
 				t.Fatalf("incomplete problem: %+v", p)
 			}
-			if tc.code == store.CodeValidation && len(p.Errors) == 0 {
+			if tc.code == refund.CodeValidation && len(p.Errors) == 0 {
 				t.Fatalf("validation problem without field errors")
 			}
 			if after := countRows(t, s); after != before {
@@ -269,7 +269,7 @@ func TestValidationBoundaries(t *testing.T) {
 				testenv.Must(t, r, http.StatusAccepted)
 				return
 			}
-			p := testenv.AssertProblem(t, r, http.StatusUnprocessableEntity, store.CodeValidation)
+			p := testenv.AssertProblem(t, r, http.StatusUnprocessableEntity, refund.CodeValidation)
 			found := false
 			for _, fe := range p.Errors {
 				found = found || strings.HasPrefix(fe.Field, tc.field)
@@ -286,26 +286,26 @@ func TestTenantIsolation(t *testing.T) {
 	sessionID, txID := s.Transaction(t, nil)
 	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"sessionId": sessionID,
 		"refundValue": map[string]any{"amount": 100, "currency": "EUR"}}), http.StatusAccepted)
-	var refund store.RefundObject
-	r.JSON(t, &refund)
+	var got refund.Object
+	r.JSON(t, &got)
 	_, other := s.NewMerchantKey(t, nil)
-	id := refund.TransactionID.String()
+	id := got.TransactionID.String()
 	for _, tc := range []struct {
 		method, path string
 		body         any
 		code         string
 	}{
-		{"GET", "/v1/refunds/" + id, nil, store.CodeRefundNotFound},
-		{"POST", "/v1/refunds/" + id + "/cancel", nil, store.CodeRefundNotFound},
-		{"GET", "/v1/transactions/" + txID, nil, store.CodeTransactionNotFound},
-		{"POST", "/v1/refunds", map[string]any{"originalTransactionId": txID}, store.CodeTransactionNotFound},
-		{"POST", "/v1/refunds", map[string]any{"sessionId": sessionID}, store.CodeSessionNotFound},
+		{"GET", "/v1/refunds/" + id, nil, refund.CodeRefundNotFound},
+		{"POST", "/v1/refunds/" + id + "/cancel", nil, refund.CodeRefundNotFound},
+		{"GET", "/v1/transactions/" + txID, nil, refund.CodeTransactionNotFound},
+		{"POST", "/v1/refunds", map[string]any{"originalTransactionId": txID}, refund.CodeTransactionNotFound},
+		{"POST", "/v1/refunds", map[string]any{"sessionId": sessionID}, refund.CodeSessionNotFound},
 		{"POST", "/v1/transactions", map[string]any{"sessionId": sessionID, "provider": "cardpay", "method": "card", "amount": 1,
-			"currency": "EUR", "status": "CAPTURED", "providerReference": "x"}, store.CodeSessionNotFound},
+			"currency": "EUR", "status": "CAPTURED", "providerReference": "x"}, refund.CodeSessionNotFound},
 	} {
 		testenv.AssertProblem(t, s.DoWithKey(t, other, tc.method, tc.path, tc.body), http.StatusNotFound, tc.code)
 	}
-	var page struct{ Data []store.RefundObject }
+	var page struct{ Data []refund.Object }
 	testenv.Must(t, s.DoWithKey(t, other, "GET", "/v1/refunds?sessionId="+sessionID, nil), http.StatusOK).JSON(t, &page)
 	if len(page.Data) != 0 {
 		t.Fatalf("other merchant lists %d refunds", len(page.Data))
@@ -330,7 +330,7 @@ func TestBasicAuthAndListPagination(t *testing.T) {
 	cursor := ""
 	for pages := 0; ; pages++ {
 		var page struct {
-			Data       []store.RefundObject
+			Data       []refund.Object
 			NextCursor string
 		}
 		testenv.Must(t, s.Do(t, "GET", "/v1/refunds?limit=2&sessionId="+sessionID+"&cursor="+cursor, nil), http.StatusOK).JSON(t, &page)
@@ -348,7 +348,7 @@ func TestBasicAuthAndListPagination(t *testing.T) {
 	if len(seen) != 5 {
 		t.Fatalf("paged through %d refunds, want 5", len(seen))
 	}
-	var page struct{ Data []store.RefundObject }
+	var page struct{ Data []refund.Object }
 	testenv.Must(t, s.Do(t, "GET", "/v1/refunds?status=SUCCEEDED&sessionId="+sessionID, nil), http.StatusOK).JSON(t, &page)
 	if len(page.Data) != 0 {
 		t.Fatalf("status filter returned %d", len(page.Data))
@@ -363,22 +363,22 @@ func TestLineItemsAndGiftCardBalances(t *testing.T) {
 	// Line items: 2 units; a third is refused.
 	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"lineItems": []map[string]any{{"id": "sku-1", "quantity": 2}}}), http.StatusAccepted)
-	var o store.RefundObject
+	var o refund.Object
 	r.JSON(t, &o)
 	if o.RefundValue.Amount != 3000 {
 		t.Fatalf("line item refund amount %d, want 3000", o.RefundValue.Amount)
 	}
 	testenv.AssertProblem(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
-		"lineItems": []map[string]any{{"id": "sku-1", "quantity": 1}}}), http.StatusUnprocessableEntity, store.CodeAmountInsufficient)
+		"lineItems": []map[string]any{{"id": "sku-1", "quantity": 1}}}), http.StatusUnprocessableEntity, refund.CodeAmountInsufficient)
 	testenv.AssertProblem(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
-		"lineItems": []map[string]any{{"id": "sku-9", "quantity": 1}}}), http.StatusUnprocessableEntity, store.CodeValidation)
+		"lineItems": []map[string]any{{"id": "sku-9", "quantity": 1}}}), http.StatusUnprocessableEntity, refund.CodeValidation)
 	// Gift card: its own 3000 balance is enforced.
 	gift := func(amount int) testenv.Response {
 		return s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID, "targetType": "GIFT_CARD_REDEMPTION",
 			"targetId": "gc-1", "refundValue": map[string]any{"amount": amount, "currency": "EUR"}})
 	}
 	testenv.Must(t, gift(2000), http.StatusAccepted)
-	testenv.AssertProblem(t, gift(1001), http.StatusUnprocessableEntity, store.CodeAmountInsufficient)
+	testenv.AssertProblem(t, gift(1001), http.StatusUnprocessableEntity, refund.CodeAmountInsufficient)
 	testenv.Must(t, gift(1000), http.StatusAccepted)
 	var tx server.TransactionObject
 	s.Do(t, "GET", "/v1/transactions/"+txID, nil).JSON(t, &tx)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 )
 
 const principalKey = "principal"
@@ -20,7 +20,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return unauthorized(c, "missing API key: send Authorization: Bearer <key> or Basic auth with the key as user name")
 		}
 		p, err := s.store.Authenticate(c.Request().Context(), key)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, refund.ErrNotFound) {
 			return unauthorized(c, "invalid API key")
 		}
 		if err != nil {
@@ -59,7 +59,7 @@ func require(scope string) echo.MiddlewareFunc {
 	}
 }
 
-func principal(c echo.Context) store.Principal {
-	p, _ := c.Get(principalKey).(store.Principal)
+func principal(c echo.Context) refund.Principal {
+	p, _ := c.Get(principalKey).(refund.Principal)
 	return p
 }

@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/backflow/backflow/providers"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -43,7 +43,7 @@ func (s *Server) providerCallback(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	r, err := s.callbackRefund(ctx, name, ev)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, refund.ErrNotFound) {
 		return problem(CodeNotFound, "no refund of provider "+name+" matches this callback")
 	}
 	if err != nil {
@@ -52,7 +52,7 @@ func (s *Server) providerCallback(c echo.Context) error {
 	if reverses(r, ev.Result) {
 		return s.reverseOnCallback(c, r, ev.Result)
 	}
-	if !store.FinalStatus(r.Status) {
+	if !r.Status.Final() {
 		// Signal the refund's workflow; one that closed without finishing the
 		// refund (terminated, failed) is resumed with the event in hand.
 		_, err = s.temporal.SignalWithStartWorkflow(ctx, workflows.RefundWorkflowID(r.ID), workflows.SignalProviderEvent,
@@ -80,11 +80,11 @@ func (s *Server) providerCallback(c echo.Context) error {
 // lateCallback records a callback about a refund already final. One that
 // contradicts the refund's outcome (the provider paid a refund Backflow
 // released) is a financial incident: it is logged as an error and counted.
-func (s *Server) lateCallback(c echo.Context, r store.Refund, provider string, res providers.Result) {
+func (s *Server) lateCallback(c echo.Context, r refund.Refund, provider string, res providers.Result) {
 	ctx := c.Request().Context()
 	attrs := []any{"refundId", r.ID, "workflowId", workflows.RefundWorkflowID(r.ID), "merchantId", r.MerchantID,
 		"provider", provider, "status", r.Status, "providerStatus", res.Status}
-	if res.Status == providers.StatusSucceeded && r.Status != store.StatusSucceeded {
+	if res.Status == providers.StatusSucceeded && r.Status != refund.StatusSucceeded {
 		s.log.ErrorContext(ctx, "provider reports a refund succeeded that Backflow ended otherwise: see docs/runbook.md", attrs...)
 		if s.onContradiction != nil {
 			s.onContradiction(provider)
@@ -97,8 +97,8 @@ func (s *Server) lateCallback(c echo.Context, r store.Refund, provider string, r
 // callbackRefund finds the refund a callback is about: by the Backflow id it
 // carries, else by the provider's own reference. Either way it must be a
 // refund of this provider, with that reference when both are known.
-func (s *Server) callbackRefund(ctx context.Context, provider string, ev providers.CallbackEvent) (store.Refund, error) {
-	var r store.Refund
+func (s *Server) callbackRefund(ctx context.Context, provider string, ev providers.CallbackEvent) (refund.Refund, error) {
+	var r refund.Refund
 	var err error
 	if id, perr := uuid.Parse(ev.RefundID); perr == nil && id != uuid.Nil {
 		r, err = s.store.GetRefund(ctx, uuid.Nil, id)
@@ -112,20 +112,20 @@ func (s *Server) callbackRefund(ctx context.Context, provider string, ev provide
 	if r.Provider != provider || (r.ProviderReference != "" && ref != "" && r.ProviderReference != ref) {
 		s.log.WarnContext(ctx, "provider callback about a refund of another provider or reference: refused",
 			"refundId", r.ID, "merchantId", r.MerchantID, "provider", provider, "refundProvider", r.Provider)
-		return r, store.ErrNotFound
+		return r, refund.ErrNotFound
 	}
 	return r, nil
 }
 
 // reverses reports whether a provider's answer reverses a succeeded refund.
-func reverses(r store.Refund, res providers.Result) bool {
-	return r.Status == store.StatusSucceeded && res.Status.Final() && res.Status != providers.StatusSucceeded
+func reverses(r refund.Refund, res providers.Result) bool {
+	return r.Status == refund.StatusSucceeded && res.Status.Final() && res.Status != providers.StatusSucceeded
 }
 
 // reverseOnCallback reverses a refund whose workflow has finished, then
 // starts the deliveries of refund.reversed (the reconciler starts them if
 // this process dies first).
-func (s *Server) reverseOnCallback(c echo.Context, r store.Refund, res providers.Result) error {
+func (s *Server) reverseOnCallback(c echo.Context, r refund.Refund, res providers.Result) error {
 	ctx := c.Request().Context()
 	code := cmp.Or(res.FailureCode, "provider.reversed")
 	msg := cmp.Or(res.FailureMessage, "the provider reported the refund "+strings.ToLower(string(res.Status))+" after it succeeded")
@@ -147,7 +147,7 @@ func (s *Server) reverseOnCallback(c echo.Context, r store.Refund, res providers
 // dispatch starts the deliveries of an event written outside a workflow and
 // marks it dispatched. A failure is logged: the reconciler dispatches events
 // still undispatched after a minute, with the same workflow ids.
-func (s *Server) dispatch(ctx context.Context, ev store.Event) {
+func (s *Server) dispatch(ctx context.Context, ev refund.Event) {
 	ds, err := s.store.EventDeliveries(ctx, ev)
 	for _, d := range ds {
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.temporal.io/api/serviceerror"
 
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 )
 
 // Problem is an RFC 9457 problem document with a stable code.
@@ -53,33 +53,33 @@ const (
 
 // statusOf maps every stable code to its HTTP status.
 var statusOf = map[string]int{
-	CodeMalformed:                     http.StatusBadRequest,
-	CodeUnauthorized:                  http.StatusUnauthorized,
-	CodeForbidden:                     http.StatusForbidden,
-	CodeNotFound:                      http.StatusNotFound,
-	store.CodeSessionNotFound:         http.StatusNotFound,
-	store.CodeTransactionNotFound:     http.StatusNotFound,
-	store.CodeRefundNotFound:          http.StatusNotFound,
-	store.CodeEventNotFound:           http.StatusNotFound,
-	store.CodeWebhookEndpointNotFound: http.StatusNotFound,
-	store.CodeWebhookEndpointLimit:    http.StatusConflict,
-	store.CodeWebhookEndpointDisabled: http.StatusConflict,
-	store.CodeNotCaptured:             http.StatusConflict,
-	store.CodeFullyRefunded:           http.StatusConflict,
-	store.CodeNotCancelable:           http.StatusConflict,
-	store.CodeTransactionDup:          http.StatusConflict,
-	store.CodeNotReversible:           http.StatusConflict,
-	CodeIdempotencyInFlight:           http.StatusConflict,
-	store.CodeAmountInsufficient:      http.StatusUnprocessableEntity,
-	store.CodeCurrencyMismatch:        http.StatusUnprocessableEntity,
-	store.CodeAmbiguous:               http.StatusUnprocessableEntity,
-	store.CodeMethodUnavailable:       http.StatusUnprocessableEntity,
-	store.CodeTargetUnsupported:       http.StatusUnprocessableEntity,
-	store.CodeValidation:              http.StatusUnprocessableEntity,
-	CodeIdempotencyMismatch:           http.StatusUnprocessableEntity,
-	CodeMethodNotAllowed:              http.StatusMethodNotAllowed,
-	CodeUnavailable:                   http.StatusServiceUnavailable,
-	CodeInternal:                      http.StatusInternalServerError,
+	CodeMalformed:                      http.StatusBadRequest,
+	CodeUnauthorized:                   http.StatusUnauthorized,
+	CodeForbidden:                      http.StatusForbidden,
+	CodeNotFound:                       http.StatusNotFound,
+	refund.CodeSessionNotFound:         http.StatusNotFound,
+	refund.CodeTransactionNotFound:     http.StatusNotFound,
+	refund.CodeRefundNotFound:          http.StatusNotFound,
+	refund.CodeEventNotFound:           http.StatusNotFound,
+	refund.CodeWebhookEndpointNotFound: http.StatusNotFound,
+	refund.CodeWebhookEndpointLimit:    http.StatusConflict,
+	refund.CodeWebhookEndpointDisabled: http.StatusConflict,
+	refund.CodeNotCaptured:             http.StatusConflict,
+	refund.CodeFullyRefunded:           http.StatusConflict,
+	refund.CodeNotCancelable:           http.StatusConflict,
+	refund.CodeTransactionDup:          http.StatusConflict,
+	refund.CodeNotReversible:           http.StatusConflict,
+	CodeIdempotencyInFlight:            http.StatusConflict,
+	refund.CodeAmountInsufficient:      http.StatusUnprocessableEntity,
+	refund.CodeCurrencyMismatch:        http.StatusUnprocessableEntity,
+	refund.CodeAmbiguous:               http.StatusUnprocessableEntity,
+	refund.CodeMethodUnavailable:       http.StatusUnprocessableEntity,
+	refund.CodeTargetUnsupported:       http.StatusUnprocessableEntity,
+	refund.CodeValidation:              http.StatusUnprocessableEntity,
+	CodeIdempotencyMismatch:            http.StatusUnprocessableEntity,
+	CodeMethodNotAllowed:               http.StatusMethodNotAllowed,
+	CodeUnavailable:                    http.StatusServiceUnavailable,
+	CodeInternal:                       http.StatusInternalServerError,
 }
 
 var titles = map[int]string{
@@ -101,7 +101,7 @@ func notFound(code string) *Problem { return problem(code, "no such object for t
 // toProblem maps any handler error to a problem document.
 func toProblem(err error) *Problem {
 	var p *Problem
-	var rule *store.RuleError
+	var rule *refund.RuleError
 	var he *echo.HTTPError
 	switch {
 	case errors.As(err, &p):
@@ -129,7 +129,7 @@ func toProblem(err error) *Problem {
 	case temporalDown(err):
 		return problem(CodeUnavailable, "Temporal is unavailable; retry later")
 	case unstorableText(err):
-		return problem(store.CodeValidation, "a text field holds a character that cannot be stored (such as \\u0000)")
+		return problem(refund.CodeValidation, "a text field holds a character that cannot be stored (such as \\u0000)")
 	}
 	return problem(CodeInternal, "internal error")
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
@@ -83,7 +84,7 @@ func newFuzzFixture(tb testing.TB) *fuzzFixture {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		key, err := st.CreateAPIKey(ctx, m.ID, "fuzz", store.MerchantScopes)
+		key, err := st.CreateAPIKey(ctx, m.ID, "fuzz", refund.MerchantScopes)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -95,7 +96,7 @@ func newFuzzFixture(tb testing.TB) *fuzzFixture {
 	tx := func(merchant uuid.UUID, session uuid.UUID, in store.NewTransaction) string {
 		in.MerchantID, in.SessionID = merchant, session
 		if in.Provider == "" {
-			in.Provider, in.Method, in.Currency, in.Status = "cardpay", "card", "EUR", store.TxCaptured
+			in.Provider, in.Method, in.Currency, in.Status = "cardpay", "card", "EUR", refund.TxCaptured
 		}
 		in.ProviderReference = "pay_" + uuid.NewString()[:8]
 		t, _, err := st.CreateTransaction(ctx, in)
@@ -114,12 +115,12 @@ func newFuzzFixture(tb testing.TB) *fuzzFixture {
 	s := session(f.merchant)
 	f.ids["session"] = s.String()
 	f.ids["tx"] = tx(f.merchant, s, store.NewTransaction{Amount: 10000,
-		LineItems:           []store.LineItem{{ID: "sku-1", Amount: 500, Quantity: 4}},
-		GiftCardRedemptions: []store.GiftCardRedemption{{ID: "gc-1", Amount: 3000}}})
+		LineItems:           []refund.LineItem{{ID: "sku-1", Amount: 500, Quantity: 4}},
+		GiftCardRedemptions: []refund.GiftCardRedemption{{ID: "gc-1", Amount: 3000}}})
 	f.ids["authorized"] = tx(f.merchant, session(f.merchant), store.NewTransaction{Provider: "cardpay", Method: "card", Currency: "EUR",
-		Status: store.TxAuthorized, Amount: 5000})
+		Status: refund.TxAuthorized, Amount: 5000})
 	f.ids["nodest"] = tx(f.merchant, session(f.merchant), store.NewTransaction{Provider: "momo", Method: "mobile_money", Currency: "KES",
-		Status: store.TxCaptured, Amount: 5000})
+		Status: refund.TxCaptured, Amount: 5000})
 	otherSession := session(other)
 	f.ids["other_session"] = otherSession.String()
 	f.ids["other_tx"] = tx(other, otherSession, store.NewTransaction{Amount: 10000})
@@ -182,8 +183,8 @@ func FuzzCreateRefund(f *testing.F) {
 		statuses[resp.StatusCode]++
 
 		if resp.StatusCode == http.StatusAccepted {
-			var o store.RefundObject
-			if err := json.Unmarshal(out, &o); err != nil || o.Status != store.StatusPending || o.RefundValue.Amount < 1 ||
+			var o refund.Object
+			if err := json.Unmarshal(out, &o); err != nil || o.Status != refund.StatusPending || o.RefundValue.Amount < 1 ||
 				o.RefundValue.Amount > 99_999_999 {
 				t.Fatalf("202 with body %s (%v)", out, err)
 			}
@@ -193,7 +194,7 @@ func FuzzCreateRefund(f *testing.F) {
 					before, after, startsAfter-startsBefore)
 			}
 			// Give the balance back so later inputs can still be accepted.
-			if _, _, err := fx.st.Finalize(context.Background(), o.TransactionID, store.Outcome{Status: store.StatusCanceled,
+			if _, _, err := fx.st.Finalize(context.Background(), o.TransactionID, refund.Outcome{Status: refund.StatusCanceled,
 				FailureCode: "canceled", FailureMessage: "fuzz cleanup"}); err != nil {
 				t.Fatal(err)
 			}

@@ -28,6 +28,7 @@ import (
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/metrics"
 	"github.com/backflow/backflow/ops"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/webhooks"
@@ -93,11 +94,11 @@ func TestOpenAPIDocument(t *testing.T) {
 				if op.Security != nil {
 					t.Errorf("%s overrides the document's security", key)
 				}
-				if !slices.Contains(append(slices.Clone(store.MerchantScopes), store.ScopeOps), scope) {
+				if !slices.Contains(append(slices.Clone(refund.MerchantScopes), refund.ScopeOps), scope) {
 					t.Errorf("%s: x-required-scope %q is not a scope", key, scope)
 				}
-				if (scope == store.ScopeOps) != strings.HasPrefix(path, "/v1/ops/") {
-					t.Errorf("%s: x-required-scope %q, but only /v1/ops requires %s", key, scope, store.ScopeOps)
+				if (scope == refund.ScopeOps) != strings.HasPrefix(path, "/v1/ops/") {
+					t.Errorf("%s: x-required-scope %q, but only /v1/ops requires %s", key, scope, refund.ScopeOps)
 				}
 				for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
 					if op.Responses.Status(status) == nil {
@@ -125,12 +126,12 @@ func TestOpenAPIDocument(t *testing.T) {
 	codes := doc.Components.Schemas["Problem"].Value.Properties["code"].Value.Enum
 	for _, code := range []string{server.CodeMalformed, server.CodeUnauthorized, server.CodeForbidden, server.CodeNotFound,
 		server.CodeIdempotencyMismatch, server.CodeIdempotencyInFlight, server.CodeUnavailable, server.CodeInternal,
-		server.CodeMethodNotAllowed, store.CodeSessionNotFound, store.CodeTransactionNotFound, store.CodeRefundNotFound,
-		store.CodeNotCaptured, store.CodeFullyRefunded, store.CodeNotCancelable, store.CodeAmountInsufficient,
-		store.CodeCurrencyMismatch, store.CodeAmbiguous, store.CodeMethodUnavailable, store.CodeValidation,
-		store.CodeWebhookEndpointNotFound, store.CodeWebhookEndpointLimit, store.CodeWebhookEndpointDisabled,
-		store.CodeEventNotFound, ops.CodeNotAwaitingApproval, ops.CodeNotRetryable, ops.CodeWorkflowUnavailable,
-		store.CodeTargetUnsupported, store.CodeTransactionDup, ops.CodeNotResolvable} {
+		server.CodeMethodNotAllowed, refund.CodeSessionNotFound, refund.CodeTransactionNotFound, refund.CodeRefundNotFound,
+		refund.CodeNotCaptured, refund.CodeFullyRefunded, refund.CodeNotCancelable, refund.CodeAmountInsufficient,
+		refund.CodeCurrencyMismatch, refund.CodeAmbiguous, refund.CodeMethodUnavailable, refund.CodeValidation,
+		refund.CodeWebhookEndpointNotFound, refund.CodeWebhookEndpointLimit, refund.CodeWebhookEndpointDisabled,
+		refund.CodeEventNotFound, ops.CodeNotAwaitingApproval, ops.CodeNotRetryable, ops.CodeWorkflowUnavailable,
+		refund.CodeTargetUnsupported, refund.CodeTransactionDup, ops.CodeNotResolvable} {
 		if !slices.Contains(codes, any(code)) {
 			t.Errorf("error code %s is not in the Problem.code enum", code)
 		}
@@ -364,10 +365,10 @@ func TestOpenAPIConformance(t *testing.T) {
 				"payoutDestination": map[string]any{"type": "mobile_money", "mobileNumber": "+254700000001", "network": "mpesa", "country": "KE"}}})
 		r = c.do(t, call{method: "POST", path: "/v1/refunds", want: 202, body: map[string]any{"sessionId": sess.SessionID,
 			"refundValue": map[string]any{"amount": 1000, "currency": "KES"}}})
-		var ref store.RefundObject
+		var ref refund.Object
 		r.JSON(t, &ref)
-		if ref.Method != store.MethodPayoutRefund {
-			t.Errorf("method = %s, want %s", ref.Method, store.MethodPayoutRefund)
+		if ref.Method != refund.MethodPayoutRefund {
+			t.Errorf("method = %s, want %s", ref.Method, refund.MethodPayoutRefund)
 		}
 	})
 
@@ -379,9 +380,9 @@ func TestOpenAPIConformance(t *testing.T) {
 			"reference": "ret-42", "metadata": map[string]any{"orderId": "ord_1", "channel": "web"},
 			"lineItems": []map[string]any{{"id": "sku-1", "quantity": 1}}}
 		r := c.do(t, call{method: "POST", path: "/v1/refunds", body: body, headers: []string{"Idempotency-Key", key}, want: 202})
-		var created store.RefundObject
+		var created refund.Object
 		r.JSON(t, &created)
-		if created.Status != store.StatusPending || created.OriginalTransactionID.String() != txID {
+		if created.Status != refund.StatusPending || created.OriginalTransactionID.String() != txID {
 			t.Fatalf("created = %s", r.Body)
 		}
 		refundID = created.TransactionID.String()
@@ -396,9 +397,9 @@ func TestOpenAPIConformance(t *testing.T) {
 		r = c.do(t, call{method: "POST", path: "/v1/refunds", body: body, headers: []string{"Idempotency-Key", key}, want: 422})
 		problemOf(t, r, server.CodeIdempotencyMismatch)
 
-		s.WaitRefund(t, refundID, 30*time.Second, store.StatusSucceeded)
+		s.WaitRefund(t, refundID, 30*time.Second, refund.StatusSucceeded)
 		r = c.do(t, call{method: "GET", path: "/v1/refunds/" + refundID, want: 200})
-		var done store.RefundObject
+		var done refund.Object
 		r.JSON(t, &done)
 		if done.CompletedAt == nil || done.ProviderReference == "" {
 			t.Errorf("succeeded refund lacks completedAt or providerReference: %s", r.Body)
@@ -416,8 +417,8 @@ func TestOpenAPIConformance(t *testing.T) {
 			"refundValue": map[string]any{"amount": 100, "currency": "EUR"}}})
 		r := c.do(t, call{method: "GET", path: "/v1/refunds?sessionId=" + sessionID + "&limit=1", want: 200})
 		var page struct {
-			Data       []store.RefundObject `json:"data"`
-			NextCursor string               `json:"nextCursor"`
+			Data       []refund.Object `json:"data"`
+			NextCursor string          `json:"nextCursor"`
 		}
 		r.JSON(t, &page)
 		if len(page.Data) != 1 || page.NextCursor == "" {
@@ -431,7 +432,7 @@ func TestOpenAPIConformance(t *testing.T) {
 
 	t.Run("cancel a sent refund is 409", func(t *testing.T) {
 		r := c.do(t, call{method: "POST", path: "/v1/refunds/" + refundID + "/cancel", headers: []string{"Idempotency-Key", ikey()}, want: 409})
-		problemOf(t, r, store.CodeNotCancelable)
+		problemOf(t, r, refund.CodeNotCancelable)
 	})
 
 	t.Run("400", func(t *testing.T) {
@@ -463,30 +464,30 @@ func TestOpenAPIConformance(t *testing.T) {
 	})
 
 	t.Run("403", func(t *testing.T) {
-		_, readOnly := s.NewMerchantKey(t, nil, store.ScopeRefundsRead)
+		_, readOnly := s.NewMerchantKey(t, nil, refund.ScopeRefundsRead)
 		r := c.do(t, call{method: "POST", path: "/v1/refunds", auth: "bearer:" + readOnly, body: map[string]any{"sessionId": sessionID}, want: 403})
 		problemOf(t, r, server.CodeForbidden)
 	})
 
 	t.Run("404", func(t *testing.T) {
 		missing := uuid.Must(uuid.NewV7()).String()
-		problemOf(t, c.do(t, call{method: "GET", path: "/v1/refunds/" + missing, want: 404}), store.CodeRefundNotFound)
-		problemOf(t, c.do(t, call{method: "GET", path: "/v1/transactions/" + missing, want: 404}), store.CodeTransactionNotFound)
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/refunds/" + missing + "/cancel", want: 404}), store.CodeRefundNotFound)
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/refunds", body: map[string]any{"sessionId": missing}, want: 404}), store.CodeSessionNotFound)
+		problemOf(t, c.do(t, call{method: "GET", path: "/v1/refunds/" + missing, want: 404}), refund.CodeRefundNotFound)
+		problemOf(t, c.do(t, call{method: "GET", path: "/v1/transactions/" + missing, want: 404}), refund.CodeTransactionNotFound)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/refunds/" + missing + "/cancel", want: 404}), refund.CodeRefundNotFound)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/refunds", body: map[string]any{"sessionId": missing}, want: 404}), refund.CodeSessionNotFound)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/transactions", want: 404, body: map[string]any{"sessionId": missing,
 			"provider": "cardpay", "method": "card", "amount": 100, "currency": "EUR", "status": "CAPTURED", "providerReference": "x"}}),
-			store.CodeSessionNotFound)
+			refund.CodeSessionNotFound)
 		// Another merchant's refund is 404, never 403.
 		_, other := s.NewMerchantKey(t, nil)
-		problemOf(t, c.do(t, call{method: "GET", path: "/v1/refunds/" + refundID, auth: "bearer:" + other, want: 404}), store.CodeRefundNotFound)
+		problemOf(t, c.do(t, call{method: "GET", path: "/v1/refunds/" + refundID, auth: "bearer:" + other, want: 404}), refund.CodeRefundNotFound)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/provider-callbacks/nope", body: map[string]any{}, auth: "none", want: 404}), server.CodeNotFound)
 	})
 
 	t.Run("409", func(t *testing.T) {
 		sess, _ := s.Transaction(t, map[string]any{"status": "AUTHORIZED"})
 		r := c.do(t, call{method: "POST", path: "/v1/refunds", body: map[string]any{"sessionId": sess}, want: 409})
-		problemOf(t, r, store.CodeNotCaptured)
+		problemOf(t, r, refund.CodeNotCaptured)
 	})
 
 	t.Run("422", func(t *testing.T) {
@@ -494,7 +495,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		r := c.do(t, call{method: "POST", path: "/v1/refunds", requestInvalid: true, want: 422, body: map[string]any{
 			"sessionId": sessionID, "description": "", "reasonCode": "BORED", "reference": strings.Repeat("r", 41),
 			"refundValue": map[string]any{"amount": 0, "currency": "EUR"}}})
-		p := problemOf(t, r, store.CodeValidation)
+		p := problemOf(t, r, refund.CodeValidation)
 		fields := map[string]bool{}
 		for _, fe := range p.Errors {
 			fields[fe.Field] = true
@@ -505,17 +506,17 @@ func TestOpenAPIConformance(t *testing.T) {
 			}
 		}
 		r = c.do(t, call{method: "POST", path: "/v1/refunds", body: map[string]any{}, requestInvalid: true, want: 422})
-		problemOf(t, r, store.CodeValidation)
+		problemOf(t, r, refund.CodeValidation)
 		// Business rules on a well-formed request.
 		r = c.do(t, call{method: "POST", path: "/v1/refunds", want: 422, body: map[string]any{"originalTransactionId": txID,
 			"refundValue": map[string]any{"amount": 99999999, "currency": "EUR"}}})
-		problemOf(t, r, store.CodeAmountInsufficient)
+		problemOf(t, r, refund.CodeAmountInsufficient)
 		r = c.do(t, call{method: "POST", path: "/v1/refunds", want: 422, body: map[string]any{"originalTransactionId": txID,
 			"refundValue": map[string]any{"amount": 100, "currency": "USD"}}})
-		problemOf(t, r, store.CodeCurrencyMismatch)
+		problemOf(t, r, refund.CodeCurrencyMismatch)
 		r = c.do(t, call{method: "POST", path: "/v1/transactions", requestInvalid: true, want: 422, body: map[string]any{"sessionId": sessionID,
 			"provider": "", "method": "cheque", "amount": 0, "currency": "eur", "status": "REFUNDED", "providerReference": ""}})
-		if p := problemOf(t, r, store.CodeValidation); len(p.Errors) < 6 {
+		if p := problemOf(t, r, refund.CodeValidation); len(p.Errors) < 6 {
 			t.Errorf("errors = %+v", p.Errors)
 		}
 	})
@@ -527,7 +528,7 @@ func TestOpenAPIConformance(t *testing.T) {
 	var epOK, epFlaky, epGone, epCanceledOnly server.WebhookEndpointObject
 	t.Run("webhook endpoints", func(t *testing.T) {
 		key := ikey()
-		body := map[string]any{"url": recv.url("/ok"), "eventTypes": []string{store.EventRefundCreated, store.EventRefundSucceeded}}
+		body := map[string]any{"url": recv.url("/ok"), "eventTypes": []string{refund.EventRefundCreated, refund.EventRefundSucceeded}}
 		r := c.do(t, call{method: "POST", path: "/v1/webhook-endpoints", body: body, headers: []string{"Idempotency-Key", key}, want: 201})
 		r.JSON(t, &epOK)
 		if !strings.HasPrefix(epOK.Secret, webhooks.SecretPrefix) || epOK.Status != "ENABLED" || len(epOK.EventTypes) != 2 {
@@ -542,12 +543,12 @@ func TestOpenAPIConformance(t *testing.T) {
 			server.CodeIdempotencyMismatch)
 		// eventTypes omitted: every type.
 		c.do(t, call{method: "POST", path: "/v1/webhook-endpoints", body: map[string]any{"url": recv.url("/flaky")}, want: 201}).JSON(t, &epFlaky)
-		if !slices.Equal(epFlaky.EventTypes, store.EventTypes) {
+		if !slices.Equal(epFlaky.EventTypes, refund.EventTypes) {
 			t.Errorf("eventTypes = %v, want all", epFlaky.EventTypes)
 		}
 		c.do(t, call{method: "POST", path: "/v1/webhook-endpoints", body: map[string]any{"url": recv.url("/gone")}, want: 201}).JSON(t, &epGone)
 		c.do(t, call{method: "POST", path: "/v1/webhook-endpoints", want: 201,
-			body: map[string]any{"url": recv.url("/canceled"), "eventTypes": []string{store.EventRefundCanceled}}}).JSON(t, &epCanceledOnly)
+			body: map[string]any{"url": recv.url("/canceled"), "eventTypes": []string{refund.EventRefundCanceled}}}).JSON(t, &epCanceledOnly)
 
 		var list struct{ Data []map[string]any }
 		c.do(t, call{method: "GET", path: "/v1/webhook-endpoints", want: 200}).JSON(t, &list)
@@ -582,8 +583,8 @@ func TestOpenAPIConformance(t *testing.T) {
 		problemOf(t, c.do(t, call{method: "GET", path: "/v1/webhook-endpoints/not-a-uuid", requestInvalid: true, want: 400}), server.CodeMalformed)
 		problemOf(t, c.do(t, call{method: "POST", path: rotate, body: map[string]any{"grace": 1}, requestInvalid: true, want: 400}), server.CodeMalformed)
 		r = c.do(t, call{method: "POST", path: "/v1/webhook-endpoints", requestInvalid: true, want: 422,
-			body: map[string]any{"url": "ftp://user:pw@example.com/#frag", "eventTypes": []string{"refund.exploded", store.EventRefundCreated, store.EventRefundCreated}}})
-		p := problemOf(t, r, store.CodeValidation)
+			body: map[string]any{"url": "ftp://user:pw@example.com/#frag", "eventTypes": []string{"refund.exploded", refund.EventRefundCreated, refund.EventRefundCreated}}})
+		p := problemOf(t, r, refund.CodeValidation)
 		fields := map[string]bool{}
 		for _, fe := range p.Errors {
 			fields[fe.Field] = true
@@ -593,16 +594,16 @@ func TestOpenAPIConformance(t *testing.T) {
 				t.Errorf("errors[] lacks %s: %s", f, r.Body)
 			}
 		}
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/webhook-endpoints", body: map[string]any{}, requestInvalid: true, want: 422}), store.CodeValidation)
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/webhook-endpoints", body: map[string]any{"url": recv.url("/x"), "eventTypes": []string{}}, requestInvalid: true, want: 422}), store.CodeValidation)
-		problemOf(t, c.do(t, call{method: "POST", path: rotate, body: map[string]any{"gracePeriodSeconds": 604801}, requestInvalid: true, want: 422}), store.CodeValidation)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/webhook-endpoints", body: map[string]any{}, requestInvalid: true, want: 422}), refund.CodeValidation)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/webhook-endpoints", body: map[string]any{"url": recv.url("/x"), "eventTypes": []string{}}, requestInvalid: true, want: 422}), refund.CodeValidation)
+		problemOf(t, c.do(t, call{method: "POST", path: rotate, body: map[string]any{"gracePeriodSeconds": 604801}, requestInvalid: true, want: 422}), refund.CodeValidation)
 		missing := uuid.Must(uuid.NewV7()).String()
-		problemOf(t, c.do(t, call{method: "GET", path: "/v1/webhook-endpoints/" + missing, want: 404}), store.CodeWebhookEndpointNotFound)
-		problemOf(t, c.do(t, call{method: "DELETE", path: "/v1/webhook-endpoints/" + missing, want: 404}), store.CodeWebhookEndpointNotFound)
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/webhook-endpoints/" + missing + "/rotate-secret", want: 404}), store.CodeWebhookEndpointNotFound)
+		problemOf(t, c.do(t, call{method: "GET", path: "/v1/webhook-endpoints/" + missing, want: 404}), refund.CodeWebhookEndpointNotFound)
+		problemOf(t, c.do(t, call{method: "DELETE", path: "/v1/webhook-endpoints/" + missing, want: 404}), refund.CodeWebhookEndpointNotFound)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/webhook-endpoints/" + missing + "/rotate-secret", want: 404}), refund.CodeWebhookEndpointNotFound)
 		// Another merchant's endpoint is 404, never 403.
 		_, other := s.NewMerchantKey(t, nil)
-		problemOf(t, c.do(t, call{method: "GET", path: "/v1/webhook-endpoints/" + epOK.ID.String(), auth: "bearer:" + other, want: 404}), store.CodeWebhookEndpointNotFound)
+		problemOf(t, c.do(t, call{method: "GET", path: "/v1/webhook-endpoints/" + epOK.ID.String(), auth: "bearer:" + other, want: 404}), refund.CodeWebhookEndpointNotFound)
 		problemOf(t, c.do(t, call{method: "GET", path: "/v1/webhook-endpoints", auth: "none", requestInvalid: true, want: 401}), server.CodeUnauthorized)
 		problemOf(t, c.do(t, call{method: "GET", path: "/v1/webhook-endpoints", auth: "ops", want: 403}), server.CodeForbidden)
 
@@ -610,16 +611,16 @@ func TestOpenAPIConformance(t *testing.T) {
 		var doomed server.WebhookEndpointObject
 		c.do(t, call{method: "POST", path: "/v1/webhook-endpoints", body: map[string]any{"url": recv.url("/doomed")}, want: 201}).JSON(t, &doomed)
 		c.do(t, call{method: "DELETE", path: "/v1/webhook-endpoints/" + doomed.ID.String(), want: 204})
-		problemOf(t, c.do(t, call{method: "GET", path: "/v1/webhook-endpoints/" + doomed.ID.String(), want: 404}), store.CodeWebhookEndpointNotFound)
-		problemOf(t, c.do(t, call{method: "DELETE", path: "/v1/webhook-endpoints/" + doomed.ID.String(), want: 404}), store.CodeWebhookEndpointNotFound)
+		problemOf(t, c.do(t, call{method: "GET", path: "/v1/webhook-endpoints/" + doomed.ID.String(), want: 404}), refund.CodeWebhookEndpointNotFound)
+		problemOf(t, c.do(t, call{method: "DELETE", path: "/v1/webhook-endpoints/" + doomed.ID.String(), want: 404}), refund.CodeWebhookEndpointNotFound)
 
 		// 16 live endpoints per merchant; the 17th is 409.
 		_, full := s.NewMerchantKey(t, nil)
-		for i := range store.MaxWebhookEndpoints {
+		for i := range refund.MaxWebhookEndpoints {
 			c.do(t, call{method: "POST", path: "/v1/webhook-endpoints", auth: "bearer:" + full, body: map[string]any{"url": fmt.Sprintf("https://merchant.example/hooks/%d", i)}, want: 201})
 		}
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/webhook-endpoints", auth: "bearer:" + full, body: map[string]any{"url": "https://merchant.example/hooks/17"}, want: 409}),
-			store.CodeWebhookEndpointLimit)
+			refund.CodeWebhookEndpointLimit)
 		c.do(t, call{method: "GET", path: "/v1/webhook-endpoints", auth: "bearer:" + full, want: 200})
 	})
 	if t.Failed() {
@@ -632,25 +633,25 @@ func TestOpenAPIConformance(t *testing.T) {
 	t.Run("events", func(t *testing.T) {
 		_, tx := s.Transaction(t, nil)
 		r := c.do(t, call{method: "POST", path: "/v1/refunds", want: 202, body: map[string]any{"originalTransactionId": tx, "refundValue": map[string]any{"amount": 1000}}})
-		var ref store.RefundObject
+		var ref refund.Object
 		r.JSON(t, &ref)
 		hookRefundID = ref.TransactionID.String()
-		s.WaitRefund(t, hookRefundID, 30*time.Second, store.StatusSucceeded)
+		s.WaitRefund(t, hookRefundID, 30*time.Second, refund.StatusSucceeded)
 
 		var page struct {
 			Data       []server.EventObject `json:"data"`
 			NextCursor string               `json:"nextCursor"`
 		}
 		c.do(t, call{method: "GET", path: "/v1/events?refundId=" + hookRefundID, want: 200}).JSON(t, &page)
-		if len(page.Data) != 2 || page.Data[0].Type != store.EventRefundSucceeded || page.Data[1].Type != store.EventRefundCreated {
+		if len(page.Data) != 2 || page.Data[0].Type != refund.EventRefundSucceeded || page.Data[1].Type != refund.EventRefundCreated {
 			t.Fatalf("events of the refund = %+v", page.Data)
 		}
 		createdEvent = page.Data[1]
-		c.do(t, call{method: "GET", path: "/v1/events?limit=1&type=" + store.EventRefundSucceeded, want: 200}).JSON(t, &page)
+		c.do(t, call{method: "GET", path: "/v1/events?limit=1&type=" + refund.EventRefundSucceeded, want: 200}).JSON(t, &page)
 		if len(page.Data) != 1 || page.NextCursor == "" {
 			t.Fatalf("first page = %+v", page)
 		}
-		c.do(t, call{method: "GET", path: "/v1/events?limit=1&type=" + store.EventRefundSucceeded + "&cursor=" + page.NextCursor, want: 200})
+		c.do(t, call{method: "GET", path: "/v1/events?limit=1&type=" + refund.EventRefundSucceeded + "&cursor=" + page.NextCursor, want: 200})
 		c.do(t, call{method: "GET", path: "/v1/events?limit=100", auth: "basic", want: 200})
 
 		// The flaky endpoint's attempts: no answer (statusCode null), 500, then 200.
@@ -702,17 +703,17 @@ func TestOpenAPIConformance(t *testing.T) {
 		c.do(t, call{method: "GET", path: "/v1/events/" + createdEvent.ID.String(), want: 200})
 
 		// Refusals.
-		problemOf(t, c.do(t, call{method: "POST", path: redeliver, body: map[string]any{"endpointId": epGone.ID}, want: 409}), store.CodeWebhookEndpointDisabled)
+		problemOf(t, c.do(t, call{method: "POST", path: redeliver, body: map[string]any{"endpointId": epGone.ID}, want: 409}), refund.CodeWebhookEndpointDisabled)
 		r = c.do(t, call{method: "POST", path: redeliver, body: map[string]any{"endpointId": epCanceledOnly.ID}, want: 422})
-		if p := problemOf(t, r, store.CodeValidation); len(p.Errors) != 1 || p.Errors[0].Field != "endpointId" {
+		if p := problemOf(t, r, refund.CodeValidation); len(p.Errors) != 1 || p.Errors[0].Field != "endpointId" {
 			t.Errorf("errors = %+v", p.Errors)
 		}
 		missing := uuid.Must(uuid.NewV7()).String()
-		problemOf(t, c.do(t, call{method: "POST", path: redeliver, body: map[string]any{"endpointId": missing}, want: 404}), store.CodeWebhookEndpointNotFound)
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/events/" + missing + "/redeliver", want: 404}), store.CodeEventNotFound)
-		problemOf(t, c.do(t, call{method: "GET", path: "/v1/events/" + missing, want: 404}), store.CodeEventNotFound)
+		problemOf(t, c.do(t, call{method: "POST", path: redeliver, body: map[string]any{"endpointId": missing}, want: 404}), refund.CodeWebhookEndpointNotFound)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/events/" + missing + "/redeliver", want: 404}), refund.CodeEventNotFound)
+		problemOf(t, c.do(t, call{method: "GET", path: "/v1/events/" + missing, want: 404}), refund.CodeEventNotFound)
 		_, other := s.NewMerchantKey(t, nil)
-		problemOf(t, c.do(t, call{method: "GET", path: "/v1/events/" + createdEvent.ID.String(), auth: "bearer:" + other, want: 404}), store.CodeEventNotFound)
+		problemOf(t, c.do(t, call{method: "GET", path: "/v1/events/" + createdEvent.ID.String(), auth: "bearer:" + other, want: 404}), refund.CodeEventNotFound)
 		problemOf(t, c.do(t, call{method: "POST", path: redeliver, body: map[string]any{"endpointId": "nope"}, requestInvalid: true, want: 400}), server.CodeMalformed)
 		problemOf(t, c.do(t, call{method: "POST", path: redeliver, body: map[string]any{"to": "all"}, requestInvalid: true, want: 400}), server.CodeMalformed)
 		for _, q := range []string{"type=refund.exploded", "refundId=nope", "limit=0", "limit=101", "cursor=nope"} {
@@ -751,18 +752,18 @@ func TestOpenAPIConformance(t *testing.T) {
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/retry", auth: "ops", headers: []string{"Idempotency-Key", ikey()}, want: 409}), ops.CodeNotRetryable)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/approve", auth: "ops", body: map[string]any{"reason": "looks fine"}, want: 409}), ops.CodeNotAwaitingApproval)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/reject", auth: "ops", body: map[string]any{"reason": "no"}, want: 409}), ops.CodeNotAwaitingApproval)
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/cancel", auth: "ops", want: 409}), store.CodeNotCancelable)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/cancel", auth: "ops", want: 409}), refund.CodeNotCancelable)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/resolve", auth: "ops",
 			body: map[string]any{"status": "FAILED", "reason": "checked at the provider"}, want: 409}), ops.CodeNotResolvable)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/resolve", auth: "ops",
-			body: map[string]any{"status": "REVERSED", "reason": "x"}, requestInvalid: true, want: 422}), store.CodeValidation)
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/reject", auth: "ops", body: map[string]any{}, requestInvalid: true, want: 422}), store.CodeValidation)
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/reject", auth: "ops", body: map[string]any{"reason": " "}, requestInvalid: true, want: 422}), store.CodeValidation)
+			body: map[string]any{"status": "REVERSED", "reason": "x"}, requestInvalid: true, want: 422}), refund.CodeValidation)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/reject", auth: "ops", body: map[string]any{}, requestInvalid: true, want: 422}), refund.CodeValidation)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/reject", auth: "ops", body: map[string]any{"reason": " "}, requestInvalid: true, want: 422}), refund.CodeValidation)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/retry", auth: "ops", body: map[string]any{"why": "x"}, requestInvalid: true, want: 400}), server.CodeMalformed)
 		missing := uuid.Must(uuid.NewV7()).String()
-		problemOf(t, c.do(t, call{method: "GET", path: "/v1/ops/refunds/" + missing, auth: "ops", want: 404}), store.CodeRefundNotFound)
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + missing + "/approve", auth: "ops", want: 404}), store.CodeRefundNotFound)
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/events/" + missing + "/redeliver", auth: "ops", want: 404}), store.CodeEventNotFound)
+		problemOf(t, c.do(t, call{method: "GET", path: "/v1/ops/refunds/" + missing, auth: "ops", want: 404}), refund.CodeRefundNotFound)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + missing + "/approve", auth: "ops", want: 404}), refund.CodeRefundNotFound)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/events/" + missing + "/redeliver", auth: "ops", want: 404}), refund.CodeEventNotFound)
 		problemOf(t, c.do(t, call{method: "GET", path: "/v1/ops/refunds/not-a-uuid", auth: "ops", requestInvalid: true, want: 400}), server.CodeMalformed)
 		for _, q := range []string{"status=LOST", "stuck=maybe", "limit=0", "limit=201", "merchantId=nope"} {
 			problemOf(t, c.do(t, call{method: "GET", path: "/v1/ops/refunds?" + q, auth: "ops", requestInvalid: true, want: 400}), server.CodeMalformed)
@@ -814,7 +815,7 @@ func TestOpenAPIConformance(t *testing.T) {
 			"provider": "cardpay", "method": "card", "amount": 10000, "currency": "EUR", "status": "CAPTURED", "providerReference": "pay_" + uuid.NewString()[:8]}})
 		awaiting := func() string {
 			r := c.do(t, call{method: "POST", path: "/v1/refunds", auth: auth, want: 202, body: map[string]any{"sessionId": sess.SessionID, "refundValue": map[string]any{"amount": 2000}}})
-			var ref store.RefundObject
+			var ref refund.Object
 			r.JSON(t, &ref)
 			if !ref.RequiresApproval {
 				t.Fatalf("refund above the threshold = %s", r.Body)
@@ -849,12 +850,12 @@ func TestOpenAPIConformance(t *testing.T) {
 
 		canceled := awaiting()
 		c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + canceled + "/cancel", auth: "ops", body: map[string]any{"reason": "merchant asked"}, want: 200}).JSON(t, &res)
-		if res.Action != store.AuditCancel || res.Refund == nil || res.Refund.Status != store.StatusCanceled {
+		if res.Action != store.AuditCancel || res.Refund == nil || res.Refund.Status != refund.StatusCanceled {
 			t.Errorf("cancel = %+v", res)
 		}
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + canceled + "/retry", auth: "ops", want: 409}), ops.CodeNotRetryable)
 
-		for id, want := range map[string]string{approved: store.StatusSucceeded, rejected: store.StatusCanceled, canceled: store.StatusCanceled} {
+		for id, want := range map[string]refund.Status{approved: refund.StatusSucceeded, rejected: refund.StatusCanceled, canceled: refund.StatusCanceled} {
 			waitOps(t, s, id, func(d ops.RefundDetail) bool { return d.Refund.Status == want })
 		}
 		c.do(t, call{method: "GET", path: "/v1/ops/refunds/" + rejected, auth: "ops", want: 200})
@@ -892,11 +893,11 @@ func TestOpenAPIConformance(t *testing.T) {
 	// Each operation's x-required-scope is the scope the server checks: a key
 	// with every other scope is 403, a key with only that scope is not.
 	t.Run("scopes", func(t *testing.T) {
-		only := map[string]string{store.ScopeOps: s.OpsKey}
-		allBut := map[string]string{store.ScopeOps: s.MerchantKey}
-		for _, scope := range store.MerchantScopes {
+		only := map[string]string{refund.ScopeOps: s.OpsKey}
+		allBut := map[string]string{refund.ScopeOps: s.MerchantKey}
+		for _, scope := range refund.MerchantScopes {
 			_, only[scope] = s.NewMerchantKey(t, nil, scope)
-			_, allBut[scope] = s.NewMerchantKey(t, nil, slices.DeleteFunc(slices.Clone(store.MerchantScopes), func(o string) bool { return o == scope })...)
+			_, allBut[scope] = s.NewMerchantKey(t, nil, slices.DeleteFunc(slices.Clone(refund.MerchantScopes), func(o string) bool { return o == scope })...)
 		}
 		for path, item := range c.doc.Paths.Map() {
 			for method, op := range item.Operations() {
@@ -906,7 +907,7 @@ func TestOpenAPIConformance(t *testing.T) {
 				}
 				p := strings.ReplaceAll(path, "{id}", uuid.Must(uuid.NewV7()).String())
 				denied := []string{allBut[scope]}
-				if scope != store.ScopeOps {
+				if scope != refund.ScopeOps {
 					denied = append(denied, s.OpsKey)
 				}
 				for _, k := range denied {

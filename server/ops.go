@@ -19,6 +19,7 @@ import (
 
 	"github.com/backflow/backflow/ops"
 	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
@@ -51,12 +52,12 @@ func opsProblem(status int, code, detail string) *Problem {
 	return &Problem{Type: problemTypeBase + code, Title: titles[status], Status: status, Detail: detail, Code: code}
 }
 
-func opsActor(p store.Principal) string { return "ops:" + p.KeyID.String() }
+func opsActor(p refund.Principal) string { return "ops:" + p.KeyID.String() }
 
 func requestID(c echo.Context) string { return c.Response().Header().Get(echo.HeaderXRequestID) }
 
 func (s *Server) opsListRefunds(c echo.Context) error {
-	f := store.RefundFilter{Status: c.QueryParam("status"), Provider: c.QueryParam("provider"), Limit: opsDefaultLimit}
+	f := store.RefundFilter{Status: refund.Status(c.QueryParam("status")), Provider: c.QueryParam("provider"), Limit: opsDefaultLimit}
 	var err error
 	if err = queryIDs(c, map[string]*uuid.UUID{"merchantId": &f.MerchantID, "cursor": &f.After}); err != nil {
 		return err
@@ -68,8 +69,8 @@ func (s *Server) opsListRefunds(c echo.Context) error {
 			return problem(CodeMalformed, "stuck must be true or false", FieldError{Field: "stuck", Message: "must be true or false"})
 		}
 	}
-	if f.Status != "" && !validStatus(f.Status) {
-		return problem(CodeMalformed, "unknown status "+f.Status, FieldError{Field: "status", Message: "unknown status"})
+	if f.Status != "" && !f.Status.Valid() {
+		return problem(CodeMalformed, "unknown status "+string(f.Status), FieldError{Field: "status", Message: "unknown status"})
 	}
 	if f.Limit, err = queryLimit(c, opsDefaultLimit, opsMaxLimit); err != nil {
 		return err
@@ -97,8 +98,8 @@ func (s *Server) opsShowRefund(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	r, err := s.store.GetRefund(ctx, uuid.Nil, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return problem(store.CodeRefundNotFound, "no refund "+id.String())
+	if errors.Is(err, refund.ErrNotFound) {
+		return problem(refund.CodeRefundNotFound, "no refund "+id.String())
 	}
 	if err != nil {
 		return err
@@ -122,7 +123,7 @@ func (s *Server) opsShowRefund(c echo.Context) error {
 	}
 	slices.Reverse(d.Audit) // oldest first, like the ledger, events and timeline
 	if d.Ledger == nil {
-		d.Ledger = []store.LedgerEntry{}
+		d.Ledger = []refund.LedgerEntry{}
 	}
 	d.Workflow = s.liveWorkflow(ctx, r)
 	return c.JSON(http.StatusOK, d)
@@ -131,7 +132,7 @@ func (s *Server) opsShowRefund(c echo.Context) error {
 // liveWorkflow describes the refund's workflow and asks it for its status.
 // A missing or silent workflow is reported in Note, never as an error: the
 // database view stays available when Temporal is not.
-func (s *Server) liveWorkflow(ctx context.Context, r store.Refund) ops.Workflow {
+func (s *Server) liveWorkflow(ctx context.Context, r refund.Refund) ops.Workflow {
 	wf := ops.Workflow{ID: workflows.RefundWorkflowID(r.ID)}
 	ctx, cancel := context.WithTimeout(ctx, opsQueryDeadline)
 	defer cancel()
@@ -176,7 +177,7 @@ func (s *Server) liveWorkflow(ctx context.Context, r store.Refund) ops.Workflow 
 
 // opsAction is the part of an ops action on a refund that differs per
 // action; it returns a message for the operator.
-type opsAction func(ctx context.Context, r store.Refund, actor string, req ops.ActionRequest) (string, error)
+type opsAction func(ctx context.Context, r refund.Refund, actor string, req ops.ActionRequest) (string, error)
 
 // opsRefundAction wraps an action on a refund: it reads the refund, writes
 // the audit entry, runs the action and records its outcome.
@@ -194,7 +195,7 @@ func (s *Server) opsRefundAction(action string, run opsAction) echo.HandlerFunc 
 		ctx := c.Request().Context()
 		wid := workflows.RefundWorkflowID(id)
 		r, lookupErr := s.store.GetRefund(ctx, uuid.Nil, id)
-		if lookupErr != nil && !errors.Is(lookupErr, store.ErrNotFound) {
+		if lookupErr != nil && !errors.Is(lookupErr, refund.ErrNotFound) {
 			return lookupErr
 		}
 		detail := map[string]any{"workflowId": wid, "requestId": requestID(c)}
@@ -211,7 +212,7 @@ func (s *Server) opsRefundAction(action string, run opsAction) echo.HandlerFunc 
 		}
 		res := ops.ActionResult{Action: action, AuditID: auditID, RefundID: id, WorkflowID: wid}
 		if lookupErr != nil {
-			err = problem(store.CodeRefundNotFound, "no refund "+id.String())
+			err = problem(refund.CodeRefundNotFound, "no refund "+id.String())
 		} else {
 			res.Message, err = run(ctx, r, opsActor(p), req)
 		}
@@ -268,8 +269,8 @@ func (s *Server) finishAudit(c echo.Context, auditID uuid.UUID, action string, s
 // opsRetry signals the workflow to re-drive the refund now. A refund whose
 // workflow closed without finishing it (terminated, failed, timed out) gets
 // a new run, which looks the refund up at its provider before anything else.
-func (s *Server) opsRetry(ctx context.Context, r store.Refund, actor string, _ ops.ActionRequest) (string, error) {
-	if store.FinalStatus(r.Status) {
+func (s *Server) opsRetry(ctx context.Context, r refund.Refund, actor string, _ ops.ActionRequest) (string, error) {
+	if r.Status.Final() {
 		return "", opsProblem(http.StatusConflict, ops.CodeNotRetryable, fmt.Sprintf("refund is %s: it is final, there is nothing to retry", r.Status))
 	}
 	err := s.temporal.SignalWorkflow(ctx, workflows.RefundWorkflowID(r.ID), "", workflows.SignalRetry, actor)
@@ -280,14 +281,14 @@ func (s *Server) opsRetry(ctx context.Context, r store.Refund, actor string, _ o
 	if err != nil {
 		return "", fmt.Errorf("signal retry: %w", err)
 	}
-	if r.Status == store.StatusPending {
+	if r.Status == refund.StatusPending {
 		return "retry signal sent: it takes effect once the refund waits on its provider", nil
 	}
 	return "retry signal sent: the workflow re-checks the refund with its provider now", nil
 }
 
 // resumeWorkflow starts a new run for a refund whose workflow is not running.
-func (s *Server) resumeWorkflow(ctx context.Context, r store.Refund) (string, error) {
+func (s *Server) resumeWorkflow(ctx context.Context, r refund.Refund) (string, error) {
 	_, err := s.temporal.ExecuteWorkflow(ctx, workflows.ResumeOptions(r, s.taskQueue), workflows.RefundWorkflowName,
 		workflows.RefundInput{RefundID: r.ID})
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
@@ -305,15 +306,16 @@ func (s *Server) resumeWorkflow(ctx context.Context, r store.Refund) (string, er
 // whose outcome is unknown (update resolve): the workflow takes it as the
 // provider's answer and settles or releases the refund. It refuses while a
 // provider call is in flight, whose answer could say otherwise.
-func (s *Server) opsResolve(ctx context.Context, r store.Refund, actor string, req ops.ActionRequest) (string, error) {
+func (s *Server) opsResolve(ctx context.Context, r refund.Refund, actor string, req ops.ActionRequest) (string, error) {
 	var v validator
-	v.check(req.Status == store.StatusSucceeded || req.Status == store.StatusDeclined || req.Status == store.StatusFailed,
+	st := refund.Status(req.Status)
+	v.check(st == refund.StatusSucceeded || st == refund.StatusDeclined || st == refund.StatusFailed,
 		"status", "must be SUCCEEDED, DECLINED or FAILED: the outcome found at the provider")
 	v.check(strings.TrimSpace(req.Reason) != "", "reason", "required: say where the outcome was found")
 	if err := v.err(); err != nil {
 		return "", err
 	}
-	if r.Status != store.StatusProcessing {
+	if r.Status != refund.StatusProcessing {
 		return "", opsProblem(http.StatusConflict, ops.CodeNotResolvable, fmt.Sprintf(
 			"refund is %s: only a refund sent to its provider and not yet final can be resolved (a PENDING one can be canceled)", r.Status))
 	}
@@ -347,7 +349,7 @@ func (s *Server) opsResolve(ctx context.Context, r store.Refund, actor string, r
 }
 
 // opsCancel cancels a refund not yet sent, as the merchant's cancel does.
-func (s *Server) opsCancel(ctx context.Context, r store.Refund, actor string, _ ops.ActionRequest) (string, error) {
+func (s *Server) opsCancel(ctx context.Context, r refund.Refund, actor string, _ ops.ActionRequest) (string, error) {
 	if _, err := s.CancelRefund(ctx, r, actor); err != nil {
 		return "", err
 	}
@@ -356,12 +358,12 @@ func (s *Server) opsCancel(ctx context.Context, r store.Refund, actor string, _ 
 
 // opsDecide answers a refund awaiting approval with the approve or reject update.
 func (s *Server) opsDecide(update string) opsAction {
-	return func(ctx context.Context, r store.Refund, actor string, req ops.ActionRequest) (string, error) {
+	return func(ctx context.Context, r refund.Refund, actor string, req ops.ActionRequest) (string, error) {
 		if update == workflows.UpdateReject && strings.TrimSpace(req.Reason) == "" {
-			return "", problem(store.CodeValidation, "a reason is required to reject a refund",
+			return "", problem(refund.CodeValidation, "a reason is required to reject a refund",
 				FieldError{Field: "reason", Message: "required"})
 		}
-		if r.Status != store.StatusPending || !r.RequiresApproval {
+		if r.Status != refund.StatusPending || !r.RequiresApproval {
 			why := "it does not require approval"
 			if r.RequiresApproval {
 				why = "it was already decided"
@@ -410,7 +412,7 @@ func (s *Server) opsRedeliver(c echo.Context) error {
 	p := principal(c)
 	ctx := c.Request().Context()
 	ev, lookupErr := s.store.GetEvent(ctx, uuid.Nil, eventID)
-	if lookupErr != nil && !errors.Is(lookupErr, store.ErrNotFound) {
+	if lookupErr != nil && !errors.Is(lookupErr, refund.ErrNotFound) {
 		return lookupErr
 	}
 	refundID, merchantID := ev.RefundID, ev.MerchantID
@@ -424,7 +426,7 @@ func (s *Server) opsRedeliver(c echo.Context) error {
 		return err
 	}
 	if lookupErr != nil {
-		err = opsProblem(http.StatusNotFound, store.CodeEventNotFound, "no event "+eventID.String())
+		err = opsProblem(http.StatusNotFound, refund.CodeEventNotFound, "no event "+eventID.String())
 	} else {
 		err = s.RedeliverEvent(ctx, uuid.Nil, eventID)
 	}

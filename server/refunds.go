@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
@@ -78,7 +78,7 @@ func (v validator) err() error {
 	if len(v) == 0 {
 		return nil
 	}
-	return problem(store.CodeValidation, "the request has invalid fields", v...)
+	return problem(refund.CodeValidation, "the request has invalid fields", v...)
 }
 
 func optionalID(raw *string, field string) (uuid.UUID, error) {
@@ -119,7 +119,7 @@ func (req createRefundRequest) validate(merchantID uuid.UUID, idemKey string) (s
 	in := store.NewRefund{
 		MerchantID: merchantID, SessionID: sessionID, TransactionID: txID, Reason: deref(req.Reason),
 		ReasonCode: deref(req.ReasonCode), Description: deref(req.Description), Reference: deref(req.Reference),
-		Metadata: req.Metadata, TargetType: store.TargetPaymentMethod, TargetID: deref(req.TargetID), IdempotencyKey: idemKey,
+		Metadata: req.Metadata, TargetType: refund.TargetPaymentMethod, TargetID: deref(req.TargetID), IdempotencyKey: idemKey,
 	}
 	if rv := req.RefundValue; rv != nil {
 		if rv.Amount != nil {
@@ -145,15 +145,15 @@ func (req createRefundRequest) validate(merchantID uuid.UUID, idemKey string) (s
 		v.check(li.ID != "" && !seen[li.ID], field+".id", "must be set and unique")
 		v.check(li.Quantity >= 1, field+".quantity", "must be at least 1")
 		seen[li.ID] = true
-		in.LineItems = append(in.LineItems, store.RefundLineItem{ID: li.ID, Quantity: li.Quantity})
+		in.LineItems = append(in.LineItems, refund.RefundLineItem{ID: li.ID, Quantity: li.Quantity})
 	}
 	if req.TargetType != nil {
 		in.TargetType = *req.TargetType
 	}
 	switch in.TargetType {
-	case store.TargetPaymentMethod:
+	case refund.TargetPaymentMethod:
 		v.check(req.TargetID == nil, "targetId", "only allowed with targetType GIFT_CARD_REDEMPTION")
-	case store.TargetGiftCard:
+	case refund.TargetGiftCard:
 		v.check(in.TargetID != "", "targetId", "required with targetType GIFT_CARD_REDEMPTION")
 	default:
 		v.check(false, "targetType", "must be PAYMENT_METHOD or GIFT_CARD_REDEMPTION")
@@ -176,7 +176,7 @@ func (s *Server) createRefund(c echo.Context) error {
 	ctx := c.Request().Context()
 	r, err := s.store.CreateRefund(ctx, in)
 	created := err == nil
-	if errors.Is(err, store.ErrDuplicate) && idemKey != "" {
+	if errors.Is(err, refund.ErrDuplicate) && idemKey != "" {
 		// A retry of a request whose response was lost: answer with its refund.
 		r, err = s.store.GetRefundByIdempotencyKey(ctx, p.MerchantID, idemKey)
 	}
@@ -193,7 +193,7 @@ func (s *Server) createRefund(c echo.Context) error {
 // startWorkflow starts the refund's workflow. A failure is logged, not
 // returned: the refund and its reservation are committed, and the reconciler
 // starts any refund whose workflow did not report in.
-func (s *Server) startWorkflow(ctx context.Context, r store.Refund) {
+func (s *Server) startWorkflow(ctx context.Context, r refund.Refund) {
 	_, err := s.temporal.ExecuteWorkflow(ctx, workflows.StartOptions(r, s.taskQueue), workflows.RefundWorkflowName,
 		workflows.RefundInput{RefundID: r.ID})
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
@@ -204,23 +204,23 @@ func (s *Server) startWorkflow(ctx context.Context, r store.Refund) {
 }
 
 // route picks the refund path from the provider's capabilities.
-func (s *Server) route(t store.Transaction, targetType string) (string, error) {
+func (s *Server) route(t refund.Transaction, targetType string) (refund.Method, error) {
 	conn, ok := s.providers.Get(t.Provider)
 	if !ok {
-		return "", &store.RuleError{Code: store.CodeMethodUnavailable, Message: fmt.Sprintf("provider %q is not configured", t.Provider)}
+		return "", &refund.RuleError{Code: refund.CodeMethodUnavailable, Message: fmt.Sprintf("provider %q is not configured", t.Provider)}
 	}
 	caps := conn.Capabilities()
-	if targetType == store.TargetGiftCard && !caps.GiftCards {
-		return "", &store.RuleError{Code: store.CodeTargetUnsupported,
+	if targetType == refund.TargetGiftCard && !caps.GiftCards {
+		return "", &refund.RuleError{Code: refund.CodeTargetUnsupported,
 			Message: fmt.Sprintf("provider %q cannot refund to a gift card: refund to the payment method instead", t.Provider)}
 	}
 	if caps.RefundAPI {
-		return store.MethodProviderRefund, nil
+		return refund.MethodProviderRefund, nil
 	}
 	if caps.Payouts && t.PayoutDestination != nil && t.PayoutDestination.Complete() {
-		return store.MethodPayoutRefund, nil
+		return refund.MethodPayoutRefund, nil
 	}
-	return "", &store.RuleError{Code: store.CodeMethodUnavailable,
+	return "", &refund.RuleError{Code: refund.CodeMethodUnavailable,
 		Message: fmt.Sprintf("provider %q has no refund API and the transaction holds no complete payout destination", t.Provider)}
 }
 
@@ -230,8 +230,8 @@ func (s *Server) getRefund(c echo.Context) error {
 		return err
 	}
 	r, err := s.store.GetRefund(c.Request().Context(), principal(c).MerchantID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound(store.CodeRefundNotFound)
+	if errors.Is(err, refund.ErrNotFound) {
+		return notFound(refund.CodeRefundNotFound)
 	}
 	if err != nil {
 		return err
@@ -240,7 +240,7 @@ func (s *Server) getRefund(c echo.Context) error {
 }
 
 func (s *Server) listRefunds(c echo.Context) error {
-	f := store.RefundFilter{MerchantID: principal(c).MerchantID, Status: c.QueryParam("status"), Limit: defaultListLimit}
+	f := store.RefundFilter{MerchantID: principal(c).MerchantID, Status: refund.Status(c.QueryParam("status")), Limit: defaultListLimit}
 	var err error
 	if err = queryIDs(c, map[string]*uuid.UUID{"sessionId": &f.SessionID, "originalTransactionId": &f.TransactionID, "cursor": &f.After}); err != nil {
 		return err
@@ -255,14 +255,14 @@ func (s *Server) listRefunds(c echo.Context) error {
 	if f.Limit, err = queryLimit(c, defaultListLimit, maxListLimit); err != nil {
 		return err
 	}
-	if f.Status != "" && !validStatus(f.Status) {
-		return problem(CodeMalformed, "unknown status "+f.Status, FieldError{Field: "status", Message: "unknown status"})
+	if f.Status != "" && !f.Status.Valid() {
+		return problem(CodeMalformed, "unknown status "+string(f.Status), FieldError{Field: "status", Message: "unknown status"})
 	}
 	refunds, next, err := s.store.ListRefunds(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
-	page := refundPage{Data: make([]store.RefundObject, 0, len(refunds))}
+	page := refundPage{Data: make([]refund.Object, 0, len(refunds))}
 	for _, r := range refunds {
 		page.Data = append(page.Data, r.Object())
 	}
@@ -273,11 +273,9 @@ func (s *Server) listRefunds(c echo.Context) error {
 }
 
 type refundPage struct {
-	Data       []store.RefundObject `json:"data"`
-	NextCursor string               `json:"nextCursor,omitempty"`
+	Data       []refund.Object `json:"data"`
+	NextCursor string          `json:"nextCursor,omitempty"`
 }
-
-func validStatus(s string) bool { return slices.Contains(store.Statuses, s) }
 
 func (s *Server) cancelRefund(c echo.Context) error {
 	id, err := parseID(c.Param("id"), "id")
@@ -286,8 +284,8 @@ func (s *Server) cancelRefund(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	r, err := s.store.GetRefund(ctx, principal(c).MerchantID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound(store.CodeRefundNotFound)
+	if errors.Is(err, refund.ErrNotFound) {
+		return notFound(refund.CodeRefundNotFound)
 	}
 	if err != nil {
 		return err
@@ -301,9 +299,9 @@ func (s *Server) cancelRefund(c echo.Context) error {
 // CancelRefund cancels a refund not yet sent, through its workflow so the
 // workflow and the database agree; a refund whose workflow never started is
 // canceled in the database directly.
-func (s *Server) CancelRefund(ctx context.Context, r store.Refund, actor string) (store.Refund, error) {
-	if r.Status != store.StatusPending {
-		return r, &store.RuleError{Code: store.CodeNotCancelable, Message: fmt.Sprintf("refund is %s: only a PENDING refund not yet sent can be canceled", r.Status)}
+func (s *Server) CancelRefund(ctx context.Context, r refund.Refund, actor string) (refund.Refund, error) {
+	if r.Status != refund.StatusPending {
+		return r, &refund.RuleError{Code: refund.CodeNotCancelable, Message: fmt.Sprintf("refund is %s: only a PENDING refund not yet sent can be canceled", r.Status)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, cancelWaitDeadline)
 	defer cancel()
@@ -318,20 +316,20 @@ func (s *Server) CancelRefund(ctx context.Context, r store.Refund, actor string)
 	var rejected *temporal.ApplicationError
 	switch {
 	case errors.As(err, &notFoundErr):
-		if _, _, err := s.store.Finalize(ctx, r.ID, store.Outcome{Status: store.StatusCanceled, FailureCode: "canceled",
+		if _, _, err := s.store.Finalize(ctx, r.ID, refund.Outcome{Status: refund.StatusCanceled, FailureCode: "canceled",
 			FailureMessage: "canceled before it was sent"}); err != nil {
 			return r, err
 		}
 	case errors.As(err, &rejected):
 		s.log.InfoContext(ctx, "cancel refused by workflow", "refundId", r.ID, "workflowId", workflows.RefundWorkflowID(r.ID),
 			"merchantId", r.MerchantID, "error", err)
-		return r, &store.RuleError{Code: store.CodeNotCancelable, Message: "the refund was already sent to the provider and can no longer be canceled"}
+		return r, &refund.RuleError{Code: refund.CodeNotCancelable, Message: "the refund was already sent to the provider and can no longer be canceled"}
 	case err != nil:
 		return r, problem(CodeUnavailable, "could not reach the refund's workflow; retry the cancel")
 	}
 	r, err = s.store.GetRefund(ctx, uuid.Nil, r.ID)
-	if err == nil && r.Status != store.StatusCanceled {
-		return r, &store.RuleError{Code: store.CodeNotCancelable, Message: fmt.Sprintf("refund is %s: it can no longer be canceled", r.Status)}
+	if err == nil && r.Status != refund.StatusCanceled {
+		return r, &refund.RuleError{Code: refund.CodeNotCancelable, Message: fmt.Sprintf("refund is %s: it can no longer be canceled", r.Status)}
 	}
 	return r, err
 }

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
-	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -20,9 +20,9 @@ func TestRefundEndToEnd(t *testing.T) {
 		"sessionId": sessionID, "refundValue": map[string]any{"amount": 2500, "currency": "EUR"},
 		"reason": "customer asked", "description": "partial refund",
 	}), http.StatusAccepted)
-	var created store.RefundObject
+	var created refund.Object
 	r.JSON(t, &created)
-	if created.Status != store.StatusPending || created.OriginalTransactionID.String() != txID || created.Method != store.MethodProviderRefund {
+	if created.Status != refund.StatusPending || created.OriginalTransactionID.String() != txID || created.Method != refund.MethodProviderRefund {
 		t.Fatalf("created = %+v", created)
 	}
 	// The balance is reserved before 202.
@@ -32,12 +32,12 @@ func TestRefundEndToEnd(t *testing.T) {
 		t.Fatalf("after accept: %+v", tx)
 	}
 
-	done := s.WaitRefund(t, created.TransactionID.String(), 20*time.Second, store.StatusSucceeded)
+	done := s.WaitRefund(t, created.TransactionID.String(), 20*time.Second, refund.StatusSucceeded)
 	if done.ProviderReference == "" || done.CompletedAt == nil {
 		t.Fatalf("succeeded refund lacks provider reference or completedAt: %+v", done)
 	}
 	s.Do(t, "GET", "/v1/transactions/"+txID, nil).JSON(t, &tx)
-	if tx.Status != store.TxPartiallyRefunded || tx.RefundedAmount != 2500 || tx.ReservedAmount != 0 {
+	if tx.Status != refund.TxPartiallyRefunded || tx.RefundedAmount != 2500 || tx.ReservedAmount != 0 {
 		t.Fatalf("after success: %+v", tx)
 	}
 	ledger, err := s.Store.ListLedger(context.Background(), created.TransactionID)
@@ -56,7 +56,7 @@ func TestRefundEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st workflows.RefundState
-	if err := val.Get(&st); err != nil || st.Status != store.StatusSucceeded || st.Step != workflows.StepDone {
+	if err := val.Get(&st); err != nil || st.Status != refund.StatusSucceeded || st.Step != workflows.StepDone {
 		t.Fatalf("query = %+v, %v", st, err)
 	}
 
@@ -66,11 +66,11 @@ func TestRefundEndToEnd(t *testing.T) {
 	if created.RefundValue.Amount != 7500 {
 		t.Fatalf("full remaining refund amount = %d, want 7500", created.RefundValue.Amount)
 	}
-	s.WaitRefund(t, created.TransactionID.String(), 20*time.Second, store.StatusSucceeded)
+	s.WaitRefund(t, created.TransactionID.String(), 20*time.Second, refund.StatusSucceeded)
 	s.Do(t, "GET", "/v1/transactions/"+txID, nil).JSON(t, &tx)
-	if tx.Status != store.TxRefunded || tx.RefundableAmount != 0 {
+	if tx.Status != refund.TxRefunded || tx.RefundableAmount != 0 {
 		t.Fatalf("after full refund: %+v", tx)
 	}
 	r = s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID})
-	testenv.AssertProblem(t, r, http.StatusConflict, store.CodeFullyRefunded)
+	testenv.AssertProblem(t, r, http.StatusConflict, refund.CodeFullyRefunded)
 }

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 )
 
@@ -38,9 +39,9 @@ type Deps struct {
 	// Middleware runs first on every request (e.g. request metrics).
 	Middleware []echo.MiddlewareFunc
 	// OnRefundCreated, when set, is told about each refund accepted.
-	OnRefundCreated func(store.Refund)
+	OnRefundCreated func(refund.Refund)
 	// OnRefundReversed, when set, is told about each refund reversed on a callback.
-	OnRefundReversed func(store.Refund)
+	OnRefundReversed func(refund.Refund)
 	// OnContradiction, when set, is told about each provider callback saying
 	// a refund succeeded that Backflow ended otherwise.
 	OnContradiction func(provider string)
@@ -54,8 +55,8 @@ type Server struct {
 	taskQueue       string
 	log             *slog.Logger
 	echo            *echo.Echo
-	onCreated       func(store.Refund)
-	onReversed      func(store.Refund)
+	onCreated       func(refund.Refund)
+	onReversed      func(refund.Refund)
 	onContradiction func(provider string)
 }
 
@@ -79,15 +80,15 @@ func New(d Deps) *Server {
 	e.POST("/v1/provider-callbacks/:provider", s.providerCallback)
 
 	v1 := e.Group("/v1", s.authenticate)
-	v1.POST("/sessions", s.createSession, require(store.ScopeTransactionsWrite), s.idempotent)
-	v1.POST("/transactions", s.createTransaction, require(store.ScopeTransactionsWrite), s.idempotent)
-	v1.GET("/transactions/:id", s.getTransaction, require(store.ScopeRefundsRead))
-	v1.POST("/refunds", s.createRefund, require(store.ScopeRefundsWrite), s.idempotent)
-	v1.GET("/refunds", s.listRefunds, require(store.ScopeRefundsRead))
-	v1.GET("/refunds/:id", s.getRefund, require(store.ScopeRefundsRead))
-	v1.POST("/refunds/:id/cancel", s.cancelRefund, require(store.ScopeRefundsWrite), s.idempotent)
+	v1.POST("/sessions", s.createSession, require(refund.ScopeTransactionsWrite), s.idempotent)
+	v1.POST("/transactions", s.createTransaction, require(refund.ScopeTransactionsWrite), s.idempotent)
+	v1.GET("/transactions/:id", s.getTransaction, require(refund.ScopeRefundsRead))
+	v1.POST("/refunds", s.createRefund, require(refund.ScopeRefundsWrite), s.idempotent)
+	v1.GET("/refunds", s.listRefunds, require(refund.ScopeRefundsRead))
+	v1.GET("/refunds/:id", s.getRefund, require(refund.ScopeRefundsRead))
+	v1.POST("/refunds/:id/cancel", s.cancelRefund, require(refund.ScopeRefundsWrite), s.idempotent)
 	s.webhookRoutes(v1)
-	s.opsRoutes(v1.Group("/ops", require(store.ScopeOps)))
+	s.opsRoutes(v1.Group("/ops", require(refund.ScopeOps)))
 	return s
 }
 
@@ -210,7 +211,7 @@ func writeJSON(c echo.Context, v any) error {
 }
 
 // scopeOwner is who idempotency keys belong to: the merchant, or the ops key itself.
-func scopeOwner(p store.Principal) uuid.UUID {
+func scopeOwner(p refund.Principal) uuid.UUID {
 	if p.MerchantID != uuid.Nil {
 		return p.MerchantID
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
-	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 )
 
@@ -28,16 +28,16 @@ func (s *Server) createSession(c echo.Context) error {
 }
 
 type createTransactionRequest struct {
-	SessionID           string                       `json:"sessionId"`
-	Provider            string                       `json:"provider"`
-	Method              string                       `json:"method"`
-	Amount              int64                        `json:"amount"`
-	Currency            string                       `json:"currency"`
-	Status              string                       `json:"status"`
-	ProviderReference   string                       `json:"providerReference"`
-	LineItems           []lineItemRequest            `json:"lineItems"`
-	GiftCardRedemptions []redemptionRequest          `json:"giftCardRedemptions"`
-	PayoutDestination   *providers.PayoutDestination `json:"payoutDestination"`
+	SessionID           string                    `json:"sessionId"`
+	Provider            string                    `json:"provider"`
+	Method              string                    `json:"method"`
+	Amount              int64                     `json:"amount"`
+	Currency            string                    `json:"currency"`
+	Status              refund.TxStatus           `json:"status"`
+	ProviderReference   string                    `json:"providerReference"`
+	LineItems           []lineItemRequest         `json:"lineItems"`
+	GiftCardRedemptions []redemptionRequest       `json:"giftCardRedemptions"`
+	PayoutDestination   *refund.PayoutDestination `json:"payoutDestination"`
 }
 
 type lineItemRequest struct {
@@ -65,11 +65,11 @@ func (s *Server) createTransaction(c echo.Context) error {
 	v.check(methods[req.Method], "method", "must be card, mobile_money, bank_transfer, gift_card or wallet")
 	v.check(req.Amount >= 1 && req.Amount <= maxTransactionAmount, "amount", "must be 1..%d minor units", maxTransactionAmount)
 	v.check(currencyPattern.MatchString(req.Currency), "currency", "must be an ISO 4217 code like EUR")
-	v.check(req.Status == store.TxCaptured || req.Status == store.TxAuthorized, "status", "must be CAPTURED or AUTHORIZED")
+	v.check(req.Status == refund.TxCaptured || req.Status == refund.TxAuthorized, "status", "must be CAPTURED or AUTHORIZED")
 	v.check(req.ProviderReference != "", "providerReference", "required")
 	var linesTotal, giftTotal int64
-	var lines []store.LineItem
-	var redemptions []store.GiftCardRedemption
+	var lines []refund.LineItem
+	var redemptions []refund.GiftCardRedemption
 	ids := map[string]bool{}
 	for i, li := range req.LineItems {
 		f := fmt.Sprintf("lineItems[%d]", i)
@@ -80,7 +80,7 @@ func (s *Server) createTransaction(c echo.Context) error {
 		if valid { // each product ≤ 10^15 and a body holds at most ~1,000 lines: no overflow
 			linesTotal += li.Amount * li.Quantity
 		}
-		lines = append(lines, store.LineItem{ID: li.ID, Amount: li.Amount, Quantity: li.Quantity})
+		lines = append(lines, refund.LineItem{ID: li.ID, Amount: li.Amount, Quantity: li.Quantity})
 	}
 	v.check(linesTotal <= req.Amount, "lineItems", "line items total %d exceeds the amount", linesTotal)
 	ids = map[string]bool{}
@@ -90,7 +90,7 @@ func (s *Server) createTransaction(c echo.Context) error {
 		v.check(g.Amount >= 1 && g.Amount <= maxTransactionAmount, f+".amount", "must be 1..%d", maxTransactionAmount)
 		ids[g.ID] = true
 		giftTotal += min(max(g.Amount, 0), maxTransactionAmount)
-		redemptions = append(redemptions, store.GiftCardRedemption{ID: g.ID, Amount: g.Amount})
+		redemptions = append(redemptions, refund.GiftCardRedemption{ID: g.ID, Amount: g.Amount})
 	}
 	v.check(giftTotal <= req.Amount, "giftCardRedemptions", "redemptions total %d exceeds the amount", giftTotal)
 	if d := req.PayoutDestination; d != nil {
@@ -120,8 +120,8 @@ func (s *Server) getTransaction(c echo.Context) error {
 		return err
 	}
 	t, err := s.store.GetTransaction(c.Request().Context(), principal(c).MerchantID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound(store.CodeTransactionNotFound)
+	if errors.Is(err, refund.ErrNotFound) {
+		return notFound(refund.CodeTransactionNotFound)
 	}
 	if err != nil {
 		return err
@@ -131,25 +131,25 @@ func (s *Server) getTransaction(c echo.Context) error {
 
 // TransactionObject is the original transaction as the API shows it.
 type TransactionObject struct {
-	TransactionID       uuid.UUID                    `json:"transactionId"`
-	SessionID           uuid.UUID                    `json:"sessionId"`
-	Provider            string                       `json:"provider"`
-	Method              string                       `json:"method"`
-	Amount              int64                        `json:"amount"`
-	Currency            string                       `json:"currency"`
-	Status              string                       `json:"status"`
-	ProviderReference   string                       `json:"providerReference"`
-	RefundedAmount      int64                        `json:"refundedAmount"`
-	ReservedAmount      int64                        `json:"reservedAmount"`
-	RefundableAmount    int64                        `json:"refundableAmount"`
-	LineItems           []store.LineItem             `json:"lineItems"`
-	GiftCardRedemptions []store.GiftCardRedemption   `json:"giftCardRedemptions"`
-	PayoutDestination   *providers.PayoutDestination `json:"payoutDestination,omitempty"`
-	CreatedAt           time.Time                    `json:"createdAt"`
-	UpdatedAt           time.Time                    `json:"updatedAt"`
+	TransactionID       uuid.UUID                   `json:"transactionId"`
+	SessionID           uuid.UUID                   `json:"sessionId"`
+	Provider            string                      `json:"provider"`
+	Method              string                      `json:"method"`
+	Amount              int64                       `json:"amount"`
+	Currency            string                      `json:"currency"`
+	Status              refund.TxStatus             `json:"status"`
+	ProviderReference   string                      `json:"providerReference"`
+	RefundedAmount      int64                       `json:"refundedAmount"`
+	ReservedAmount      int64                       `json:"reservedAmount"`
+	RefundableAmount    int64                       `json:"refundableAmount"`
+	LineItems           []refund.LineItem           `json:"lineItems"`
+	GiftCardRedemptions []refund.GiftCardRedemption `json:"giftCardRedemptions"`
+	PayoutDestination   *refund.PayoutDestination   `json:"payoutDestination,omitempty"`
+	CreatedAt           time.Time                   `json:"createdAt"`
+	UpdatedAt           time.Time                   `json:"updatedAt"`
 }
 
-func transactionObject(t store.Transaction) TransactionObject {
+func transactionObject(t refund.Transaction) TransactionObject {
 	o := TransactionObject{
 		TransactionID: t.ID, SessionID: t.SessionID, Provider: t.Provider, Method: t.Method, Amount: t.Amount,
 		Currency: t.Currency, Status: t.Status, ProviderReference: t.ProviderReference, RefundedAmount: t.RefundedAmount,
@@ -158,12 +158,12 @@ func transactionObject(t store.Transaction) TransactionObject {
 		CreatedAt: t.CreatedAt.UTC(), UpdatedAt: t.UpdatedAt.UTC(),
 	}
 	if o.LineItems == nil {
-		o.LineItems = []store.LineItem{}
+		o.LineItems = []refund.LineItem{}
 	}
 	if o.GiftCardRedemptions == nil {
-		o.GiftCardRedemptions = []store.GiftCardRedemption{}
+		o.GiftCardRedemptions = []refund.GiftCardRedemption{}
 	}
-	if t.Status == store.TxAuthorized || t.Status == store.TxVoided {
+	if t.Status == refund.TxAuthorized || t.Status == refund.TxVoided {
 		o.RefundableAmount = 0
 	}
 	return o

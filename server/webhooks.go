@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/backflow/backflow/activities"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/webhooks"
 	"github.com/backflow/backflow/workflows"
@@ -32,7 +33,7 @@ const (
 
 // webhookRoutes registers the webhook endpoint and event routes (scope webhooks:manage).
 func (s *Server) webhookRoutes(g *echo.Group) {
-	manage := require(store.ScopeWebhooksManage)
+	manage := require(refund.ScopeWebhooksManage)
 	g.POST("/webhook-endpoints", s.createWebhookEndpoint, manage, s.idempotent)
 	g.GET("/webhook-endpoints", s.listWebhookEndpoints, manage)
 	g.GET("/webhook-endpoints/:id", s.getWebhookEndpoint, manage)
@@ -57,7 +58,7 @@ type WebhookEndpointObject struct {
 	Secret                  string     `json:"secret,omitempty"`
 }
 
-func endpointObject(e store.WebhookEndpoint, withSecret bool) WebhookEndpointObject {
+func endpointObject(e refund.WebhookEndpoint, withSecret bool) WebhookEndpointObject {
 	o := WebhookEndpointObject{ID: e.ID, URL: e.URL, EventTypes: e.EventTypes, Status: webhookStatusOn,
 		DisabledAt: utc(e.DisabledAt), DisabledReason: e.DisabledReason, CreatedAt: e.CreatedAt.UTC()}
 	if e.DisabledAt != nil {
@@ -87,7 +88,7 @@ type createWebhookEndpointRequest struct {
 
 func (req createWebhookEndpointRequest) validate(merchantID uuid.UUID) (store.NewWebhookEndpoint, error) {
 	var v validator
-	in := store.NewWebhookEndpoint{MerchantID: merchantID, EventTypes: slices.Clone(store.EventTypes)}
+	in := store.NewWebhookEndpoint{MerchantID: merchantID, EventTypes: slices.Clone(refund.EventTypes)}
 	if req.URL == nil {
 		v.check(false, "url", "is required")
 	} else {
@@ -99,7 +100,7 @@ func (req createWebhookEndpointRequest) validate(merchantID uuid.UUID) (store.Ne
 		in.EventTypes = nil
 		for i, t := range req.EventTypes {
 			field := fmt.Sprintf("eventTypes[%d]", i)
-			v.check(slices.Contains(store.EventTypes, t), field, "must be one of %s", strings.Join(store.EventTypes, ", "))
+			v.check(slices.Contains(refund.EventTypes, t), field, "must be one of %s", strings.Join(refund.EventTypes, ", "))
 			v.check(!slices.Contains(in.EventTypes, t), field, "is listed twice")
 			in.EventTypes = append(in.EventTypes, t)
 		}
@@ -157,14 +158,14 @@ func (s *Server) listWebhookEndpoints(c echo.Context) error {
 
 // liveEndpoint reads the caller's endpoint; another merchant's, a deleted
 // or an unknown one is 404.
-func (s *Server) liveEndpoint(ctx context.Context, merchantID uuid.UUID, raw string) (store.WebhookEndpoint, error) {
+func (s *Server) liveEndpoint(ctx context.Context, merchantID uuid.UUID, raw string) (refund.WebhookEndpoint, error) {
 	id, err := parseID(raw, "id")
 	if err != nil {
-		return store.WebhookEndpoint{}, err
+		return refund.WebhookEndpoint{}, err
 	}
 	e, err := s.store.GetWebhookEndpoint(ctx, merchantID, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && e.DeletedAt != nil) {
-		return e, notFound(store.CodeWebhookEndpointNotFound)
+	if errors.Is(err, refund.ErrNotFound) || (err == nil && e.DeletedAt != nil) {
+		return e, notFound(refund.CodeWebhookEndpointNotFound)
 	}
 	return e, err
 }
@@ -183,8 +184,8 @@ func (s *Server) deleteWebhookEndpoint(c echo.Context) error {
 		return err
 	}
 	_, err = s.store.DeleteWebhookEndpoint(c.Request().Context(), principal(c).MerchantID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound(store.CodeWebhookEndpointNotFound)
+	if errors.Is(err, refund.ErrNotFound) {
+		return notFound(refund.CodeWebhookEndpointNotFound)
 	}
 	if err != nil {
 		return err
@@ -221,8 +222,8 @@ func (s *Server) rotateWebhookSecret(c echo.Context) error {
 	}
 	e, err := s.store.RotateWebhookSecret(c.Request().Context(), principal(c).MerchantID, id, secret, grace,
 		c.Request().Header.Get("Idempotency-Key"))
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound(store.CodeWebhookEndpointNotFound)
+	if errors.Is(err, refund.ErrNotFound) {
+		return notFound(refund.CodeWebhookEndpointNotFound)
 	}
 	if err != nil {
 		return err
@@ -260,7 +261,7 @@ type WebhookAttemptObject struct {
 	CreatedAt  time.Time `json:"createdAt"`
 }
 
-func eventObject(e store.Event) EventObject {
+func eventObject(e refund.Event) EventObject {
 	return EventObject{ID: e.ID, Type: e.Type, RefundID: e.RefundID, Sequence: e.Sequence, CreatedAt: e.CreatedAt.UTC(), Data: e.Payload}
 }
 
@@ -278,8 +279,8 @@ func (s *Server) listEvents(c echo.Context) error {
 	if f.Limit, err = queryLimit(c, defaultListLimit, maxListLimit); err != nil {
 		return err
 	}
-	if f.Type != "" && !slices.Contains(store.EventTypes, f.Type) {
-		return problem(CodeMalformed, "unknown event type "+f.Type, FieldError{Field: "type", Message: "must be one of " + strings.Join(store.EventTypes, ", ")})
+	if f.Type != "" && !slices.Contains(refund.EventTypes, f.Type) {
+		return problem(CodeMalformed, "unknown event type "+f.Type, FieldError{Field: "type", Message: "must be one of " + strings.Join(refund.EventTypes, ", ")})
 	}
 	events, next, err := s.store.ListEvents(c.Request().Context(), f)
 	if err != nil {
@@ -296,10 +297,10 @@ func (s *Server) listEvents(c echo.Context) error {
 }
 
 // event reads the caller's event; another merchant's is 404.
-func (s *Server) event(ctx context.Context, merchantID uuid.UUID, id uuid.UUID) (store.Event, error) {
+func (s *Server) event(ctx context.Context, merchantID uuid.UUID, id uuid.UUID) (refund.Event, error) {
 	e, err := s.store.GetEvent(ctx, merchantID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return e, notFound(store.CodeEventNotFound)
+	if errors.Is(err, refund.ErrNotFound) {
+		return e, notFound(refund.CodeEventNotFound)
 	}
 	return e, err
 }
@@ -389,10 +390,10 @@ func (s *Server) redeliver(ctx context.Context, merchantID, eventID, endpointID 
 			return nil, err
 		}
 		if ep.DisabledAt != nil {
-			return nil, problem(store.CodeWebhookEndpointDisabled, "the endpoint is disabled: "+ep.DisabledReason)
+			return nil, problem(refund.CodeWebhookEndpointDisabled, "the endpoint is disabled: "+ep.DisabledReason)
 		}
 		if !ep.Subscribed(ev.Type) {
-			return nil, problem(store.CodeValidation, "the endpoint is not subscribed to "+ev.Type,
+			return nil, problem(refund.CodeValidation, "the endpoint is not subscribed to "+ev.Type,
 				FieldError{Field: "endpointId", Message: "not subscribed to " + ev.Type})
 		}
 		ds = []activities.Delivery{{EventID: ev.ID, EndpointID: ep.ID}}

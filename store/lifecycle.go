@@ -6,22 +6,23 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
 // createdEventDispatch dispatches refund.created again while the refund is
 // PENDING: BeginRefund ran again before anything else happened.
-var createdEventDispatch = dispatchCTE(`type = '` + EventRefundCreated + `'
+var createdEventDispatch = dispatchCTE(`type = '` + refund.EventRefundCreated + `'
 	AND EXISTS (SELECT 1 FROM refunds WHERE id = $1 AND status = 'PENDING')`)
 
 // BeginRefund marks that the refund's workflow runs and returns the refund
 // with what the provider call needs of its original transaction (the
 // provider reference, the payout destination and the amount) and the
 // deliveries of its events (see dispatchCTE).
-func (s *Store) BeginRefund(ctx context.Context, id uuid.UUID) (Refund, Transaction, []Delivery, error) {
-	var r Refund
-	var t Transaction
+func (s *Store) BeginRefund(ctx context.Context, id uuid.UUID) (refund.Refund, refund.Transaction, []refund.Delivery, error) {
+	var r refund.Refund
+	var t refund.Transaction
 	var events, endpoints []uuid.UUID
 	// One round trip: the refund's update returns its transaction and deliveries too.
 	err := s.pool.QueryRow(ctx, `WITH r AS (
@@ -34,9 +35,9 @@ func (s *Store) BeginRefund(ctx context.Context, id uuid.UUID) (Refund, Transact
 		FROM r JOIN transactions t ON t.id = r.transaction_id`, id).Scan(append(refundFields(&r),
 		&t.ProviderReference, &t.PayoutDestination, &t.Amount, &events, &endpoints)...)
 	t.ID = r.TransactionID
-	ds := make([]Delivery, len(events))
+	ds := make([]refund.Delivery, len(events))
 	for i := range events {
-		ds[i] = Delivery{EventID: events[i], EndpointID: endpoints[i]}
+		ds[i] = refund.Delivery{EventID: events[i], EndpointID: endpoints[i]}
 	}
 	return r, t, ds, mapErr(err)
 }
@@ -44,7 +45,7 @@ func (s *Store) BeginRefund(ctx context.Context, id uuid.UUID) (Refund, Transact
 // MarkProcessing moves a PENDING refund to PROCESSING just before it is sent
 // to the provider. A refund already final (canceled) returns a RuleError and
 // must not be sent.
-func (s *Store) MarkProcessing(ctx context.Context, id uuid.UUID) (Refund, error) {
+func (s *Store) MarkProcessing(ctx context.Context, id uuid.UUID) (refund.Refund, error) {
 	r, err := scanRefund(s.pool.QueryRow(ctx, `UPDATE refunds
 		SET status = 'PROCESSING', submitted_at = coalesce(submitted_at, now()), updated_at = now()
 		WHERE id = $1 AND status IN ('PENDING', 'PROCESSING') RETURNING `+refundColumns, id))
@@ -53,7 +54,7 @@ func (s *Store) MarkProcessing(ctx context.Context, id uuid.UUID) (Refund, error
 		if gerr != nil {
 			return cur, gerr
 		}
-		return cur, ruleErr(CodeNotCancelable, "refund %s is already %s", id, cur.Status)
+		return cur, refund.Rule(refund.CodeNotCancelable, "refund %s is already %s", id, cur.Status)
 	}
 	return r, mapErr(err)
 }
@@ -87,21 +88,12 @@ func (s *Store) SetStuck(ctx context.Context, id uuid.UUID, stuck bool, reason s
 	return mapErr(err)
 }
 
-// Outcome is how a refund ends.
-type Outcome struct {
-	Status            string // SUCCEEDED, DECLINED, FAILED or CANCELED
-	ProviderReference string
-	FailureCode       string
-	FailureMessage    string
-	Attempts          int
-}
-
 // Finalize settles (SUCCEEDED) or releases (anything else) the refund's
 // reservation, moves the original transaction's status, records the ledger
 // entry and the event, all in one transaction. It is idempotent: a refund
 // already final is returned unchanged with no event, so a retried or
 // duplicated finalize never moves money twice.
-func (s *Store) Finalize(ctx context.Context, id uuid.UUID, o Outcome) (Refund, *Event, error) {
+func (s *Store) Finalize(ctx context.Context, id uuid.UUID, o refund.Outcome) (refund.Refund, *refund.Event, error) {
 	r, ev, _, err := s.finalize(ctx, id, o, false)
 	return r, ev, err
 }
@@ -110,29 +102,29 @@ func (s *Store) Finalize(ctx context.Context, id uuid.UUID, o Outcome) (Refund, 
 // same transaction it also dispatches the refund's events, the new one
 // included, and returns their deliveries; run again on a final refund, it
 // returns the final event's deliveries again (see dispatchCTE).
-func (s *Store) FinalizeAndListDeliveries(ctx context.Context, id uuid.UUID, o Outcome) (Refund, *Event, []Delivery, error) {
+func (s *Store) FinalizeAndListDeliveries(ctx context.Context, id uuid.UUID, o refund.Outcome) (refund.Refund, *refund.Event, []refund.Delivery, error) {
 	return s.finalize(ctx, id, o, true)
 }
 
-func (s *Store) finalize(ctx context.Context, id uuid.UUID, o Outcome, deliveries bool) (Refund, *Event, []Delivery, error) {
-	var out Refund
-	var ev *Event
-	var ds []Delivery
+func (s *Store) finalize(ctx context.Context, id uuid.UUID, o refund.Outcome, deliveries bool) (refund.Refund, *refund.Event, []refund.Delivery, error) {
+	var out refund.Refund
+	var ev *refund.Event
+	var ds []refund.Delivery
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		r, err := scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
 			return fmt.Errorf("lock refund: %w", err)
 		}
 		out = r
-		if !FinalStatus(r.Status) {
+		if !r.Status.Final() {
 			// A refund sent to its provider is canceled only by the provider voiding it.
-			if o.Status == StatusCanceled && r.Status != StatusPending && o.FailureCode != FailureVoided {
-				return ruleErr(CodeNotCancelable, "refund %s is %s: only a PENDING refund not yet sent can be canceled", id, r.Status)
+			if o.Status == refund.StatusCanceled && r.Status != refund.StatusPending && o.FailureCode != refund.FailureVoided {
+				return refund.Rule(refund.CodeNotCancelable, "refund %s is %s: only a PENDING refund not yet sent can be canceled", id, r.Status)
 			}
 			if out, err = closeRefund(ctx, tx, r, o); err != nil {
 				return err
 			}
-			e, err := insertEvent(ctx, tx, out, eventTypeFor(o.Status))
+			e, err := insertEvent(ctx, tx, out, refund.EventTypeFor(o.Status))
 			if err != nil {
 				return err
 			}
@@ -148,9 +140,9 @@ func (s *Store) finalize(ctx context.Context, id uuid.UUID, o Outcome, deliverie
 
 // closeRefund moves the balance, writes the ledger entry and the refund's
 // final state, in one round trip.
-func closeRefund(ctx context.Context, tx pgx.Tx, r Refund, o Outcome) (Refund, error) {
+func closeRefund(ctx context.Context, tx pgx.Tx, r refund.Refund, o refund.Outcome) (refund.Refund, error) {
 	b := &pgx.Batch{}
-	steps := queueMoveBalance(b, r, o.Status == StatusSucceeded)
+	steps := queueMoveBalance(b, r, o.Status == refund.StatusSucceeded)
 	b.Queue(`UPDATE refunds SET status = $2,
 		provider_reference = coalesce($3, provider_reference), failure_code = $4, failure_message = $5,
 		attempts = greatest(attempts, $6), stuck = false, completed_at = now(), updated_at = now()
@@ -170,21 +162,10 @@ func closeRefund(ctx context.Context, tx pgx.Tx, r Refund, o Outcome) (Refund, e
 	return out, res.Close()
 }
 
-func eventTypeFor(status string) string {
-	switch status {
-	case StatusSucceeded:
-		return EventRefundSucceeded
-	case StatusCanceled:
-		return EventRefundCanceled
-	default:
-		return EventRefundFailed
-	}
-}
-
 // queueMoveBalance queues the statements that turn the reservation into
 // refunded money (settle) or give it back (release), and the ledger entry;
 // it returns what each does, for errors.
-func queueMoveBalance(b *pgx.Batch, r Refund, settle bool) []string {
+func queueMoveBalance(b *pgx.Batch, r refund.Refund, settle bool) []string {
 	var settled int64
 	kind := "RELEASE"
 	if settle {
@@ -205,7 +186,7 @@ func queueMoveBalance(b *pgx.Batch, r Refund, settle bool) []string {
 			reserved_quantity = reserved_quantity - $3 WHERE transaction_id = $1 AND id = $2`,
 			r.TransactionID, li.ID, li.Quantity, done)
 	}
-	if r.TargetType == TargetGiftCard {
+	if r.TargetType == refund.TargetGiftCard {
 		steps = append(steps, kind+" gift card redemption")
 		b.Queue(`UPDATE gift_card_redemptions SET refunded_amount = refunded_amount + $4,
 			reserved_amount = reserved_amount - $3 WHERE transaction_id = $1 AND id = $2`,
@@ -224,10 +205,10 @@ func queueMoveBalance(b *pgx.Batch, r Refund, settle bool) []string {
 // status is a RuleError (only a provider's word about a paid refund
 // reverses it). With deliveries, the refund's undispatched events are
 // dispatched and their deliveries returned (see dispatchCTE).
-func (s *Store) Reverse(ctx context.Context, id uuid.UUID, code, message string, deliveries bool) (Refund, *Event, []Delivery, error) {
-	var out Refund
-	var ev *Event
-	var ds []Delivery
+func (s *Store) Reverse(ctx context.Context, id uuid.UUID, code, message string, deliveries bool) (refund.Refund, *refund.Event, []refund.Delivery, error) {
+	var out refund.Refund
+	var ev *refund.Event
+	var ds []refund.Delivery
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		r, err := scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
@@ -235,18 +216,18 @@ func (s *Store) Reverse(ctx context.Context, id uuid.UUID, code, message string,
 		}
 		out = r
 		switch r.Status {
-		case StatusReversed:
-		case StatusSucceeded:
+		case refund.StatusReversed:
+		case refund.StatusSucceeded:
 			if out, err = reverseRefund(ctx, tx, r, code, message); err != nil {
 				return err
 			}
-			e, err := insertEvent(ctx, tx, out, EventRefundReversed)
+			e, err := insertEvent(ctx, tx, out, refund.EventRefundReversed)
 			if err != nil {
 				return err
 			}
 			ev = &e
 		default:
-			return ruleErr(CodeNotReversible, "refund %s is %s: only a SUCCEEDED refund can be reversed", id, r.Status)
+			return refund.Rule(refund.CodeNotReversible, "refund %s is %s: only a SUCCEEDED refund can be reversed", id, r.Status)
 		}
 		if deliveries {
 			ds, err = dispatchEvents(ctx, tx, id, reversalDispatch)
@@ -257,7 +238,7 @@ func (s *Store) Reverse(ctx context.Context, id uuid.UUID, code, message string,
 }
 
 // reverseRefund gives a settled refund's amount back and marks it REVERSED, in one round trip.
-func reverseRefund(ctx context.Context, tx pgx.Tx, r Refund, code, message string) (Refund, error) {
+func reverseRefund(ctx context.Context, tx pgx.Tx, r refund.Refund, code, message string) (refund.Refund, error) {
 	b := &pgx.Batch{}
 	steps := []string{"REVERSE balance"}
 	b.Queue(`UPDATE transactions SET refunded_amount = refunded_amount - $2,
@@ -268,7 +249,7 @@ func reverseRefund(ctx context.Context, tx pgx.Tx, r Refund, code, message strin
 		b.Queue(`UPDATE transaction_line_items SET refunded_quantity = refunded_quantity - $3
 			WHERE transaction_id = $1 AND id = $2`, r.TransactionID, li.ID, li.Quantity)
 	}
-	if r.TargetType == TargetGiftCard {
+	if r.TargetType == refund.TargetGiftCard {
 		steps = append(steps, "REVERSE gift card redemption")
 		b.Queue(`UPDATE gift_card_redemptions SET refunded_amount = refunded_amount - $3
 			WHERE transaction_id = $1 AND id = $2`, r.TransactionID, r.TargetID, r.Amount)

@@ -7,44 +7,37 @@ import (
 	"encoding/base64"
 	"fmt"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
 // API key scopes.
 const (
-	ScopeRefundsRead        = "refunds:read"
-	ScopeRefundsWrite       = "refunds:write"
-	ScopeTransactionsWrite  = "transactions:write"
-	ScopeWebhooksManage     = "webhooks:manage"
-	ScopeOps                = "ops"
 	keyPrefixLen            = 12
 	keyRandomBytes          = 24
 	merchantKeyPrefixString = "bf_"
 )
 
-// MerchantScopes are all the scopes of a merchant key.
-var MerchantScopes = []string{ScopeRefundsRead, ScopeRefundsWrite, ScopeTransactionsWrite, ScopeWebhooksManage}
-
 // CreateMerchant inserts a merchant.
-func (s *Store) CreateMerchant(ctx context.Context, name string, approvalThreshold *int64) (Merchant, error) {
-	m := Merchant{ID: uuid.Must(uuid.NewV7()), Name: name, ApprovalThreshold: approvalThreshold}
+func (s *Store) CreateMerchant(ctx context.Context, name string, approvalThreshold *int64) (refund.Merchant, error) {
+	m := refund.Merchant{ID: uuid.Must(uuid.NewV7()), Name: name, ApprovalThreshold: approvalThreshold}
 	_, err := s.pool.Exec(ctx, `INSERT INTO merchants (id, name, approval_threshold) VALUES ($1, $2, $3)`,
 		m.ID, m.Name, m.ApprovalThreshold)
 	return m, mapErr(err)
 }
 
 // GetMerchant reads one merchant.
-func (s *Store) GetMerchant(ctx context.Context, id uuid.UUID) (Merchant, error) {
-	var m Merchant
+func (s *Store) GetMerchant(ctx context.Context, id uuid.UUID) (refund.Merchant, error) {
+	var m refund.Merchant
 	err := s.pool.QueryRow(ctx, `SELECT id, name, approval_threshold FROM merchants WHERE id = $1`, id).
 		Scan(&m.ID, &m.Name, &m.ApprovalThreshold)
 	return m, mapErr(err)
 }
 
 // FindMerchantByName returns the first merchant with that name.
-func (s *Store) FindMerchantByName(ctx context.Context, name string) (Merchant, error) {
-	var m Merchant
+func (s *Store) FindMerchantByName(ctx context.Context, name string) (refund.Merchant, error) {
+	var m refund.Merchant
 	err := s.pool.QueryRow(ctx, `SELECT id, name, approval_threshold FROM merchants WHERE name = $1 ORDER BY id LIMIT 1`, name).
 		Scan(&m.ID, &m.Name, &m.ApprovalThreshold)
 	return m, mapErr(err)
@@ -79,8 +72,8 @@ func (s *Store) InsertAPIKey(ctx context.Context, merchantID uuid.UUID, name, ke
 }
 
 // Authenticate resolves a clear API key to its principal.
-func (s *Store) Authenticate(ctx context.Context, key string) (Principal, error) {
-	var p Principal
+func (s *Store) Authenticate(ctx context.Context, key string) (refund.Principal, error) {
+	var p refund.Principal
 	var mid *uuid.UUID
 	err := s.pool.QueryRow(ctx, `SELECT id, merchant_id, scopes FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`,
 		HashKey(key)).Scan(&p.KeyID, &mid, &p.Scopes)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -62,7 +63,7 @@ func (s *Store) FinishAudit(ctx context.Context, id uuid.UUID, outcome map[strin
 		return fmt.Errorf("complete audit entry: %w", mapErr(err))
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("complete audit entry %s: %w", id, ErrNotFound)
+		return fmt.Errorf("complete audit entry %s: %w", id, refund.ErrNotFound)
 	}
 	return nil
 }
@@ -85,22 +86,15 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, err
 	return out, mapErr(err)
 }
 
-// EventRecord is an outbox row as ops see it: the event and when it was
-// handed to webhook delivery.
-type EventRecord struct {
-	Event
-	DispatchedAt *time.Time `json:"dispatchedAt,omitempty"`
-}
-
 // EventsOfRefund returns the refund's events in sequence order.
-func (s *Store) EventsOfRefund(ctx context.Context, refundID uuid.UUID) ([]EventRecord, error) {
+func (s *Store) EventsOfRefund(ctx context.Context, refundID uuid.UUID) ([]refund.EventRecord, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, merchant_id, refund_id, type, sequence, payload, created_at, dispatched_at
 		FROM refund_events WHERE refund_id = $1 ORDER BY sequence`, refundID)
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (EventRecord, error) {
-		var e EventRecord
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.EventRecord, error) {
+		var e refund.EventRecord
 		return e, r.Scan(&e.ID, &e.MerchantID, &e.RefundID, &e.Type, &e.Sequence, &e.Payload, &e.CreatedAt, &e.DispatchedAt)
 	})
 	return out, mapErr(err)
@@ -164,7 +158,7 @@ func (s *Store) ReservedByCurrency(ctx context.Context) (map[string]int64, error
 // StuckRefundsByReason counts the open refunds flagged stuck, by reason.
 func (s *Store) StuckRefundsByReason(ctx context.Context) (map[string]int64, error) {
 	rows, err := s.pool.Query(ctx, `SELECT coalesce(stuck_reason, $1), count(*) FROM refunds
-		WHERE status IN ('PENDING', 'PROCESSING') AND stuck GROUP BY 1`, StuckNoAnswer)
+		WHERE status IN ('PENDING', 'PROCESSING') AND stuck GROUP BY 1`, refund.StuckNoAnswer)
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -24,14 +25,14 @@ type NewRefund struct {
 	Description    string
 	Reference      string
 	Metadata       map[string]string
-	LineItems      []RefundLineItem
+	LineItems      []refund.RefundLineItem
 	TargetType     string
 	TargetID       string
 	IdempotencyKey string
 	// Route picks the refund method for the resolved transaction and the
 	// target type, or returns a RuleError (refund.method_unavailable,
 	// refund.target_unsupported).
-	Route func(t Transaction, targetType string) (string, error)
+	Route func(t refund.Transaction, targetType string) (refund.Method, error)
 }
 
 const refundColumns = `id, merchant_id, session_id, transaction_id, amount, currency, method, provider, status,
@@ -39,14 +40,14 @@ const refundColumns = `id, merchant_id, session_id, transaction_id, amount, curr
 	target_type, coalesce(target_id, ''), coalesce(provider_reference, ''), coalesce(failure_code, ''), coalesce(failure_message, ''),
 	attempts, requires_approval, stuck, coalesce(stuck_reason, ''), workflow_started_at, submitted_at, completed_at, created_at, updated_at`
 
-func scanRefund(row pgx.Row) (Refund, error) {
-	var r Refund
+func scanRefund(row pgx.Row) (refund.Refund, error) {
+	var r refund.Refund
 	err := row.Scan(refundFields(&r)...)
 	return r, err
 }
 
 // refundFields are the scan targets of refundColumns, in order.
-func refundFields(r *Refund) []any {
+func refundFields(r *refund.Refund) []any {
 	return []any{&r.ID, &r.MerchantID, &r.SessionID, &r.TransactionID, &r.Amount, &r.Currency, &r.Method, &r.Provider,
 		&r.Status, &r.Reason, &r.ReasonCode, &r.Description, &r.Reference, &r.Metadata, &r.LineItems, &r.TargetType,
 		&r.TargetID, &r.ProviderReference, &r.FailureCode, &r.FailureMessage, &r.Attempts, &r.RequiresApproval, &r.Stuck,
@@ -63,21 +64,21 @@ func nullable(s string) *string {
 // CreateRefund resolves the original transaction, reserves the amount and
 // writes the refund, its RESERVE ledger entry and its refund.created event in
 // one Postgres transaction. A RuleError means nothing was written.
-func (s *Store) CreateRefund(ctx context.Context, in NewRefund) (Refund, error) {
-	var out Refund
+func (s *Store) CreateRefund(ctx context.Context, in NewRefund) (refund.Refund, error) {
+	var out refund.Refund
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		t, err := resolveTransaction(ctx, tx, in)
 		if err != nil {
 			return err
 		}
 		// Line items and redemptions are read (and locked) only when the refund targets them.
-		if len(in.LineItems) > 0 || in.TargetType == TargetGiftCard {
+		if len(in.LineItems) > 0 || in.TargetType == refund.TargetGiftCard {
 			if err := loadItems(ctx, tx, &t, true); err != nil {
 				return err
 			}
 		}
 		if in.Currency != "" && !strings.EqualFold(in.Currency, t.Currency) {
-			return ruleErr(CodeCurrencyMismatch, "currency %s does not match the original transaction's %s", in.Currency, t.Currency)
+			return refund.Rule(refund.CodeCurrencyMismatch, "currency %s does not match the original transaction's %s", in.Currency, t.Currency)
 		}
 		amount, lines, err := refundAmount(in, t)
 		if err != nil {
@@ -91,11 +92,11 @@ func (s *Store) CreateRefund(ctx context.Context, in NewRefund) (Refund, error) 
 			in.Metadata = map[string]string{}
 		}
 		if lines == nil {
-			lines = []RefundLineItem{}
+			lines = []refund.RefundLineItem{}
 		}
 		targetType := in.TargetType
 		if targetType == "" {
-			targetType = TargetPaymentMethod
+			targetType = refund.TargetPaymentMethod
 		}
 		id := uuid.Must(uuid.NewV7())
 		// Above the merchant's approval threshold the refund waits for ops.
@@ -115,7 +116,7 @@ func (s *Store) CreateRefund(ctx context.Context, in NewRefund) (Refund, error) 
 		if err := reserve(ctx, tx, out); err != nil {
 			return err
 		}
-		_, err = insertEvent(ctx, tx, out, EventRefundCreated)
+		_, err = insertEvent(ctx, tx, out, refund.EventRefundCreated)
 		return err
 	})
 	return out, err
@@ -123,12 +124,12 @@ func (s *Store) CreateRefund(ctx context.Context, in NewRefund) (Refund, error) 
 
 // resolveTransaction locks the refund's original transaction, selecting the
 // session's single refundable one when none is named.
-func resolveTransaction(ctx context.Context, tx pgx.Tx, in NewRefund) (Transaction, error) {
+func resolveTransaction(ctx context.Context, tx pgx.Tx, in NewRefund) (refund.Transaction, error) {
 	if in.TransactionID != uuid.Nil {
 		t, err := scanTransaction(tx.QueryRow(ctx, `SELECT `+txColumns+` FROM transactions
 			WHERE id = $1 AND merchant_id = $2 FOR UPDATE`, in.TransactionID, in.MerchantID))
 		if errors.Is(err, pgx.ErrNoRows) || (err == nil && in.SessionID != uuid.Nil && t.SessionID != in.SessionID) {
-			return t, ruleErr(CodeTransactionNotFound, "transaction %s not found", in.TransactionID)
+			return t, refund.Rule(refund.CodeTransactionNotFound, "transaction %s not found", in.TransactionID)
 		}
 		if err != nil {
 			return t, fmt.Errorf("lock transaction: %w", err)
@@ -137,21 +138,21 @@ func resolveTransaction(ctx context.Context, tx pgx.Tx, in NewRefund) (Transacti
 	}
 	ok, err := sessionExists(ctx, tx, in.MerchantID, in.SessionID)
 	if err != nil {
-		return Transaction{}, fmt.Errorf("check session: %w", err)
+		return refund.Transaction{}, fmt.Errorf("check session: %w", err)
 	}
 	if !ok {
-		return Transaction{}, ruleErr(CodeSessionNotFound, "session %s not found", in.SessionID)
+		return refund.Transaction{}, refund.Rule(refund.CodeSessionNotFound, "session %s not found", in.SessionID)
 	}
 	rows, err := tx.Query(ctx, `SELECT `+txColumns+` FROM transactions WHERE session_id = $1 AND merchant_id = $2
 		ORDER BY id FOR UPDATE`, in.SessionID, in.MerchantID)
 	if err != nil {
-		return Transaction{}, fmt.Errorf("lock session transactions: %w", err)
+		return refund.Transaction{}, fmt.Errorf("lock session transactions: %w", err)
 	}
-	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transaction, error) { return scanTransaction(r) })
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.Transaction, error) { return scanTransaction(r) })
 	if err != nil {
-		return Transaction{}, fmt.Errorf("scan session transactions: %w", err)
+		return refund.Transaction{}, fmt.Errorf("scan session transactions: %w", err)
 	}
-	var refundable []Transaction
+	var refundable []refund.Transaction
 	for _, t := range all {
 		if refundableStatus(t) == nil {
 			refundable = append(refundable, t)
@@ -161,70 +162,70 @@ func resolveTransaction(ctx context.Context, tx pgx.Tx, in NewRefund) (Transacti
 	case len(refundable) == 1:
 		return refundable[0], nil
 	case len(refundable) > 1:
-		return Transaction{}, ruleErr(CodeAmbiguous, "session has %d refundable transactions: set originalTransactionId", len(refundable))
+		return refund.Transaction{}, refund.Rule(refund.CodeAmbiguous, "session has %d refundable transactions: set originalTransactionId", len(refundable))
 	case len(all) == 0:
-		return Transaction{}, ruleErr(CodeTransactionNotFound, "session %s has no transactions", in.SessionID)
+		return refund.Transaction{}, refund.Rule(refund.CodeTransactionNotFound, "session %s has no transactions", in.SessionID)
 	default:
 		// Explain why the session's only candidates cannot be refunded.
-		return Transaction{}, refundableStatus(all[0])
+		return refund.Transaction{}, refundableStatus(all[0])
 	}
 }
 
-func refundableStatus(t Transaction) error {
+func refundableStatus(t refund.Transaction) error {
 	switch t.Status {
-	case TxAuthorized:
-		return ruleErr(CodeNotCaptured, "transaction %s is authorized but not captured: void it instead", t.ID)
-	case TxVoided:
-		return ruleErr(CodeNotCaptured, "transaction %s was voided: nothing to refund", t.ID)
+	case refund.TxAuthorized:
+		return refund.Rule(refund.CodeNotCaptured, "transaction %s is authorized but not captured: void it instead", t.ID)
+	case refund.TxVoided:
+		return refund.Rule(refund.CodeNotCaptured, "transaction %s was voided: nothing to refund", t.ID)
 	}
 	if t.Refundable() <= 0 {
 		if t.ReservedAmount > 0 {
-			return ruleErr(CodeAmountInsufficient, "the remaining amount of transaction %s is reserved by refunds in progress", t.ID)
+			return refund.Rule(refund.CodeAmountInsufficient, "the remaining amount of transaction %s is reserved by refunds in progress", t.ID)
 		}
-		return ruleErr(CodeFullyRefunded, "transaction %s is fully refunded", t.ID)
+		return refund.Rule(refund.CodeFullyRefunded, "transaction %s is fully refunded", t.ID)
 	}
 	return nil
 }
 
 // refundAmount computes the amount to reserve and the priced line items,
 // checking the target's own balance.
-func refundAmount(in NewRefund, t Transaction) (int64, []RefundLineItem, error) {
+func refundAmount(in NewRefund, t refund.Transaction) (int64, []refund.RefundLineItem, error) {
 	available := t.Refundable()
-	var lines []RefundLineItem
+	var lines []refund.RefundLineItem
 	if len(in.LineItems) > 0 {
 		var sum int64
 		for i, li := range in.LineItems {
 			item, ok := findLine(t.LineItems, li.ID)
 			if !ok {
-				return 0, nil, fieldErr(fmt.Sprintf("lineItems[%d].id", i), "line item %q is not on the original transaction", li.ID)
+				return 0, nil, refund.FieldRule(fmt.Sprintf("lineItems[%d].id", i), "line item %q is not on the original transaction", li.ID)
 			}
 			if left := item.Quantity - item.RefundedQuantity - item.ReservedQuantity; li.Quantity > left {
-				return 0, nil, ruleErr(CodeAmountInsufficient, "line item %q has %d refundable units, %d requested", li.ID, left, li.Quantity)
+				return 0, nil, refund.Rule(refund.CodeAmountInsufficient, "line item %q has %d refundable units, %d requested", li.ID, left, li.Quantity)
 			}
 			sum += item.Amount * li.Quantity
-			lines = append(lines, RefundLineItem{ID: li.ID, Quantity: li.Quantity, Amount: item.Amount})
+			lines = append(lines, refund.RefundLineItem{ID: li.ID, Quantity: li.Quantity, Amount: item.Amount})
 		}
 		if in.Amount == 0 {
 			in.Amount = sum
 		} else if in.Amount > sum {
-			return 0, nil, fieldErr("refundValue.amount", "amount %d exceeds the %d of the refunded line items", in.Amount, sum)
+			return 0, nil, refund.FieldRule("refundValue.amount", "amount %d exceeds the %d of the refunded line items", in.Amount, sum)
 		}
 	}
-	if in.TargetType == TargetGiftCard {
+	if in.TargetType == refund.TargetGiftCard {
 		g, ok := findRedemption(t.GiftCardRedemptions, in.TargetID)
 		if !ok {
-			return 0, nil, fieldErr("targetId", "gift card redemption %q is not on the original transaction", in.TargetID)
+			return 0, nil, refund.FieldRule("targetId", "gift card redemption %q is not on the original transaction", in.TargetID)
 		}
 		available = min(available, g.Amount-g.RefundedAmount-g.ReservedAmount)
 		if available <= 0 {
-			return 0, nil, ruleErr(CodeFullyRefunded, "gift card redemption %q is fully refunded", in.TargetID)
+			return 0, nil, refund.Rule(refund.CodeFullyRefunded, "gift card redemption %q is fully refunded", in.TargetID)
 		}
 	}
-	if in.TargetType != TargetGiftCard {
+	if in.TargetType != refund.TargetGiftCard {
 		// What was paid by gift card goes back only to the gift card.
 		available = min(available, t.PaymentMethodRefundable())
 		if available <= 0 {
-			return 0, nil, ruleErr(CodeAmountInsufficient, "the payment method of transaction %s has nothing left to refund "+
+			return 0, nil, refund.Rule(refund.CodeAmountInsufficient, "the payment method of transaction %s has nothing left to refund "+
 				"(captured %d, %d of it by gift card): refund the gift card redemptions instead", t.ID, t.Amount, t.GiftCardAmount)
 		}
 	}
@@ -233,30 +234,30 @@ func refundAmount(in NewRefund, t Transaction) (int64, []RefundLineItem, error) 
 		amount = available
 	}
 	if amount > available {
-		return 0, nil, ruleErr(CodeAmountInsufficient, "refund of %d exceeds the refundable %d", amount, available)
+		return 0, nil, refund.Rule(refund.CodeAmountInsufficient, "refund of %d exceeds the refundable %d", amount, available)
 	}
 	if amount > 99_999_999 {
-		return 0, nil, fieldErr("refundValue.amount", "a refund is at most 99999999 minor units; refund the rest separately")
+		return 0, nil, refund.FieldRule("refundValue.amount", "a refund is at most 99999999 minor units; refund the rest separately")
 	}
 	return amount, lines, nil
 }
 
-func findLine(items []LineItem, id string) (LineItem, bool) {
+func findLine(items []refund.LineItem, id string) (refund.LineItem, bool) {
 	for _, li := range items {
 		if li.ID == id {
 			return li, true
 		}
 	}
-	return LineItem{}, false
+	return refund.LineItem{}, false
 }
 
-func findRedemption(items []GiftCardRedemption, id string) (GiftCardRedemption, bool) {
+func findRedemption(items []refund.GiftCardRedemption, id string) (refund.GiftCardRedemption, bool) {
 	for _, g := range items {
 		if g.ID == id {
 			return g, true
 		}
 	}
-	return GiftCardRedemption{}, false
+	return refund.GiftCardRedemption{}, false
 }
 
 // reserve moves the refund's amount to reserved with guarded UPDATEs; the
@@ -264,8 +265,8 @@ func findRedemption(items []GiftCardRedemption, id string) (GiftCardRedemption, 
 // redemption is reserved before its transaction: the redemption's trigger
 // moves the transaction's gift-card totals, which the payment-method CHECK
 // reads.
-func reserve(ctx context.Context, tx pgx.Tx, r Refund) error {
-	if r.TargetType == TargetGiftCard {
+func reserve(ctx context.Context, tx pgx.Tx, r refund.Refund) error {
+	if r.TargetType == refund.TargetGiftCard {
 		tag, err := tx.Exec(ctx, `UPDATE gift_card_redemptions SET reserved_amount = reserved_amount + $3
 			WHERE transaction_id = $1 AND id = $2 AND amount - refunded_amount - reserved_amount >= $3`,
 			r.TransactionID, r.TargetID, r.Amount)
@@ -273,19 +274,19 @@ func reserve(ctx context.Context, tx pgx.Tx, r Refund) error {
 			return fmt.Errorf("reserve gift card redemption: %w", err)
 		}
 		if tag.RowsAffected() != 1 {
-			return ruleErr(CodeAmountInsufficient, "gift card redemption %q has too little refundable balance", r.TargetID)
+			return refund.Rule(refund.CodeAmountInsufficient, "gift card redemption %q has too little refundable balance", r.TargetID)
 		}
 	}
 	tag, err := tx.Exec(ctx, `UPDATE transactions SET reserved_amount = reserved_amount + $2, updated_at = now()
 		WHERE id = $1 AND amount - refunded_amount - reserved_amount >= $2`, r.TransactionID, r.Amount)
 	if checkViolation(err) {
-		return ruleErr(CodeAmountInsufficient, "refund of %d exceeds what the payment method may get back", r.Amount)
+		return refund.Rule(refund.CodeAmountInsufficient, "refund of %d exceeds what the payment method may get back", r.Amount)
 	}
 	if err != nil {
 		return fmt.Errorf("reserve balance: %w", err)
 	}
 	if tag.RowsAffected() != 1 {
-		return ruleErr(CodeAmountInsufficient, "refund of %d exceeds the refundable balance", r.Amount)
+		return refund.Rule(refund.CodeAmountInsufficient, "refund of %d exceeds the refundable balance", r.Amount)
 	}
 	for _, li := range r.LineItems {
 		tag, err := tx.Exec(ctx, `UPDATE transaction_line_items SET reserved_quantity = reserved_quantity + $3
@@ -295,7 +296,7 @@ func reserve(ctx context.Context, tx pgx.Tx, r Refund) error {
 			return fmt.Errorf("reserve line item: %w", err)
 		}
 		if tag.RowsAffected() != 1 {
-			return ruleErr(CodeAmountInsufficient, "line item %q has too few refundable units", li.ID)
+			return refund.Rule(refund.CodeAmountInsufficient, "line item %q has too few refundable units", li.ID)
 		}
 	}
 	return insertLedger(ctx, tx, r, "RESERVE")
@@ -303,42 +304,42 @@ func reserve(ctx context.Context, tx pgx.Tx, r Refund) error {
 
 const insertLedgerSQL = `INSERT INTO ledger_entries (id, transaction_id, refund_id, kind, amount) VALUES ($1, $2, $3, $4, $5)`
 
-func insertLedger(ctx context.Context, tx pgx.Tx, r Refund, kind string) error {
+func insertLedger(ctx context.Context, tx pgx.Tx, r refund.Refund, kind string) error {
 	if _, err := tx.Exec(ctx, insertLedgerSQL, uuid.Must(uuid.NewV7()), r.TransactionID, r.ID, kind, r.Amount); err != nil {
 		return fmt.Errorf("insert %s ledger entry: %w", kind, err)
 	}
 	return nil
 }
 
-func queueLedger(b *pgx.Batch, r Refund, kind string) {
+func queueLedger(b *pgx.Batch, r refund.Refund, kind string) {
 	b.Queue(insertLedgerSQL, uuid.Must(uuid.NewV7()), r.TransactionID, r.ID, kind, r.Amount)
 }
 
 // insertEvent writes the outbox row of a status change; the caller holds the refund's row.
-func insertEvent(ctx context.Context, tx pgx.Tx, r Refund, eventType string) (Event, error) {
+func insertEvent(ctx context.Context, tx pgx.Tx, r refund.Refund, eventType string) (refund.Event, error) {
 	payload, err := json.Marshal(map[string]any{"refund": r.Object()})
 	if err != nil {
-		return Event{}, fmt.Errorf("encode event: %w", err)
+		return refund.Event{}, fmt.Errorf("encode event: %w", err)
 	}
-	e := Event{ID: uuid.Must(uuid.NewV7()), MerchantID: r.MerchantID, RefundID: r.ID, Type: eventType, Payload: payload}
+	e := refund.Event{ID: uuid.Must(uuid.NewV7()), MerchantID: r.MerchantID, RefundID: r.ID, Type: eventType, Payload: payload}
 	err = tx.QueryRow(ctx, `INSERT INTO refund_events (id, merchant_id, refund_id, type, sequence, payload)
 		VALUES ($1, $2, $3, $4, (SELECT coalesce(max(sequence), 0) + 1 FROM refund_events WHERE refund_id = $3), $5)
 		RETURNING sequence, created_at`, e.ID, e.MerchantID, e.RefundID, e.Type, e.Payload).Scan(&e.Sequence, &e.CreatedAt)
 	if err != nil {
-		return Event{}, fmt.Errorf("insert event: %w", err)
+		return refund.Event{}, fmt.Errorf("insert event: %w", err)
 	}
 	return e, nil
 }
 
 // GetRefund reads a merchant's refund; uuid.Nil merchant reads any (ops, workflows).
-func (s *Store) GetRefund(ctx context.Context, merchantID, id uuid.UUID) (Refund, error) {
+func (s *Store) GetRefund(ctx context.Context, merchantID, id uuid.UUID) (refund.Refund, error) {
 	r, err := scanRefund(s.pool.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds
 		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, nilUUID(merchantID)))
 	return r, mapErr(err)
 }
 
 // FindRefundByProviderReference finds the refund a provider callback is about.
-func (s *Store) FindRefundByProviderReference(ctx context.Context, provider, ref string) (Refund, error) {
+func (s *Store) FindRefundByProviderReference(ctx context.Context, provider, ref string) (refund.Refund, error) {
 	r, err := scanRefund(s.pool.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds
 		WHERE provider = $1 AND provider_reference = $2`, provider, ref))
 	return r, mapErr(err)
@@ -349,7 +350,7 @@ type RefundFilter struct {
 	MerchantID    uuid.UUID // uuid.Nil: every merchant (ops)
 	SessionID     uuid.UUID
 	TransactionID uuid.UUID
-	Status        string
+	Status        refund.Status
 	Provider      string
 	Stuck         *bool // nil: either
 	CreatedFrom   time.Time
@@ -359,7 +360,7 @@ type RefundFilter struct {
 }
 
 // ListRefunds returns refunds newest first and the cursor of the next page.
-func (s *Store) ListRefunds(ctx context.Context, f RefundFilter) ([]Refund, uuid.UUID, error) {
+func (s *Store) ListRefunds(ctx context.Context, f RefundFilter) ([]refund.Refund, uuid.UUID, error) {
 	var w where
 	if f.MerchantID != uuid.Nil {
 		w.add("merchant_id = $%d", f.MerchantID)
@@ -386,11 +387,11 @@ func (s *Store) ListRefunds(ctx context.Context, f RefundFilter) ([]Refund, uuid
 		w.add("created_at < $%d", f.CreatedTo)
 	}
 	return listPage(ctx, s.pool, `SELECT `+refundColumns+` FROM refunds`, w, f.After, f.Limit, scanRefund,
-		func(r Refund) uuid.UUID { return r.ID })
+		func(r refund.Refund) uuid.UUID { return r.ID })
 }
 
 // GetRefundByIdempotencyKey finds the refund a merchant created with key.
-func (s *Store) GetRefundByIdempotencyKey(ctx context.Context, merchantID uuid.UUID, key string) (Refund, error) {
+func (s *Store) GetRefundByIdempotencyKey(ctx context.Context, merchantID uuid.UUID, key string) (refund.Refund, error) {
 	r, err := scanRefund(s.pool.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds
 		WHERE merchant_id = $1 AND idempotency_key = $2`, merchantID, key))
 	return r, mapErr(err)

@@ -8,17 +8,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/google/uuid"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-)
-
-// Sentinel errors returned by the store; callers branch with errors.Is.
-var (
-	ErrNotFound  = errors.New("not found")
-	ErrDuplicate = errors.New("duplicate")
 )
 
 // Store is the Postgres-backed store.
@@ -117,11 +112,11 @@ func mapErr(err error) error {
 		return nil
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%w: %w", ErrNotFound, err)
+		return fmt.Errorf("%w: %w", refund.ErrNotFound, err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-		return fmt.Errorf("%w: %w", ErrDuplicate, err)
+		return fmt.Errorf("%w: %w", refund.ErrDuplicate, err)
 	}
 	return err
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/refund"
 )
 
 // NewTransaction is what the upstream platform registers.
@@ -19,11 +19,11 @@ type NewTransaction struct {
 	Method              string
 	Amount              int64
 	Currency            string
-	Status              string
+	Status              refund.TxStatus
 	ProviderReference   string
-	PayoutDestination   *providers.PayoutDestination
-	LineItems           []LineItem
-	GiftCardRedemptions []GiftCardRedemption
+	PayoutDestination   *refund.PayoutDestination
+	LineItems           []refund.LineItem
+	GiftCardRedemptions []refund.GiftCardRedemption
 }
 
 // CreateTransaction registers a payment with its line items and gift-card
@@ -31,7 +31,7 @@ type NewTransaction struct {
 // provider reference): registering it again with the same details returns
 // the existing transaction and created=false; with other details it is a
 // RuleError (transaction.duplicate). Nothing is ever counted twice.
-func (s *Store) CreateTransaction(ctx context.Context, in NewTransaction) (t Transaction, created bool, err error) {
+func (s *Store) CreateTransaction(ctx context.Context, in NewTransaction) (t refund.Transaction, created bool, err error) {
 	id := uuid.Must(uuid.NewV7())
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		ok, err := sessionExists(ctx, tx, in.MerchantID, in.SessionID)
@@ -39,7 +39,7 @@ func (s *Store) CreateTransaction(ctx context.Context, in NewTransaction) (t Tra
 			return fmt.Errorf("check session: %w", err)
 		}
 		if !ok {
-			return ruleErr(CodeSessionNotFound, "session %s not found", in.SessionID)
+			return refund.Rule(refund.CodeSessionNotFound, "session %s not found", in.SessionID)
 		}
 		// A concurrent registration of the same payment waits here for the
 		// first to commit, then finds it.
@@ -70,7 +70,7 @@ func (s *Store) CreateTransaction(ctx context.Context, in NewTransaction) (t Tra
 		return nil
 	})
 	if err != nil {
-		return Transaction{}, false, err
+		return refund.Transaction{}, false, err
 	}
 	if created {
 		t, err = s.GetTransaction(ctx, in.MerchantID, id)
@@ -81,14 +81,14 @@ func (s *Store) CreateTransaction(ctx context.Context, in NewTransaction) (t Tra
 		return t, false, err
 	}
 	if !sameRegistration(t, in) {
-		return t, false, ruleErr(CodeTransactionDup, "payment %s of provider %s is already registered as transaction %s with other details",
+		return t, false, refund.Rule(refund.CodeTransactionDup, "payment %s of provider %s is already registered as transaction %s with other details",
 			in.ProviderReference, in.Provider, t.ID)
 	}
 	return t, false, nil
 }
 
 // transactionByPayment reads the transaction of a provider's payment.
-func (s *Store) transactionByPayment(ctx context.Context, merchantID uuid.UUID, provider, ref string) (Transaction, error) {
+func (s *Store) transactionByPayment(ctx context.Context, merchantID uuid.UUID, provider, ref string) (refund.Transaction, error) {
 	t, err := scanTransaction(s.pool.QueryRow(ctx, `SELECT `+txColumns+` FROM transactions
 		WHERE merchant_id = $1 AND provider = $2 AND provider_reference = $3`, merchantID, provider, ref))
 	if err != nil {
@@ -98,17 +98,17 @@ func (s *Store) transactionByPayment(ctx context.Context, merchantID uuid.UUID, 
 }
 
 // sameRegistration reports whether in registers t again, as first registered.
-func sameRegistration(t Transaction, in NewTransaction) bool {
+func sameRegistration(t refund.Transaction, in NewTransaction) bool {
 	if t.SessionID != in.SessionID || t.Method != in.Method || t.Amount != in.Amount || t.Currency != in.Currency ||
 		!reflect.DeepEqual(t.PayoutDestination, in.PayoutDestination) ||
 		len(t.LineItems) != len(in.LineItems) || len(t.GiftCardRedemptions) != len(in.GiftCardRedemptions) {
 		return false
 	}
 	// A CAPTURED registration's status moves on as the payment is refunded.
-	if t.Status != in.Status && !(in.Status == TxCaptured && capturedOrRefunded(t.Status)) {
+	if t.Status != in.Status && !(in.Status == refund.TxCaptured && capturedOrRefunded(t.Status)) {
 		return false
 	}
-	lines := map[string]LineItem{}
+	lines := map[string]refund.LineItem{}
 	for _, li := range t.LineItems {
 		lines[li.ID] = li
 	}
@@ -130,16 +130,16 @@ func sameRegistration(t Transaction, in NewTransaction) bool {
 }
 
 // capturedOrRefunded: the statuses a CAPTURED registration moves through as it is refunded.
-func capturedOrRefunded(status string) bool {
-	return status == TxCaptured || status == TxPartiallyRefunded || status == TxRefunded
+func capturedOrRefunded(status refund.TxStatus) bool {
+	return status == refund.TxCaptured || status == refund.TxPartiallyRefunded || status == refund.TxRefunded
 }
 
 const txColumns = `id, merchant_id, session_id, provider, method, amount, currency, status, provider_reference,
 	payout_destination, refunded_amount, reserved_amount, gift_card_amount, gift_card_refunded, gift_card_reserved,
 	created_at, updated_at`
 
-func scanTransaction(row pgx.Row) (Transaction, error) {
-	var t Transaction
+func scanTransaction(row pgx.Row) (refund.Transaction, error) {
+	var t refund.Transaction
 	err := row.Scan(&t.ID, &t.MerchantID, &t.SessionID, &t.Provider, &t.Method, &t.Amount, &t.Currency, &t.Status,
 		&t.ProviderReference, &t.PayoutDestination, &t.RefundedAmount, &t.ReservedAmount, &t.GiftCardAmount,
 		&t.GiftCardRefunded, &t.GiftCardReserved, &t.CreatedAt, &t.UpdatedAt)
@@ -153,7 +153,7 @@ type querier interface {
 }
 
 // GetTransaction reads a merchant's transaction with its items; uuid.Nil merchant reads any (ops).
-func (s *Store) GetTransaction(ctx context.Context, merchantID, id uuid.UUID) (Transaction, error) {
+func (s *Store) GetTransaction(ctx context.Context, merchantID, id uuid.UUID) (refund.Transaction, error) {
 	t, err := scanTransaction(s.pool.QueryRow(ctx, `SELECT `+txColumns+` FROM transactions
 		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, nilUUID(merchantID)))
 	if err != nil {
@@ -163,7 +163,7 @@ func (s *Store) GetTransaction(ctx context.Context, merchantID, id uuid.UUID) (T
 }
 
 // loadItems fills line items and gift-card redemptions, locking them when forUpdate.
-func loadItems(ctx context.Context, q querier, t *Transaction, forUpdate bool) error {
+func loadItems(ctx context.Context, q querier, t *refund.Transaction, forUpdate bool) error {
 	lock := ""
 	if forUpdate {
 		lock = " FOR UPDATE"
@@ -173,8 +173,8 @@ func loadItems(ctx context.Context, q querier, t *Transaction, forUpdate bool) e
 	if err != nil {
 		return fmt.Errorf("query line items: %w", err)
 	}
-	t.LineItems, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (LineItem, error) {
-		var li LineItem
+	t.LineItems, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.LineItem, error) {
+		var li refund.LineItem
 		return li, r.Scan(&li.ID, &li.Amount, &li.Quantity, &li.RefundedQuantity, &li.ReservedQuantity)
 	})
 	if err != nil {
@@ -185,8 +185,8 @@ func loadItems(ctx context.Context, q querier, t *Transaction, forUpdate bool) e
 	if err != nil {
 		return fmt.Errorf("query gift card redemptions: %w", err)
 	}
-	t.GiftCardRedemptions, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (GiftCardRedemption, error) {
-		var g GiftCardRedemption
+	t.GiftCardRedemptions, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.GiftCardRedemption, error) {
+		var g refund.GiftCardRedemption
 		return g, r.Scan(&g.ID, &g.Amount, &g.RefundedAmount, &g.ReservedAmount)
 	})
 	if err != nil {
@@ -203,14 +203,14 @@ func nilUUID(id uuid.UUID) *uuid.UUID {
 }
 
 // ListLedger returns the ledger entries of a refund, oldest first.
-func (s *Store) ListLedger(ctx context.Context, refundID uuid.UUID) ([]LedgerEntry, error) {
+func (s *Store) ListLedger(ctx context.Context, refundID uuid.UUID) ([]refund.LedgerEntry, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, transaction_id, refund_id, kind, amount, created_at
 		FROM ledger_entries WHERE refund_id = $1 ORDER BY id`, refundID)
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (LedgerEntry, error) {
-		var e LedgerEntry
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.LedgerEntry, error) {
+		var e refund.LedgerEntry
 		return e, r.Scan(&e.ID, &e.TransactionID, &e.RefundID, &e.Kind, &e.Amount, &e.CreatedAt)
 	})
 }

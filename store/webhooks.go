@@ -4,68 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
-// Stable error codes of webhook rules; the API maps each to an HTTP status.
-const (
-	CodeWebhookEndpointNotFound = "webhook_endpoint.not_found"
-	CodeWebhookEndpointLimit    = "webhook_endpoint.limit_reached"
-	CodeWebhookEndpointDisabled = "webhook_endpoint.disabled"
-	CodeEventNotFound           = "event.not_found"
-)
-
-// MaxWebhookEndpoints bounds a merchant's live (not deleted) endpoints.
-const MaxWebhookEndpoints = 16
-
-// Delivery is one event to deliver to one webhook endpoint.
-type Delivery struct {
-	EventID    uuid.UUID
-	EndpointID uuid.UUID
-}
-
-// WebhookEndpoint is a merchant's URL that receives signed events.
-type WebhookEndpoint struct {
-	ID                      uuid.UUID
-	MerchantID              uuid.UUID
-	URL                     string
-	EventTypes              []string
-	Secret                  string
-	PreviousSecret          string
-	PreviousSecretExpiresAt *time.Time
-	DisabledAt              *time.Time
-	DisabledReason          string
-	DeletedAt               *time.Time
-	CreatedAt               time.Time
-}
-
-// Active reports whether the endpoint receives deliveries.
-func (e WebhookEndpoint) Active() bool { return e.DeletedAt == nil && e.DisabledAt == nil }
-
-// Subscribed reports whether the endpoint receives events of eventType.
-func (e WebhookEndpoint) Subscribed(eventType string) bool {
-	return slices.Contains(e.EventTypes, eventType)
-}
-
-// SigningSecrets are the secrets a delivery at now is signed with: the
-// current one, plus the previous one while its rotation grace period lasts.
-func (e WebhookEndpoint) SigningSecrets(now time.Time) []string {
-	out := []string{e.Secret}
-	if e.PreviousSecret != "" && e.PreviousSecretExpiresAt != nil && now.Before(*e.PreviousSecretExpiresAt) {
-		out = append(out, e.PreviousSecret)
-	}
-	return out
-}
-
 const endpointColumns = `id, merchant_id, url, event_types, secret, coalesce(previous_secret, ''), previous_secret_expires_at,
 	disabled_at, coalesce(disabled_reason, ''), deleted_at, created_at`
 
-func scanEndpoint(row pgx.Row) (WebhookEndpoint, error) {
-	var e WebhookEndpoint
+func scanEndpoint(row pgx.Row) (refund.WebhookEndpoint, error) {
+	var e refund.WebhookEndpoint
 	err := row.Scan(&e.ID, &e.MerchantID, &e.URL, &e.EventTypes, &e.Secret, &e.PreviousSecret, &e.PreviousSecretExpiresAt,
 		&e.DisabledAt, &e.DisabledReason, &e.DeletedAt, &e.CreatedAt)
 	return e, err
@@ -82,8 +32,8 @@ type NewWebhookEndpoint struct {
 
 // CreateWebhookEndpoint adds an endpoint, refusing more than
 // MaxWebhookEndpoints live endpoints per merchant.
-func (s *Store) CreateWebhookEndpoint(ctx context.Context, in NewWebhookEndpoint) (WebhookEndpoint, error) {
-	var out WebhookEndpoint
+func (s *Store) CreateWebhookEndpoint(ctx context.Context, in NewWebhookEndpoint) (refund.WebhookEndpoint, error) {
+	var out refund.WebhookEndpoint
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// The merchant row serializes concurrent creates so the limit holds.
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM merchants WHERE id = $1 FOR UPDATE`, in.MerchantID); err != nil {
@@ -105,8 +55,8 @@ func (s *Store) CreateWebhookEndpoint(ctx context.Context, in NewWebhookEndpoint
 			in.MerchantID).Scan(&n); err != nil {
 			return fmt.Errorf("count endpoints: %w", err)
 		}
-		if n >= MaxWebhookEndpoints {
-			return ruleErr(CodeWebhookEndpointLimit, "a merchant may have at most %d webhook endpoints; delete one first", MaxWebhookEndpoints)
+		if n >= refund.MaxWebhookEndpoints {
+			return refund.Rule(refund.CodeWebhookEndpointLimit, "a merchant may have at most %d webhook endpoints; delete one first", refund.MaxWebhookEndpoints)
 		}
 		var err error
 		out, err = scanEndpoint(tx.QueryRow(ctx, `INSERT INTO webhook_endpoints (id, merchant_id, url, event_types, secret, idempotency_key)
@@ -121,19 +71,19 @@ func (s *Store) CreateWebhookEndpoint(ctx context.Context, in NewWebhookEndpoint
 }
 
 // ListWebhookEndpoints returns a merchant's endpoints that are not deleted, oldest first.
-func (s *Store) ListWebhookEndpoints(ctx context.Context, merchantID uuid.UUID) ([]WebhookEndpoint, error) {
+func (s *Store) ListWebhookEndpoints(ctx context.Context, merchantID uuid.UUID) ([]refund.WebhookEndpoint, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
 		WHERE merchant_id = $1 AND deleted_at IS NULL ORDER BY id`, merchantID)
 	if err != nil {
 		return nil, fmt.Errorf("list endpoints: %w", mapErr(err))
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (WebhookEndpoint, error) { return scanEndpoint(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.WebhookEndpoint, error) { return scanEndpoint(r) })
 	return out, mapErr(err)
 }
 
 // GetWebhookEndpoint reads an endpoint, deleted ones included; uuid.Nil
 // merchant reads any (ops, delivery).
-func (s *Store) GetWebhookEndpoint(ctx context.Context, merchantID, id uuid.UUID) (WebhookEndpoint, error) {
+func (s *Store) GetWebhookEndpoint(ctx context.Context, merchantID, id uuid.UUID) (refund.WebhookEndpoint, error) {
 	e, err := scanEndpoint(s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
 		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, nilUUID(merchantID)))
 	return e, mapErr(err)
@@ -142,7 +92,7 @@ func (s *Store) GetWebhookEndpoint(ctx context.Context, merchantID, id uuid.UUID
 // DeleteWebhookEndpoint soft-deletes an endpoint: its attempts stay, and
 // deliveries in flight stop at their next attempt. A deleted or unknown
 // endpoint is ErrNotFound.
-func (s *Store) DeleteWebhookEndpoint(ctx context.Context, merchantID, id uuid.UUID) (WebhookEndpoint, error) {
+func (s *Store) DeleteWebhookEndpoint(ctx context.Context, merchantID, id uuid.UUID) (refund.WebhookEndpoint, error) {
 	e, err := scanEndpoint(s.pool.QueryRow(ctx, `UPDATE webhook_endpoints SET deleted_at = now()
 		WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL RETURNING `+endpointColumns, id, merchantID))
 	return e, mapErr(err)
@@ -154,7 +104,7 @@ func (s *Store) DeleteWebhookEndpoint(ctx context.Context, merchantID, id uuid.U
 // retried with the same idempotency key (its response was lost) returns the
 // endpoint as that rotation left it: rotating again would drop the secret
 // the merchant still uses.
-func (s *Store) RotateWebhookSecret(ctx context.Context, merchantID, id uuid.UUID, secret string, grace time.Duration, idempotencyKey string) (WebhookEndpoint, error) {
+func (s *Store) RotateWebhookSecret(ctx context.Context, merchantID, id uuid.UUID, secret string, grace time.Duration, idempotencyKey string) (refund.WebhookEndpoint, error) {
 	e, err := scanEndpoint(s.pool.QueryRow(ctx, `UPDATE webhook_endpoints SET previous_secret = secret,
 		previous_secret_expires_at = now() + make_interval(secs => $4), secret = $3, rotation_key = $5
 		WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL AND ($5::text IS NULL OR rotation_key IS DISTINCT FROM $5)
@@ -176,14 +126,14 @@ func (s *Store) DisableWebhookEndpoint(ctx context.Context, id uuid.UUID, reason
 
 const eventColumns = `id, merchant_id, refund_id, type, sequence, payload, created_at`
 
-func scanEvent(row pgx.Row) (Event, error) {
-	var e Event
+func scanEvent(row pgx.Row) (refund.Event, error) {
+	var e refund.Event
 	err := row.Scan(&e.ID, &e.MerchantID, &e.RefundID, &e.Type, &e.Sequence, &e.Payload, &e.CreatedAt)
 	return e, err
 }
 
 // GetEvent reads a merchant's event; uuid.Nil merchant reads any (ops, delivery).
-func (s *Store) GetEvent(ctx context.Context, merchantID, id uuid.UUID) (Event, error) {
+func (s *Store) GetEvent(ctx context.Context, merchantID, id uuid.UUID) (refund.Event, error) {
 	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns+` FROM refund_events
 		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, nilUUID(merchantID)))
 	return e, mapErr(err)
@@ -199,7 +149,7 @@ type EventFilter struct {
 }
 
 // ListEvents returns events newest first and the cursor of the next page.
-func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]Event, uuid.UUID, error) {
+func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]refund.Event, uuid.UUID, error) {
 	var w where
 	if f.MerchantID != uuid.Nil {
 		w.add("merchant_id = $%d", f.MerchantID)
@@ -211,25 +161,12 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]Event, uuid.UU
 		w.add("type = $%d", f.Type)
 	}
 	return listPage(ctx, s.pool, `SELECT `+eventColumns+` FROM refund_events`, w, f.After, f.Limit, scanEvent,
-		func(e Event) uuid.UUID { return e.ID })
-}
-
-// WebhookAttempt is one HTTP delivery attempt of an event to an endpoint.
-type WebhookAttempt struct {
-	ID         uuid.UUID
-	EventID    uuid.UUID
-	EndpointID uuid.UUID
-	Attempt    int  // 1, 2, ... per event and endpoint, across redeliveries
-	StatusCode *int // nil when no HTTP answer came back
-	LatencyMS  int
-	Error      string
-	Succeeded  bool
-	CreatedAt  time.Time
+		func(e refund.Event) uuid.UUID { return e.ID })
 }
 
 // RecordWebhookAttempt appends an attempt, numbering it after the event's
 // earlier attempts to the same endpoint.
-func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt) (WebhookAttempt, error) {
+func (s *Store) RecordWebhookAttempt(ctx context.Context, a refund.WebhookAttempt) (refund.WebhookAttempt, error) {
 	a.ID = uuid.Must(uuid.NewV7())
 	err := s.pool.QueryRow(ctx, `INSERT INTO webhook_attempts (id, event_id, endpoint_id, attempt, status_code, latency_ms, error, succeeded)
 		VALUES ($1, $2, $3, (SELECT coalesce(max(attempt), 0) + 1 FROM webhook_attempts WHERE event_id = $2 AND endpoint_id = $3),
@@ -243,14 +180,14 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt) (Web
 }
 
 // ListWebhookAttempts returns an event's delivery attempts, oldest first.
-func (s *Store) ListWebhookAttempts(ctx context.Context, eventID uuid.UUID) ([]WebhookAttempt, error) {
+func (s *Store) ListWebhookAttempts(ctx context.Context, eventID uuid.UUID) ([]refund.WebhookAttempt, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, event_id, endpoint_id, attempt, status_code, latency_ms, coalesce(error, ''),
 		succeeded, created_at FROM webhook_attempts WHERE event_id = $1 ORDER BY created_at, id`, eventID)
 	if err != nil {
 		return nil, fmt.Errorf("list webhook attempts: %w", mapErr(err))
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (WebhookAttempt, error) {
-		var a WebhookAttempt
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.WebhookAttempt, error) {
+		var a refund.WebhookAttempt
 		return a, r.Scan(&a.ID, &a.EventID, &a.EndpointID, &a.Attempt, &a.StatusCode, &a.LatencyMS, &a.Error, &a.Succeeded, &a.CreatedAt)
 	})
 	return out, mapErr(err)
@@ -280,20 +217,20 @@ func dispatchCTE(again string) string {
 // finalEventDispatch dispatches the refund's final event again when Finalize
 // runs again; reversalDispatch its refund.reversed event when Reverse does.
 var (
-	finalEventDispatch = dispatchCTE(`type IN ('` + EventRefundSucceeded + `', '` + EventRefundFailed + `', '` + EventRefundCanceled + `')`)
-	reversalDispatch   = dispatchCTE(`type = '` + EventRefundReversed + `'`)
+	finalEventDispatch = dispatchCTE(`type IN ('` + refund.EventRefundSucceeded + `', '` + refund.EventRefundFailed + `', '` + refund.EventRefundCanceled + `')`)
+	reversalDispatch   = dispatchCTE(`type = '` + refund.EventRefundReversed + `'`)
 )
 
 // dispatchEvents returns the deliveries of the refund's undispatched events
 // and of the events cte dispatches again (see dispatchCTE).
-func dispatchEvents(ctx context.Context, tx pgx.Tx, refundID uuid.UUID, cte string) ([]Delivery, error) {
+func dispatchEvents(ctx context.Context, tx pgx.Tx, refundID uuid.UUID, cte string) ([]refund.Delivery, error) {
 	rows, err := tx.Query(ctx, `WITH `+cte+`
 		SELECT event_id, endpoint_id FROM d ORDER BY event_id, endpoint_id`, refundID)
 	if err != nil {
 		return nil, fmt.Errorf("dispatch events: %w", mapErr(err))
 	}
-	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) {
-		var d Delivery
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.Delivery, error) {
+		var d refund.Delivery
 		return d, r.Scan(&d.EventID, &d.EndpointID)
 	})
 	return ds, mapErr(err)
@@ -301,7 +238,7 @@ func dispatchEvents(ctx context.Context, tx pgx.Tx, refundID uuid.UUID, cte stri
 
 // EventDeliveries returns one delivery of an event per active endpoint of
 // its merchant subscribed to its type (for a redelivery).
-func (s *Store) EventDeliveries(ctx context.Context, ev Event) ([]Delivery, error) {
+func (s *Store) EventDeliveries(ctx context.Context, ev refund.Event) ([]refund.Delivery, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id FROM webhook_endpoints
 		WHERE merchant_id = $1 AND $2 = ANY (event_types) AND deleted_at IS NULL AND disabled_at IS NULL
 		ORDER BY id`, ev.MerchantID, ev.Type)
@@ -312,25 +249,18 @@ func (s *Store) EventDeliveries(ctx context.Context, ev Event) ([]Delivery, erro
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	out := make([]Delivery, 0, len(ids))
+	out := make([]refund.Delivery, 0, len(ids))
 	for _, id := range ids {
-		out = append(out, Delivery{EventID: ev.ID, EndpointID: id})
+		out = append(out, refund.Delivery{EventID: ev.ID, EndpointID: id})
 	}
 	return out, nil
-}
-
-// LostDispatch is an event whose deliveries were never started, with the
-// deliveries it needs (none when no endpoint is subscribed).
-type LostDispatch struct {
-	EventID    uuid.UUID
-	Deliveries []Delivery
 }
 
 // LostDispatches lists events older than grace that are still undispatched:
 // their refund's workflow wrote them but crashed, or the event was written
 // outside a workflow. The caller starts the deliveries, then calls
 // MarkEventsDispatched.
-func (s *Store) LostDispatches(ctx context.Context, grace time.Duration, limit int) ([]LostDispatch, error) {
+func (s *Store) LostDispatches(ctx context.Context, grace time.Duration, limit int) ([]refund.LostDispatch, error) {
 	rows, err := s.pool.Query(ctx, `WITH ev AS (
 			SELECT id, merchant_id, type, created_at FROM refund_events
 			WHERE dispatched_at IS NULL AND created_at < now() - make_interval(secs => $1)
@@ -353,14 +283,14 @@ func (s *Store) LostDispatches(ctx context.Context, grace time.Duration, limit i
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	var out []LostDispatch
+	var out []refund.LostDispatch
 	for _, p := range pairs {
 		if len(out) == 0 || out[len(out)-1].EventID != p.event {
-			out = append(out, LostDispatch{EventID: p.event})
+			out = append(out, refund.LostDispatch{EventID: p.event})
 		}
 		if p.endpoint != nil {
 			last := &out[len(out)-1]
-			last.Deliveries = append(last.Deliveries, Delivery{EventID: p.event, EndpointID: *p.endpoint})
+			last.Deliveries = append(last.Deliveries, refund.Delivery{EventID: p.event, EndpointID: *p.endpoint})
 		}
 	}
 	return out, nil

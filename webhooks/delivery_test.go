@@ -22,6 +22,7 @@ import (
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/webhooks"
@@ -68,7 +69,7 @@ func testRetriedUntilDelivered(t *testing.T, s *testenv.Stack) {
 	refundA := createRefund(t, s, keyA, 2500)
 
 	// The refund completes while its endpoint is down.
-	waitRefund(t, s, keyA, refundA, store.StatusSucceeded)
+	waitRefund(t, s, keyA, refundA, refund.StatusSucceeded)
 	failures := recvA.waitFor(t, "three failed attempts", func(ds []received) bool { return len(ds) >= 3 })
 
 	// Another merchant with a healthy endpoint is served at once.
@@ -76,10 +77,10 @@ func testRetriedUntilDelivered(t *testing.T, s *testenv.Stack) {
 	recvB := newReceiver(t)
 	createEndpoint(t, s, keyB, recvB.url())
 	refundB := createRefund(t, s, keyB, 3000)
-	waitRefund(t, s, keyB, refundB, store.StatusSucceeded)
+	waitRefund(t, s, keyB, refundB, refund.StatusSucceeded)
 	completedB := time.Now()
 	recvB.waitForWithin(t, 5*time.Second, "refund B's two events", func(ds []received) bool {
-		return deliveredTypes(ds)[store.EventRefundCreated] && deliveredTypes(ds)[store.EventRefundSucceeded]
+		return deliveredTypes(ds)[refund.EventRefundCreated] && deliveredTypes(ds)[refund.EventRefundSucceeded]
 	})
 	if lag := time.Since(completedB); lag > 5*time.Second {
 		t.Fatalf("refund B's webhooks arrived %s after it completed", lag)
@@ -96,15 +97,15 @@ func testRetriedUntilDelivered(t *testing.T, s *testenv.Stack) {
 	// Endpoint A comes back: both events arrive.
 	recvA.setDown(false)
 	all := recvA.waitFor(t, "both events of refund A delivered", func(ds []received) bool {
-		return deliveredTypes(ds)[store.EventRefundCreated] && deliveredTypes(ds)[store.EventRefundSucceeded]
+		return deliveredTypes(ds)[refund.EventRefundCreated] && deliveredTypes(ds)[refund.EventRefundSucceeded]
 	})
 	if len(all) <= len(failures) {
 		t.Fatalf("no retry after the endpoint came back")
 	}
 
 	events := listEvents(t, s, keyA, "?refundId="+refundA)
-	if len(events) != 2 || events[0].Type != store.EventRefundSucceeded || events[0].Sequence != 2 ||
-		events[1].Type != store.EventRefundCreated || events[1].Sequence != 1 {
+	if len(events) != 2 || events[0].Type != refund.EventRefundSucceeded || events[0].Sequence != 2 ||
+		events[1].Type != refund.EventRefundCreated || events[1].Sequence != 1 {
 		t.Fatalf("events of refund A (newest first) = %+v", events)
 	}
 	byID := map[uuid.UUID]server.EventObject{}
@@ -134,11 +135,11 @@ func testRetriedUntilDelivered(t *testing.T, s *testenv.Stack) {
 		if err := webhooks.Verify(d.body, d.header.Get(webhooks.SignatureHeader), epA.Secret, webhooks.DefaultTolerance, time.Now()); err != nil {
 			t.Fatalf("request %d does not verify with the endpoint secret: %v", i, err)
 		}
-		var data struct{ Refund store.RefundObject }
+		var data struct{ Refund refund.Object }
 		if err := json.Unmarshal(ev.Data, &data); err != nil || data.Refund.TransactionID.String() != refundA {
 			t.Fatalf("request %d: data.refund = %+v (%v)", i, data.Refund, err)
 		}
-		if ev.Type == store.EventRefundSucceeded && data.Refund.Status != store.StatusSucceeded {
+		if ev.Type == refund.EventRefundSucceeded && data.Refund.Status != refund.StatusSucceeded {
 			t.Fatalf("refund.succeeded carries status %s", data.Refund.Status)
 		}
 	}
@@ -171,7 +172,7 @@ func testRetriedUntilDelivered(t *testing.T, s *testenv.Stack) {
 		if ok != 1 || failed+ok != sent {
 			t.Fatalf("event %s: %d failed + %d ok attempts logged, receiver saw %d", id, failed, ok, sent)
 		}
-		if failed == 0 && detail.Type == store.EventRefundCreated {
+		if failed == 0 && detail.Type == refund.EventRefundCreated {
 			t.Fatalf("refund.created was never retried: %+v", detail.Attempts)
 		}
 	}
@@ -183,8 +184,8 @@ func testGoneDisablesEndpoint(t *testing.T, s *testenv.Stack) {
 	recv := newReceiver(t)
 	recv.setStatus(http.StatusGone)
 	ep := createEndpoint(t, s, key, recv.url())
-	refund := createRefund(t, s, key, 2500)
-	waitRefund(t, s, key, refund, store.StatusSucceeded)
+	rf := createRefund(t, s, key, 2500)
+	waitRefund(t, s, key, rf, refund.StatusSucceeded)
 
 	var got server.WebhookEndpointObject
 	poll(t, "endpoint disabled", func() bool {
@@ -194,7 +195,7 @@ func testGoneDisablesEndpoint(t *testing.T, s *testenv.Stack) {
 	if got.DisabledAt == nil || !strings.Contains(got.DisabledReason, "410") || got.Secret != "" {
 		t.Fatalf("disabled endpoint = %+v", got)
 	}
-	events := listEvents(t, s, key, "?refundId="+refund)
+	events := listEvents(t, s, key, "?refundId="+rf)
 	if len(events) != 2 {
 		t.Fatalf("events = %+v", events)
 	}
@@ -224,7 +225,7 @@ func testGoneDisablesEndpoint(t *testing.T, s *testenv.Stack) {
 	}
 	// A disabled endpoint receives no redelivery.
 	r := s.DoWithKey(t, key, "POST", "/v1/events/"+events[0].ID.String()+"/redeliver", map[string]any{"endpointId": ep.ID})
-	testenv.AssertProblem(t, r, http.StatusConflict, store.CodeWebhookEndpointDisabled)
+	testenv.AssertProblem(t, r, http.StatusConflict, refund.CodeWebhookEndpointDisabled)
 	var res server.RedeliveryResult
 	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/events/"+events[0].ID.String()+"/redeliver", nil), http.StatusAccepted).JSON(t, &res)
 	if len(res.Deliveries) != 0 {
@@ -250,11 +251,11 @@ func testMerchantIsolation(t *testing.T, s *testenv.Stack) {
 	ev := events[0].ID.String()
 	epPath := "/v1/webhook-endpoints/" + epA.ID.String()
 
-	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "GET", epPath, nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
-	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "DELETE", epPath, nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
-	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "POST", epPath+"/rotate-secret", nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
-	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "GET", "/v1/events/"+ev, nil), http.StatusNotFound, store.CodeEventNotFound)
-	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "POST", "/v1/events/"+ev+"/redeliver", nil), http.StatusNotFound, store.CodeEventNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "GET", epPath, nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "DELETE", epPath, nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "POST", epPath+"/rotate-secret", nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "GET", "/v1/events/"+ev, nil), http.StatusNotFound, refund.CodeEventNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "POST", "/v1/events/"+ev+"/redeliver", nil), http.StatusNotFound, refund.CodeEventNotFound)
 
 	var list struct {
 		Data []server.WebhookEndpointObject
@@ -274,13 +275,13 @@ func testMerchantIsolation(t *testing.T, s *testenv.Stack) {
 	refundB := createRefund(t, s, keyB, 2500)
 	evB := listEvents(t, s, keyB, "?refundId="+refundB)[0].ID.String()
 	r := s.DoWithKey(t, keyB, "POST", "/v1/events/"+evB+"/redeliver", map[string]any{"endpointId": epA.ID})
-	testenv.AssertProblem(t, r, http.StatusNotFound, store.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, r, http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
 
 	// A still owns everything.
 	testenv.Must(t, s.DoWithKey(t, keyA, "GET", epPath, nil), http.StatusOK)
 	testenv.Must(t, s.DoWithKey(t, keyA, "GET", "/v1/events/"+ev, nil), http.StatusOK)
-	waitRefund(t, s, keyA, refundA, store.StatusSucceeded)
-	waitRefund(t, s, keyB, refundB, store.StatusSucceeded)
+	waitRefund(t, s, keyA, refundA, refund.StatusSucceeded)
+	waitRefund(t, s, keyB, refundB, refund.StatusSucceeded)
 	got := recv.waitFor(t, "merchant A's two events", func(ds []received) bool { return len(deliveredTypes(ds)) == 2 })
 	if len(got) != 2 {
 		t.Fatalf("merchant A's healthy endpoint got %d requests, want 2", len(got))
@@ -299,11 +300,11 @@ func testRedelivery(t *testing.T, s *testenv.Stack) {
 	recv := newReceiver(t)
 	ep := createEndpoint(t, s, key, recv.url())
 	canceledOnly := newReceiver(t)
-	createEndpoint(t, s, key, canceledOnly.url(), store.EventRefundCanceled)
-	refund := createRefund(t, s, key, 2500)
-	waitRefund(t, s, key, refund, store.StatusSucceeded)
+	createEndpoint(t, s, key, canceledOnly.url(), refund.EventRefundCanceled)
+	rf := createRefund(t, s, key, 2500)
+	waitRefund(t, s, key, rf, refund.StatusSucceeded)
 	recv.waitFor(t, "both events", func(ds []received) bool { return len(deliveredTypes(ds)) == 2 })
-	events := listEvents(t, s, key, "?refundId="+refund)
+	events := listEvents(t, s, key, "?refundId="+rf)
 	created := events[1]
 	waitAttempts(t, s, key, created.ID, func(as []server.WebhookAttemptObject) bool { return len(as) == 1 })
 
@@ -345,7 +346,7 @@ func testRedelivery(t *testing.T, s *testenv.Stack) {
 	recv.waitFor(t, "the second redelivery", func(ds []received) bool { return countEvent(t, ds, created.ID) == 3 })
 	waitDelivery(t, s, again.Deliveries[0].WorkflowID)
 	if n := len(canceledOnly.all()); n != 0 {
-		t.Fatalf("an endpoint subscribed to refund.canceled only got %d requests", n)
+		t.Fatalf("an endpoint subscribed to rf.canceled only got %d requests", n)
 	}
 	if n := countEvent(t, recv.all(), created.ID); n != 3 {
 		t.Fatalf("event delivered %d times, want 3 (first, redelivery, second redelivery)", n)
@@ -369,7 +370,7 @@ func testSecretRotation(t *testing.T, s *testenv.Stack) {
 		time.Until(*rotated.PreviousSecretExpiresAt) > 25*time.Hour {
 		t.Fatalf("previous secret expires at %v, want in 24 h", rotated.PreviousSecretExpiresAt)
 	}
-	refund := createRefund(t, s, key, 2500)
+	rf := createRefund(t, s, key, 2500)
 	ds := recv.waitFor(t, "both events", func(ds []received) bool { return len(deliveredTypes(ds)) == 2 })
 	for _, d := range ds {
 		h := d.header.Get(webhooks.SignatureHeader)
@@ -392,7 +393,7 @@ func testSecretRotation(t *testing.T, s *testenv.Stack) {
 	if now.PreviousSecretExpiresAt != nil {
 		t.Fatalf("previous secret still valid until %v", now.PreviousSecretExpiresAt)
 	}
-	events := listEvents(t, s, key, "?refundId="+refund)
+	events := listEvents(t, s, key, "?refundId="+rf)
 	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/events/"+events[0].ID.String()+"/redeliver", nil), http.StatusAccepted)
 	after := recv.waitFor(t, "the redelivery", func(got []received) bool { return len(got) > len(ds) })
 	last := after[len(after)-1]
@@ -407,7 +408,7 @@ func testSecretRotation(t *testing.T, s *testenv.Stack) {
 		t.Fatalf("still verifies with the retired secret: %v", err)
 	}
 
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", path, map[string]any{"gracePeriodSeconds": -1}), http.StatusUnprocessableEntity, store.CodeValidation)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", path, map[string]any{"gracePeriodSeconds": -1}), http.StatusUnprocessableEntity, refund.CodeValidation)
 	testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", path, map[string]any{"grace": 1}), http.StatusBadRequest, server.CodeMalformed)
 }
 
@@ -429,7 +430,7 @@ func testEndpointAPI(t *testing.T, s *testenv.Stack) {
 		{"unknown event type", map[string]any{"url": "https://example.com", "eventTypes": []string{"refund.exploded"}}, "eventTypes[0]"},
 		{"duplicate event type", map[string]any{"url": "https://example.com", "eventTypes": []string{"refund.failed", "refund.failed"}}, "eventTypes[1]"},
 	} {
-		p := testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", tc.body), http.StatusUnprocessableEntity, store.CodeValidation)
+		p := testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", tc.body), http.StatusUnprocessableEntity, refund.CodeValidation)
 		if len(p.Errors) == 0 || p.Errors[0].Field != tc.field {
 			t.Fatalf("%s: errors %+v, want field %s", tc.name, p.Errors, tc.field)
 		}
@@ -437,14 +438,14 @@ func testEndpointAPI(t *testing.T, s *testenv.Stack) {
 	testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.com", "secret": "x"}),
 		http.StatusBadRequest, server.CodeMalformed)
 	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/not-a-uuid", nil), http.StatusBadRequest, server.CodeMalformed)
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+uuid.NewString(), nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+uuid.NewString(), nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
 
 	all := createEndpoint(t, s, key, "https://example.com/all")
-	if !slices.Equal(all.EventTypes, store.EventTypes) || all.Status != "ENABLED" || !strings.HasPrefix(all.Secret, webhooks.SecretPrefix) {
+	if !slices.Equal(all.EventTypes, refund.EventTypes) || all.Status != "ENABLED" || !strings.HasPrefix(all.Secret, webhooks.SecretPrefix) {
 		t.Fatalf("created endpoint = %+v", all)
 	}
-	some := createEndpoint(t, s, key, "http://example.com/failed", store.EventRefundFailed)
-	if !slices.Equal(some.EventTypes, []string{store.EventRefundFailed}) {
+	some := createEndpoint(t, s, key, "http://example.com/failed", refund.EventRefundFailed)
+	if !slices.Equal(some.EventTypes, []string{refund.EventRefundFailed}) {
 		t.Fatalf("event types %v", some.EventTypes)
 	}
 	var got server.WebhookEndpointObject
@@ -463,19 +464,19 @@ func testEndpointAPI(t *testing.T, s *testenv.Stack) {
 	}
 
 	testenv.Must(t, s.DoWithKey(t, key, "DELETE", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNoContent)
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "DELETE", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNotFound, store.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "DELETE", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
 	testenv.Must(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints", nil), http.StatusOK).JSON(t, &list)
 	if len(list.Data) != 1 || list.Data[0].ID != some.ID {
 		t.Fatalf("after delete: %+v", list.Data)
 	}
 
 	// Limit of live endpoints per merchant.
-	for i := 1; i < store.MaxWebhookEndpoints; i++ {
+	for i := 1; i < refund.MaxWebhookEndpoints; i++ {
 		createEndpoint(t, s, key, fmt.Sprintf("https://example.com/%d", i))
 	}
 	testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.com/one-too-many"}),
-		http.StatusConflict, store.CodeWebhookEndpointLimit)
+		http.StatusConflict, refund.CodeWebhookEndpointLimit)
 
 	// Idempotent create: the same key replays the same endpoint (and secret).
 	_, key2 := s.NewMerchantKey(t, nil)
@@ -488,7 +489,7 @@ func testEndpointAPI(t *testing.T, s *testenv.Stack) {
 	}
 
 	// Scope webhooks:manage is required.
-	_, readOnly := s.NewMerchantKey(t, nil, store.ScopeRefundsRead, store.ScopeRefundsWrite)
+	_, readOnly := s.NewMerchantKey(t, nil, refund.ScopeRefundsRead, refund.ScopeRefundsWrite)
 	for _, path := range []string{"/v1/webhook-endpoints", "/v1/events"} {
 		testenv.AssertProblem(t, s.DoWithKey(t, readOnly, "GET", path, nil), http.StatusForbidden, server.CodeForbidden)
 	}
@@ -502,8 +503,8 @@ func testEventsAPI(t *testing.T, s *testenv.Stack) {
 	_, key := s.NewMerchantKey(t, nil)
 	ok := createRefund(t, s, key, 2500)
 	declined := createRefund(t, s, key, 2501) // sandbox: amounts ending in 01 are declined
-	waitRefund(t, s, key, ok, store.StatusSucceeded)
-	waitRefund(t, s, key, declined, store.StatusDeclined)
+	waitRefund(t, s, key, ok, refund.StatusSucceeded)
+	waitRefund(t, s, key, declined, refund.StatusDeclined)
 
 	all := listEvents(t, s, key, "")
 	if len(all) != 4 {
@@ -514,15 +515,15 @@ func testEventsAPI(t *testing.T, s *testenv.Stack) {
 			t.Fatalf("events not newest first: %s before %s", all[i-1].ID, all[i].ID)
 		}
 	}
-	failed := listEvents(t, s, key, "?type="+store.EventRefundFailed)
+	failed := listEvents(t, s, key, "?type="+refund.EventRefundFailed)
 	if len(failed) != 1 || failed[0].RefundID.String() != declined || failed[0].Sequence != 2 {
 		t.Fatalf("refund.failed events = %+v", failed)
 	}
-	var data struct{ Refund store.RefundObject }
-	if err := json.Unmarshal(failed[0].Data, &data); err != nil || data.Refund.Status != store.StatusDeclined || data.Refund.Failure == nil {
+	var data struct{ Refund refund.Object }
+	if err := json.Unmarshal(failed[0].Data, &data); err != nil || data.Refund.Status != refund.StatusDeclined || data.Refund.Failure == nil {
 		t.Fatalf("refund.failed data = %s (%v)", failed[0].Data, err)
 	}
-	mine := listEvents(t, s, key, "?refundId="+ok+"&type="+store.EventRefundCreated)
+	mine := listEvents(t, s, key, "?refundId="+ok+"&type="+refund.EventRefundCreated)
 	if len(mine) != 1 || mine[0].Sequence != 1 || mine[0].RefundID.String() != ok {
 		t.Fatalf("refund.created of %s = %+v", ok, mine)
 	}
@@ -560,7 +561,7 @@ func testEventsAPI(t *testing.T, s *testenv.Stack) {
 	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?type=refund.exploded", nil), http.StatusBadRequest, server.CodeMalformed)
 	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?refundId=nope", nil), http.StatusBadRequest, server.CodeMalformed)
 	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?limit=0", nil), http.StatusBadRequest, server.CodeMalformed)
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events/"+uuid.NewString(), nil), http.StatusNotFound, store.CodeEventNotFound)
+	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events/"+uuid.NewString(), nil), http.StatusNotFound, refund.CodeEventNotFound)
 }
 
 // testCanceledEvent: canceling a refund (here one awaiting approval) writes
@@ -569,26 +570,26 @@ func testCanceledEvent(t *testing.T, s *testenv.Stack) {
 	threshold := int64(1000)
 	_, key := s.NewMerchantKey(t, &threshold)
 	recv := newReceiver(t)
-	ep := createEndpoint(t, s, key, recv.url(), store.EventRefundCanceled)
-	refund := createRefund(t, s, key, 2500) // above the threshold: waits for approval
+	ep := createEndpoint(t, s, key, recv.url(), refund.EventRefundCanceled)
+	rf := createRefund(t, s, key, 2500) // above the threshold: waits for approval
 	poll(t, "refund awaiting approval", func() bool {
-		v, err := s.Temporal.QueryWorkflow(context.Background(), workflows.RefundWorkflowID(uuid.MustParse(refund)), "", workflows.QueryStatus)
+		v, err := s.Temporal.QueryWorkflow(context.Background(), workflows.RefundWorkflowID(uuid.MustParse(rf)), "", workflows.QueryStatus)
 		var st workflows.RefundState
 		return err == nil && v.Get(&st) == nil && st.Step == workflows.StepAwaitingApproval
 	})
-	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/refunds/"+refund+"/cancel", nil), http.StatusOK)
-	waitRefund(t, s, key, refund, store.StatusCanceled)
+	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/refunds/"+rf+"/cancel", nil), http.StatusOK)
+	waitRefund(t, s, key, rf, refund.StatusCanceled)
 
-	events := listEvents(t, s, key, "?refundId="+refund)
-	if len(events) != 2 || events[0].Type != store.EventRefundCanceled || events[0].Sequence != 2 || events[1].Type != store.EventRefundCreated {
+	events := listEvents(t, s, key, "?refundId="+rf)
+	if len(events) != 2 || events[0].Type != refund.EventRefundCanceled || events[0].Sequence != 2 || events[1].Type != refund.EventRefundCreated {
 		t.Fatalf("events = %+v", events)
 	}
-	ds := recv.waitFor(t, "refund.canceled", func(ds []received) bool { return deliveredTypes(ds)[store.EventRefundCanceled] })
+	ds := recv.waitFor(t, "refund.canceled", func(ds []received) bool { return deliveredTypes(ds)[refund.EventRefundCanceled] })
 	if len(ds) != 1 || ds[0].event(t).ID != events[0].ID {
-		t.Fatalf("endpoint subscribed to refund.canceled got %d requests", len(ds))
+		t.Fatalf("endpoint subscribed to rf.canceled got %d requests", len(ds))
 	}
-	var data struct{ Refund store.RefundObject }
-	if err := json.Unmarshal(ds[0].event(t).Data, &data); err != nil || data.Refund.Status != store.StatusCanceled {
+	var data struct{ Refund refund.Object }
+	if err := json.Unmarshal(ds[0].event(t).Data, &data); err != nil || data.Refund.Status != refund.StatusCanceled {
 		t.Fatalf("refund.canceled data = %s (%v)", ds[0].body, err)
 	}
 	if err := webhooks.Verify(ds[0].body, ds[0].header.Get(webhooks.SignatureHeader), ep.Secret, 0, time.Now()); err != nil {
@@ -601,9 +602,9 @@ func testCanceledEvent(t *testing.T, s *testenv.Stack) {
 // under the same workflow id and type the refund workflow would use.
 func testReconcilerRedispatch(t *testing.T, s *testenv.Stack) {
 	_, key := s.NewMerchantKey(t, nil)
-	refund := createRefund(t, s, key, 2500)
-	waitRefund(t, s, key, refund, store.StatusSucceeded)
-	events := listEvents(t, s, key, "?refundId="+refund)
+	rf := createRefund(t, s, key, 2500)
+	waitRefund(t, s, key, rf, refund.StatusSucceeded)
+	events := listEvents(t, s, key, "?refundId="+rf)
 	lost := events[0]
 
 	// The endpoint appears after the dispatch; then the event looks lost.
@@ -659,7 +660,7 @@ func testReconcilerRedispatch(t *testing.T, s *testenv.Stack) {
 // testDispatchRepeated: a worker that dies after BeginRefund or
 // FinalizeRefund committed, but before the workflow recorded their result,
 // runs them again. The second run must return the same deliveries, or the
-// refund.created and refund.succeeded webhooks are lost; starting them twice
+// rf.created and rf.succeeded webhooks are lost; starting them twice
 // delivers each once.
 func testDispatchRepeated(t *testing.T, s *testenv.Stack) {
 	ctx := context.Background()
@@ -669,7 +670,7 @@ func testDispatchRepeated(t *testing.T, s *testenv.Stack) {
 	// The refund is written as the API would, but no workflow runs it: the
 	// test plays the workflow's local activities itself.
 	r, err := s.Store.CreateRefund(ctx, store.NewRefund{MerchantID: merchantID, TransactionID: uuid.MustParse(createTransaction(t, s, key)),
-		Amount: 2500, Currency: "EUR", Route: func(store.Transaction, string) (string, error) { return store.MethodProviderRefund, nil }})
+		Amount: 2500, Currency: "EUR", Route: func(refund.Transaction, string) (refund.Method, error) { return refund.MethodProviderRefund, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -691,8 +692,8 @@ func testDispatchRepeated(t *testing.T, s *testenv.Stack) {
 	}
 	for range 2 {
 		res, err := s.Activities.FinalizeRefund(ctx, activities.FinalizeInput{RefundID: r.ID,
-			Outcome: store.Outcome{Status: store.StatusSucceeded, ProviderReference: "re_" + uuid.NewString()[:8], Attempts: 1}})
-		if err != nil || res.Status != store.StatusSucceeded {
+			Outcome: refund.Outcome{Status: refund.StatusSucceeded, ProviderReference: "re_" + uuid.NewString()[:8], Attempts: 1}})
+		if err != nil || res.Status != refund.StatusSucceeded {
 			t.Fatalf("finalize: %+v, %v", res, err)
 		}
 		deliveries = append(deliveries, res.Deliveries)
@@ -705,8 +706,8 @@ func testDispatchRepeated(t *testing.T, s *testenv.Stack) {
 	for _, e := range events {
 		byType[e.Type] = e.ID
 	}
-	created := activities.Delivery{EventID: byType[store.EventRefundCreated], EndpointID: ep.ID}
-	succeeded := activities.Delivery{EventID: byType[store.EventRefundSucceeded], EndpointID: ep.ID}
+	created := activities.Delivery{EventID: byType[refund.EventRefundCreated], EndpointID: ep.ID}
+	succeeded := activities.Delivery{EventID: byType[refund.EventRefundSucceeded], EndpointID: ep.ID}
 	want := []activities.Delivery{created}
 	for i, ds := range deliveries {
 		if i == 2 {
@@ -883,7 +884,7 @@ func createEndpoint(t *testing.T, s *testenv.Stack, key, url string, types ...st
 func createRefund(t *testing.T, s *testenv.Stack, key string, amount int64) string {
 	t.Helper()
 	txID := createTransaction(t, s, key)
-	var r store.RefundObject
+	var r refund.Object
 	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/refunds", map[string]any{
 		"originalTransactionId": txID, "refundValue": map[string]any{"amount": amount, "currency": "EUR"},
 	}), http.StatusAccepted).JSON(t, &r)
@@ -904,10 +905,10 @@ func createTransaction(t *testing.T, s *testenv.Stack, key string) string {
 	return tx.TransactionID
 }
 
-func waitRefund(t *testing.T, s *testenv.Stack, key, id, status string) {
+func waitRefund(t *testing.T, s *testenv.Stack, key, id string, status refund.Status) {
 	t.Helper()
-	var r store.RefundObject
-	poll(t, "refund "+id+" "+status, func() bool {
+	var r refund.Object
+	poll(t, "refund "+id+" "+string(status), func() bool {
 		testenv.Must(t, s.DoWithKey(t, key, "GET", "/v1/refunds/"+id, nil), http.StatusOK).JSON(t, &r)
 		return r.Status == status
 	})

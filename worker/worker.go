@@ -21,7 +21,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/backflow/backflow/activities"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -63,7 +63,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 
 // Starter starts refund workflows with the shared start options.
 func Starter(c client.Client, taskQueue string) activities.StartRefundWorkflow {
-	return func(ctx context.Context, r store.Refund) error {
+	return func(ctx context.Context, r refund.Refund) error {
 		_, err := c.ExecuteWorkflow(ctx, workflows.StartOptions(r, taskQueue), workflows.RefundWorkflowName,
 			workflows.RefundInput{RefundID: r.ID})
 		return err
@@ -74,7 +74,7 @@ func Starter(c client.Client, taskQueue string) activities.StartRefundWorkflow {
 // finishing it; a running or completed workflow is left alone
 // (WorkflowExecutionAlreadyStarted).
 func Resumer(c client.Client, taskQueue string) activities.StartRefundWorkflow {
-	return func(ctx context.Context, r store.Refund) error {
+	return func(ctx context.Context, r refund.Refund) error {
 		_, err := c.ExecuteWorkflow(ctx, workflows.ResumeOptions(r, taskQueue), workflows.RefundWorkflowName,
 			workflows.RefundInput{RefundID: r.ID})
 		return err

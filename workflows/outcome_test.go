@@ -9,7 +9,7 @@ import (
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/providers"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -31,7 +31,7 @@ func TestRefundStatusCheckErrorsAreNeverFinal(t *testing.T) {
 
 			h.env.AssertExpectations(t)
 			o := h.outcome()
-			require.Equal(t, store.StatusSucceeded, o.Status, "a failed status check must not end the refund")
+			require.Equal(t, refund.StatusSucceeded, o.Status, "a failed status check must not end the refund")
 			require.Equal(t, "re_async", o.ProviderReference)
 		})
 	}
@@ -50,7 +50,7 @@ func TestRefundStuckSubmitStaysBoundedFor60Days(t *testing.T) {
 		h := newHarness(t)
 		h.env.SetStartTime(at)
 		if runs > 0 {
-			h.plan.Status = store.StatusProcessing
+			h.plan.Status = refund.StatusProcessing
 		}
 		h.onSubmit(fail(errTransient))
 		in.RefundID = h.id
@@ -66,7 +66,7 @@ func TestRefundStuckSubmitStaysBoundedFor60Days(t *testing.T) {
 		require.True(t, in.Resubmit, "the next run goes on re-sending")
 		maxSubmits = max(maxSubmits, submits)
 		require.NotNil(t, in.Resume)
-		require.Equal(t, store.StatusProcessing, in.Resume.Status, "a refund whose outcome is unknown stays PROCESSING")
+		require.Equal(t, refund.StatusProcessing, in.Resume.Status, "a refund whose outcome is unknown stays PROCESSING")
 		require.True(t, in.Resume.Stuck)
 		require.LessOrEqual(t, len(in.Resume.Timeline), 20)
 		took := h.env.Now().Sub(at)
@@ -91,7 +91,7 @@ func TestRefundApprovalWaitExpires(t *testing.T) {
 
 	h.env.AssertExpectations(t)
 	o := h.outcome()
-	require.Equal(t, store.StatusCanceled, o.Status)
+	require.Equal(t, refund.StatusCanceled, o.Status)
 	require.Equal(t, "approval.expired", o.FailureCode)
 	h.calls("MarkProcessing", 0)
 	h.calls("SubmitRefund", 0)
@@ -126,13 +126,13 @@ func TestRefundReversedAfterSuccess(t *testing.T) {
 			h.run(workflows.RefundInput{RefundID: h.id})
 
 			h.env.AssertExpectations(t)
-			require.Equal(t, store.StatusSucceeded, h.outcome().Status, "settled first: the money moved")
+			require.Equal(t, refund.StatusSucceeded, h.outcome().Status, "settled first: the money moved")
 			require.Len(t, h.reversed, 1, "reversed exactly once")
 			require.Equal(t, tc.code, h.reversed[0].FailureCode)
 			st := h.result()
-			require.Equal(t, store.StatusReversed, st.Status)
+			require.Equal(t, refund.StatusReversed, st.Status)
 			require.Subset(t, h.children, childIDs(h.reversalDeliveries...), "refund.reversed is delivered")
-			require.Equal(t, store.StatusReversed, h.statusSA[len(h.statusSA)-1])
+			require.Equal(t, refund.StatusReversed, h.statusSA[len(h.statusSA)-1])
 		})
 	}
 }
@@ -146,8 +146,8 @@ func TestRefundVoidedByProvider(t *testing.T) {
 	h.run(workflows.RefundInput{RefundID: h.id})
 
 	o := h.outcome()
-	require.Equal(t, store.StatusCanceled, o.Status)
-	require.Equal(t, store.FailureVoided, o.FailureCode)
+	require.Equal(t, refund.StatusCanceled, o.Status)
+	require.Equal(t, refund.FailureVoided, o.FailureCode)
 	require.Empty(t, h.reversed)
 }
 
@@ -167,7 +167,7 @@ func TestRefundResolvedByOps(t *testing.T) {
 		h.env.AssertExpectations(t)
 		require.True(t, u.accepted, "rejected: %v", u.rejectErr)
 		o := h.outcome()
-		require.Equal(t, store.StatusFailed, o.Status)
+		require.Equal(t, refund.StatusFailed, o.Status)
 		require.Equal(t, "ops.resolved", o.FailureCode)
 		require.Equal(t, "resolved by ops:k1: cardpay support: no such refund", o.FailureMessage)
 		h.calls("SubmitRefund", int(testPolicy.SubmitAttempts))
@@ -182,7 +182,7 @@ func TestRefundResolvedByOps(t *testing.T) {
 
 		require.True(t, u.rejected)
 		require.ErrorContains(t, u.rejectErr, "provider call in flight")
-		require.Equal(t, store.StatusSucceeded, h.outcome().Status)
+		require.Equal(t, refund.StatusSucceeded, h.outcome().Status)
 		require.Empty(t, h.reversed, "a resolution never reverses a success")
 	})
 	t.Run("refused before the refund is sent", func(t *testing.T) {
@@ -195,6 +195,6 @@ func TestRefundResolvedByOps(t *testing.T) {
 
 		require.True(t, u.rejected)
 		require.ErrorContains(t, u.rejectErr, "PENDING")
-		require.Equal(t, store.FailureApprovalExpired, h.outcome().FailureCode)
+		require.Equal(t, refund.FailureApprovalExpired, h.outcome().FailureCode)
 	})
 }

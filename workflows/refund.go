@@ -13,7 +13,7 @@ import (
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/providers"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 )
 
 // Steps of a refund, as the status query and Temporal UI show them.
@@ -54,9 +54,9 @@ type TimelineEntry struct {
 // RefundState is the live state returned by the status query.
 type RefundState struct {
 	RefundID          uuid.UUID       `json:"refundId"`
-	Status            string          `json:"status"`
+	Status            refund.Status   `json:"status"`
 	Step              string          `json:"step"`
-	Method            string          `json:"method"`
+	Method            refund.Method   `json:"method"`
 	Provider          string          `json:"provider"`
 	Attempts          int             `json:"attempts"`
 	LastError         string          `json:"lastError,omitempty"`
@@ -120,7 +120,7 @@ func RefundWorkflow(ctx workflow.Context, in RefundInput) (RefundState, error) {
 	if in.Resume != nil {
 		w.state = *in.Resume
 	} else {
-		w.state = RefundState{RefundID: in.RefundID, Status: store.StatusPending}
+		w.state = RefundState{RefundID: in.RefundID, Status: refund.StatusPending}
 	}
 	// The step is set before the handlers exist: an update buffered with the
 	// first task is validated as soon as its handler is registered.
@@ -132,7 +132,7 @@ func RefundWorkflow(ctx workflow.Context, in RefundInput) (RefundState, error) {
 	w.ended = true
 	// Let a cancel update waiting for the outcome answer before the run closes.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
-	if err == nil && w.state.Status == store.StatusSucceeded {
+	if err == nil && w.state.Status == refund.StatusSucceeded {
 		// Last: a provider event that arrived after the success may reverse it.
 		err = w.reverseIfReported()
 	}
@@ -146,7 +146,7 @@ func (w *refundRun) resolvable(r Resolution) error {
 	switch {
 	case r.Status != providers.StatusSucceeded && r.Status != providers.StatusDeclined && r.Status != providers.StatusFailed:
 		return fmt.Errorf("a resolution is SUCCEEDED, DECLINED or FAILED, not %q", r.Status)
-	case w.state.Status != store.StatusProcessing:
+	case w.state.Status != refund.StatusProcessing:
 		return fmt.Errorf("refund is %s: only a refund sent to its provider and not yet final can be resolved", w.state.Status)
 	case w.calling || (w.state.Step != StepStuck && w.state.Step != StepAwaitingOutcome):
 		return fmt.Errorf("refund is at step %s with a provider call in flight: resolve it once it waits again", w.state.Step)
@@ -169,11 +169,11 @@ func (w *refundRun) run(in RefundInput) error {
 		w.state.ProviderReference = w.plan.ProviderReference
 	}
 	w.startDeliveries(w.plan.Deliveries)
-	if store.FinalStatus(w.plan.Status) {
-		w.mark(StepDone, "already "+w.plan.Status)
+	if w.plan.Status.Final() {
+		w.mark(StepDone, "already "+string(w.plan.Status))
 		return nil
 	}
-	if w.plan.Status == store.StatusPending {
+	if w.plan.Status == refund.StatusPending {
 		if done, err := w.beforeSubmit(); done || err != nil {
 			return err
 		}
@@ -187,7 +187,7 @@ func (w *refundRun) run(in RefundInput) error {
 	switch {
 	case in.Resume != nil && in.Resubmit:
 		res, err = w.submit()
-	case in.Resume != nil && w.plan.Status == store.StatusProcessing:
+	case in.Resume != nil && w.plan.Status == refund.StatusProcessing:
 		// Continued as new while awaiting the outcome: resume polling, never re-send.
 		res = providers.Result{Status: providers.StatusProcessing, ProviderReference: w.state.ProviderReference}
 	default:
@@ -215,7 +215,7 @@ func (w *refundRun) registerHandlers() error {
 		return fmt.Errorf("register query: %w", err)
 	}
 	beforeSend := func(Decision) error {
-		if w.state.Status != store.StatusPending || (w.state.Step != StepBegin && w.state.Step != StepAwaitingApproval) {
+		if w.state.Status != refund.StatusPending || (w.state.Step != StepBegin && w.state.Step != StepAwaitingApproval) {
 			return fmt.Errorf("refund is %s (%s): only a refund not yet sent can be canceled", w.state.Status, w.state.Step)
 		}
 		return nil
@@ -226,7 +226,7 @@ func (w *refundRun) registerHandlers() error {
 		if err == nil && w.state.Step != StepDone {
 			err = fmt.Errorf("refund workflow ended at step %s before the cancel took effect", w.state.Step)
 		}
-		return w.state.Status, err
+		return string(w.state.Status), err
 	}, workflow.UpdateHandlerOptions{Validator: beforeSend})
 	if err != nil {
 		return fmt.Errorf("register cancel: %w", err)
@@ -282,11 +282,11 @@ func (w *refundRun) beforeSubmit() (bool, error) {
 			err = workflow.Await(ctx, decided) // runs begun before approvals expired
 		}
 		if w.rejection != nil {
-			return true, w.finalize(store.Outcome{Status: store.StatusCanceled, FailureCode: store.FailureApprovalRejected,
+			return true, w.finalize(refund.Outcome{Status: refund.StatusCanceled, FailureCode: refund.FailureApprovalRejected,
 				FailureMessage: fmt.Sprintf("rejected by %s: %s", w.rejection.Actor, w.rejection.Reason)})
 		}
 		if expired {
-			return true, w.finalize(store.Outcome{Status: store.StatusCanceled, FailureCode: store.FailureApprovalExpired,
+			return true, w.finalize(refund.Outcome{Status: refund.StatusCanceled, FailureCode: refund.FailureApprovalExpired,
 				FailureMessage: fmt.Sprintf("no ops decision within %s", w.plan.Policy.ApprovalTimeout)})
 		}
 		if err != nil && !temporal.IsCanceledError(err) {
@@ -294,7 +294,7 @@ func (w *refundRun) beforeSubmit() (bool, error) {
 		}
 	}
 	if w.cancel != nil || ctx.Err() != nil {
-		return true, w.finalize(store.Outcome{Status: store.StatusCanceled, FailureCode: store.FailureCanceled, FailureMessage: "canceled before it was sent"})
+		return true, w.finalize(refund.Outcome{Status: refund.StatusCanceled, FailureCode: refund.FailureCanceled, FailureMessage: "canceled before it was sent"})
 	}
 	w.mark(StepSubmitting, "")
 	// Past this point the refund is PROCESSING and can no longer be released:
@@ -311,8 +311,8 @@ func (w *refundRun) beforeSubmit() (bool, error) {
 		return true, fmt.Errorf("mark processing: %w", err)
 	}
 	now := workflow.Now(ctx)
-	w.state.Status, w.state.SubmittedAt = store.StatusProcessing, &now
-	w.upsert(SAStatus.ValueSet(store.StatusProcessing))
+	w.state.Status, w.state.SubmittedAt = refund.StatusProcessing, &now
+	w.upsert(SAStatus.ValueSet(string(refund.StatusProcessing)))
 	return false, nil
 }
 
@@ -344,7 +344,7 @@ func (w *refundRun) submit() (providers.Result, error) {
 			return final, nil
 		}
 		w.state.LastError = err.Error()
-		w.flagStuck(stuckReason(err, store.StuckNoAnswer), "provider gave no final answer: outcome unknown")
+		w.flagStuck(stuckReason(err, refund.StuckNoAnswer), "provider gave no final answer: outcome unknown")
 		if ev, got := w.waitStuck(); got {
 			return ev, nil
 		}
@@ -376,7 +376,7 @@ func (w *refundRun) awaitOutcome(res providers.Result) (providers.Result, error)
 		if !w.state.Stuck {
 			untilStuck := w.state.SubmittedAt.Add(w.plan.Policy.StuckAfter).Sub(workflow.Now(w.ctx))
 			if untilStuck <= 0 {
-				w.flagStuck(store.StuckSLA, "no final answer within the SLA")
+				w.flagStuck(refund.StuckSLA, "no final answer within the SLA")
 				continue
 			}
 			wait = min(delay, untilStuck)
@@ -482,7 +482,7 @@ func (w *refundRun) answered(res providers.Result) {
 // our credentials (again).
 func (w *refundRun) callAnswered(res providers.Result) {
 	w.answered(res)
-	if w.state.Stuck && w.state.StuckReason == store.StuckAuth {
+	if w.state.Stuck && w.state.StuckReason == refund.StuckAuth {
 		w.setStuck(false, "")
 		w.mark(w.state.Step, "provider accepts our credentials again")
 	}
@@ -515,9 +515,9 @@ func stuckReason(err error, def string) string {
 	if errors.As(err, &appErr) {
 		switch appErr.Type() {
 		case activities.ErrTypeProviderAuth:
-			return store.StuckAuth
+			return refund.StuckAuth
 		case activities.ErrTypeOutcomeUnknown:
-			return store.StuckUnknown
+			return refund.StuckUnknown
 		}
 	}
 	return def
@@ -533,8 +533,8 @@ func (w *refundRun) continueAsNew(resubmit bool) error {
 
 // finalize settles or releases the reservation on a disconnected context, so
 // it also runs when the workflow was canceled, then starts the webhooks.
-func (w *refundRun) finalize(o store.Outcome) error {
-	w.mark(StepFinalizing, o.Status)
+func (w *refundRun) finalize(o refund.Outcome) error {
+	w.mark(StepFinalizing, string(o.Status))
 	ctx, _ := workflow.NewDisconnectedContext(w.ctx)
 	o.Attempts = w.state.Attempts
 	var res activities.FinalizeResult
@@ -546,10 +546,10 @@ func (w *refundRun) finalize(o store.Outcome) error {
 	if o.FailureMessage != "" {
 		w.state.LastError = o.FailureMessage
 	}
-	w.upsert(SAStatus.ValueSet(res.Status), SAStuck.ValueSet(false))
+	w.upsert(SAStatus.ValueSet(string(res.Status)), SAStuck.ValueSet(false))
 	w.ctx = ctx
 	w.startDeliveries(res.Deliveries)
-	w.mark(StepDone, res.Status)
+	w.mark(StepDone, string(res.Status))
 	return nil
 }
 
@@ -580,9 +580,9 @@ func (w *refundRun) reverseIfReported() error {
 		return fmt.Errorf("reverse refund: %w", err)
 	}
 	w.state.Status, w.state.LastError = res.Status, in.FailureMessage
-	w.upsert(SAStatus.ValueSet(res.Status))
+	w.upsert(SAStatus.ValueSet(string(res.Status)))
 	w.startDeliveries(res.Deliveries)
-	w.mark(StepDone, res.Status)
+	w.mark(StepDone, string(res.Status))
 	return nil
 }
 
@@ -659,19 +659,19 @@ func attemptsOf(res activities.SubmitResult, err error, max int32) int {
 
 // outcomeOf is how a final provider answer ends the refund. A reversal is
 // first a success: the money moved, then came back (see reverseIfReported).
-func outcomeOf(res providers.Result, attempts int) store.Outcome {
-	status := store.StatusFailed
+func outcomeOf(res providers.Result, attempts int) refund.Outcome {
+	status := refund.StatusFailed
 	switch res.Status {
 	case providers.StatusSucceeded, providers.StatusReversed:
-		status = store.StatusSucceeded
+		status = refund.StatusSucceeded
 		res.FailureCode, res.FailureMessage = "", ""
 	case providers.StatusDeclined:
-		status = store.StatusDeclined
+		status = refund.StatusDeclined
 	case providers.StatusCanceled:
-		status = store.StatusCanceled
-		res.FailureCode = store.FailureVoided
+		status = refund.StatusCanceled
+		res.FailureCode = refund.FailureVoided
 	}
-	return store.Outcome{Status: status, ProviderReference: res.ProviderReference, FailureCode: res.FailureCode,
+	return refund.Outcome{Status: status, ProviderReference: res.ProviderReference, FailureCode: res.FailureCode,
 		FailureMessage: res.FailureMessage, Attempts: attempts}
 }
 

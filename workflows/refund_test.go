@@ -22,7 +22,7 @@ import (
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/providers"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -90,7 +90,7 @@ type harness struct {
 	reversed     []activities.ReverseInput
 	children     []string
 	childInputs  []activities.Delivery
-	statusSA     []string
+	statusSA     []refund.Status
 	stuckSA      []bool
 }
 
@@ -110,11 +110,11 @@ func newHarness(t *testing.T) *harness {
 	env := suite.NewTestWorkflowEnvironment()
 	h := &harness{t: t, env: env, id: uuid.New(), mocked: map[string]bool{}}
 	h.plan = activities.RefundPlan{
-		RefundID: h.id, MerchantID: uuid.New(), Status: store.StatusPending,
-		Method: store.MethodProviderRefund, Provider: "stripe", Amount: 4200, Currency: "EUR",
+		RefundID: h.id, MerchantID: uuid.New(), Status: refund.StatusPending,
+		Method: refund.MethodProviderRefund, Provider: "stripe", Amount: 4200, Currency: "EUR",
 		Policy: testPolicy,
 		Submit: activities.SubmitRequest{
-			RefundID: h.id, Provider: "stripe", Method: store.MethodProviderRefund,
+			RefundID: h.id, Provider: "stripe", Method: refund.MethodProviderRefund,
 			Refund: providers.RefundRequest{IdempotencyKey: h.id.String(), RefundID: h.id.String(), Amount: 4200, Currency: "EUR"},
 		},
 	}
@@ -136,7 +136,7 @@ func newHarness(t *testing.T) *harness {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if v, ok := sa.GetKeyword(workflows.SAStatus); ok {
-			h.statusSA = append(h.statusSA, v)
+			h.statusSA = append(h.statusSA, refund.Status(v))
 		}
 		if v, ok := sa.GetBool(workflows.SAStuck); ok {
 			h.stuckSA = append(h.stuckSA, v)
@@ -242,7 +242,7 @@ func (h *harness) run(in workflows.RefundInput) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.reversed = append(h.reversed, in)
-			return activities.FinalizeResult{Status: store.StatusReversed, Deliveries: h.reversalDeliveries}, nil
+			return activities.FinalizeResult{Status: refund.StatusReversed, Deliveries: h.reversalDeliveries}, nil
 		}).Maybe()
 	env.OnActivity(acts.FinalizeRefund, mock.Anything, mock.Anything).After(h.finalizeDelay).Return(
 		func(_ context.Context, in activities.FinalizeInput) (activities.FinalizeResult, error) {
@@ -282,7 +282,7 @@ func (h *harness) calls(name string, n int) {
 }
 
 // outcome asserts the refund was finalized exactly once and returns how.
-func (h *harness) outcome() store.Outcome {
+func (h *harness) outcome() refund.Outcome {
 	h.t.Helper()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -343,16 +343,18 @@ func asyncPlan(h *harness) {
 
 func TestRefundSucceedsSynchronously(t *testing.T) {
 	for _, tc := range []struct {
-		name, method, provider string
+		name     string
+		method   refund.Method
+		provider string
 	}{
-		{"provider refund", store.MethodProviderRefund, "stripe"},
-		{"payout", store.MethodPayoutRefund, "momo"},
+		{"provider refund", refund.MethodProviderRefund, "stripe"},
+		{"payout", refund.MethodPayoutRefund, "momo"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			h.plan.Method, h.plan.Provider = tc.method, tc.provider
 			h.plan.Submit.Method, h.plan.Submit.Provider = tc.method, tc.provider
-			if tc.method == store.MethodPayoutRefund {
+			if tc.method == refund.MethodPayoutRefund {
 				h.plan.Submit.Refund = providers.RefundRequest{}
 				h.plan.Submit.Payout = providers.PayoutRequest{IdempotencyKey: h.id.String(), RefundID: h.id.String(), Amount: 4200, Currency: "EUR"}
 			}
@@ -365,7 +367,7 @@ func TestRefundSucceedsSynchronously(t *testing.T) {
 
 			h.env.AssertExpectations(t)
 			o := h.outcome()
-			require.Equal(t, store.StatusSucceeded, o.Status)
+			require.Equal(t, refund.StatusSucceeded, o.Status)
 			require.Equal(t, "re_1", o.ProviderReference)
 			require.Empty(t, o.FailureCode)
 			require.Equal(t, 1, o.Attempts)
@@ -381,7 +383,7 @@ func TestRefundSucceedsSynchronously(t *testing.T) {
 			require.ElementsMatch(t, append(created, h.finalDeliveries...), h.childInputs)
 
 			st := h.result()
-			require.Equal(t, store.StatusSucceeded, st.Status)
+			require.Equal(t, refund.StatusSucceeded, st.Status)
 			require.Equal(t, workflows.StepDone, st.Step)
 			require.Equal(t, tc.method, st.Method)
 			require.Equal(t, tc.provider, st.Provider)
@@ -394,7 +396,7 @@ func TestRefundSucceedsSynchronously(t *testing.T) {
 				workflows.StepFinalizing, workflows.StepDone}, steps(st))
 			require.Equal(t, st, h.query(), "the query shows the final state")
 
-			require.Equal(t, []string{store.StatusProcessing, store.StatusSucceeded}, h.statusSA)
+			require.Equal(t, []refund.Status{refund.StatusProcessing, refund.StatusSucceeded}, h.statusSA)
 			require.Equal(t, []bool{false}, h.stuckSA)
 		})
 	}
@@ -404,17 +406,17 @@ func TestRefundProviderRefusesFinally(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		err        error
-		wantStatus string
+		wantStatus refund.Status
 		wantCode   string
 	}{
 		{"declined with code", temporal.NewNonRetryableApplicationError("insufficient balance", activities.ErrTypeDeclined, nil, "balance_insufficient"),
-			store.StatusDeclined, "balance_insufficient"},
+			refund.StatusDeclined, "balance_insufficient"},
 		{"declined without code", temporal.NewNonRetryableApplicationError("insufficient balance", activities.ErrTypeDeclined, nil),
-			store.StatusDeclined, "declined"},
+			refund.StatusDeclined, "declined"},
 		{"invalid request with code", temporal.NewNonRetryableApplicationError("insufficient balance", activities.ErrTypeInvalid, nil, "charge_already_refunded"),
-			store.StatusFailed, "charge_already_refunded"},
+			refund.StatusFailed, "charge_already_refunded"},
 		{"invalid request without code", temporal.NewNonRetryableApplicationError("insufficient balance", activities.ErrTypeInvalid, nil),
-			store.StatusFailed, "invalid_request"},
+			refund.StatusFailed, "invalid_request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
@@ -437,7 +439,7 @@ func TestRefundProviderRefusesFinally(t *testing.T) {
 			require.Equal(t, tc.wantStatus, st.Status)
 			require.Equal(t, "insufficient balance", st.LastError)
 			require.False(t, st.Stuck)
-			require.Equal(t, []string{store.StatusProcessing, tc.wantStatus}, h.statusSA)
+			require.Equal(t, []refund.Status{refund.StatusProcessing, tc.wantStatus}, h.statusSA)
 		})
 	}
 }
@@ -452,7 +454,7 @@ func TestRefundTransientErrorsThenSuccess(t *testing.T) {
 	h.calls("SubmitRefund", 3)
 	h.calls("SetStuck", 0)
 	o := h.outcome()
-	require.Equal(t, store.StatusSucceeded, o.Status)
+	require.Equal(t, refund.StatusSucceeded, o.Status)
 	require.Equal(t, 3, o.Attempts)
 	st := h.result()
 	require.Equal(t, 3, st.Attempts)
@@ -527,7 +529,7 @@ func TestRefundRetriesExhaustedWaitsStuck(t *testing.T) {
 
 			h.env.AssertExpectations(t)
 			require.True(t, stuck.Stuck, "query while stuck")
-			require.Equal(t, store.StatusProcessing, stuck.Status, "a stuck refund is still PROCESSING, never failed")
+			require.Equal(t, refund.StatusProcessing, stuck.Status, "a stuck refund is still PROCESSING, never failed")
 			require.Equal(t, workflows.StepStuck, stuck.Step)
 			require.Equal(t, 3, stuck.Attempts)
 			require.Contains(t, stuck.LastError, errTransient.Error())
@@ -537,13 +539,13 @@ func TestRefundRetriesExhaustedWaitsStuck(t *testing.T) {
 			require.Equal(t, []bool{true}, h.stuckSet, "SetStuck(true) exactly once")
 			h.calls("SubmitRefund", tc.wantSubmits)
 			o := h.outcome()
-			require.Equal(t, store.StatusSucceeded, o.Status)
+			require.Equal(t, refund.StatusSucceeded, o.Status)
 			require.Equal(t, tc.wantRef, o.ProviderReference)
 			require.Equal(t, tc.wantAttempts, o.Attempts)
 
 			st := h.result()
 			require.False(t, st.Stuck)
-			require.Equal(t, store.StatusSucceeded, st.Status)
+			require.Equal(t, refund.StatusSucceeded, st.Status)
 			if tc.wantNote != "" {
 				require.True(t, hasNote(st, tc.wantNote), "timeline: %+v", st.Timeline)
 			}
@@ -561,12 +563,12 @@ func TestRefundAsyncProviderEvent(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		event      providers.Result
-		wantStatus string
+		wantStatus refund.Status
 		wantCode   string
 	}{
-		{"succeeded", providers.Result{Status: providers.StatusSucceeded, ProviderReference: "re_async"}, store.StatusSucceeded, ""},
-		{"failed", providers.Result{Status: providers.StatusFailed, FailureCode: "account_closed", FailureMessage: "closed"}, store.StatusFailed, "account_closed"},
-		{"declined", providers.Result{Status: providers.StatusDeclined, FailureCode: "limit"}, store.StatusDeclined, "limit"},
+		{"succeeded", providers.Result{Status: providers.StatusSucceeded, ProviderReference: "re_async"}, refund.StatusSucceeded, ""},
+		{"failed", providers.Result{Status: providers.StatusFailed, FailureCode: "account_closed", FailureMessage: "closed"}, refund.StatusFailed, "account_closed"},
+		{"declined", providers.Result{Status: providers.StatusDeclined, FailureCode: "limit"}, refund.StatusDeclined, "limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
@@ -580,7 +582,7 @@ func TestRefundAsyncProviderEvent(t *testing.T) {
 			h.run(workflows.RefundInput{RefundID: h.id})
 
 			h.env.AssertExpectations(t)
-			require.Equal(t, store.StatusProcessing, waiting.Status)
+			require.Equal(t, refund.StatusProcessing, waiting.Status)
 			require.Equal(t, workflows.StepAwaitingOutcome, waiting.Step)
 			require.Equal(t, "re_async", waiting.ProviderReference)
 			require.NotNil(t, waiting.NextRetryAt)
@@ -607,16 +609,16 @@ func TestRefundAsyncPolling(t *testing.T) {
 		name       string
 		checks     []answer
 		wantChecks int
-		wantStatus string
+		wantStatus refund.Status
 		wantCode   string
 		wantRef    string
 	}{
 		{"succeeds on second poll", []answer{ok(providers.StatusProcessing, ""), ok(providers.StatusSucceeded, "re_final")},
-			2, store.StatusSucceeded, "", "re_final"},
+			2, refund.StatusSucceeded, "", "re_final"},
 		// A poll activity exhausting its 3 attempts is recorded and polling goes on.
 		{"poll errors then success", append(repeat(fail(errTransient), 3), ok(providers.StatusSucceeded, "re_final")),
-			4, store.StatusSucceeded, "", "re_final"},
-		{"declined on poll", []answer{declined}, 1, store.StatusDeclined, "bank_refused", ""},
+			4, refund.StatusSucceeded, "", "re_final"},
+		{"declined on poll", []answer{declined}, 1, refund.StatusDeclined, "bank_refused", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
@@ -659,11 +661,11 @@ func TestRefundProcessingPastSLAFlaggedStuck(t *testing.T) {
 	h.env.AssertExpectations(t)
 	require.False(t, before.Stuck)
 	require.True(t, after.Stuck)
-	require.Equal(t, store.StatusProcessing, after.Status)
+	require.Equal(t, refund.StatusProcessing, after.Status)
 	require.Equal(t, workflows.StepStuck, after.Step)
 	require.Equal(t, []bool{true}, h.stuckSet)
 	o := h.outcome()
-	require.Equal(t, store.StatusSucceeded, o.Status)
+	require.Equal(t, refund.StatusSucceeded, o.Status)
 	st := h.result()
 	require.False(t, st.Stuck)
 	require.Equal(t, []bool{true, false}, h.stuckSA)
@@ -692,13 +694,13 @@ func TestRefundDuplicateProviderEventsFinalizeOnce(t *testing.T) {
 
 	h.env.AssertExpectations(t)
 	o := h.outcome()
-	require.Equal(t, store.StatusSucceeded, o.Status)
+	require.Equal(t, refund.StatusSucceeded, o.Status)
 	h.calls("FinalizeRefund", 1)
 	h.calls("CheckRefund", 0)
 	require.Len(t, h.children, 1)
 	st := h.result()
-	require.Equal(t, store.StatusSucceeded, st.Status)
-	require.Equal(t, []string{store.StatusProcessing, store.StatusSucceeded}, h.statusSA)
+	require.Equal(t, refund.StatusSucceeded, st.Status)
+	require.Equal(t, []refund.Status{refund.StatusProcessing, refund.StatusSucceeded}, h.statusSA)
 }
 
 func TestRefundCancelUpdateBeforeSubmit(t *testing.T) {
@@ -722,18 +724,18 @@ func TestRefundCancelUpdateBeforeSubmit(t *testing.T) {
 			require.False(t, u.rejected)
 			require.True(t, u.completed)
 			require.NoError(t, u.err)
-			require.Equal(t, store.StatusCanceled, u.value)
+			require.Equal(t, string(refund.StatusCanceled), u.value)
 			o := h.outcome()
-			require.Equal(t, store.StatusCanceled, o.Status)
+			require.Equal(t, refund.StatusCanceled, o.Status)
 			require.Equal(t, "canceled", o.FailureCode)
 			require.Equal(t, 0, o.Attempts)
 			h.calls("MarkProcessing", 0)
 			h.calls("SubmitRefund", 0)
 			require.ElementsMatch(t, childIDs(h.finalDeliveries...), h.children)
 			st := h.result()
-			require.Equal(t, store.StatusCanceled, st.Status)
+			require.Equal(t, refund.StatusCanceled, st.Status)
 			require.Nil(t, st.SubmittedAt)
-			require.Equal(t, []string{store.StatusCanceled}, h.statusSA)
+			require.Equal(t, []refund.Status{refund.StatusCanceled}, h.statusSA)
 		})
 	}
 }
@@ -768,8 +770,8 @@ func TestRefundCancelUpdateRejectedOnceSubmitted(t *testing.T) {
 			require.False(t, u.accepted)
 			require.ErrorContains(t, u.rejectErr, "only a refund not yet sent can be canceled")
 			o := h.outcome()
-			require.Equal(t, store.StatusSucceeded, o.Status)
-			require.Equal(t, store.StatusSucceeded, h.result().Status)
+			require.Equal(t, refund.StatusSucceeded, o.Status)
+			require.Equal(t, refund.StatusSucceeded, h.result().Status)
 		})
 	}
 }
@@ -786,7 +788,7 @@ func TestRefundApproval(t *testing.T) {
 
 	h.env.AssertExpectations(t)
 	require.Equal(t, workflows.StepAwaitingApproval, waiting.Step)
-	require.Equal(t, store.StatusPending, waiting.Status)
+	require.Equal(t, refund.StatusPending, waiting.Status)
 	h.calls("MarkProcessing", 1)
 	h.calls("SubmitRefund", 1)
 	require.True(t, approve.accepted)
@@ -795,7 +797,7 @@ func TestRefundApproval(t *testing.T) {
 	require.True(t, again.rejected, "a refund is approved once")
 	require.ErrorContains(t, again.rejectErr, "not awaiting approval")
 	o := h.outcome()
-	require.Equal(t, store.StatusSucceeded, o.Status)
+	require.Equal(t, refund.StatusSucceeded, o.Status)
 	st := h.result()
 	require.True(t, hasNote(st, "approved by alice"), "timeline: %+v", st.Timeline)
 	require.False(t, hasNote(st, "approved by bob"))
@@ -814,7 +816,7 @@ func TestRefundApprovalUpdatesRejectedWhenNotAwaiting(t *testing.T) {
 	h.env.AssertExpectations(t)
 	require.True(t, approve.rejected)
 	require.True(t, reject.rejected)
-	require.Equal(t, store.StatusSucceeded, h.outcome().Status)
+	require.Equal(t, refund.StatusSucceeded, h.outcome().Status)
 }
 
 func TestRefundApprovalRejected(t *testing.T) {
@@ -829,7 +831,7 @@ func TestRefundApprovalRejected(t *testing.T) {
 	require.True(t, reject.accepted)
 	require.NoError(t, reject.err)
 	o := h.outcome()
-	require.Equal(t, store.StatusCanceled, o.Status)
+	require.Equal(t, refund.StatusCanceled, o.Status)
 	require.Equal(t, "approval.rejected", o.FailureCode)
 	require.Equal(t, "rejected by bob: too large", o.FailureMessage)
 	require.Equal(t, 0, o.Attempts)
@@ -837,7 +839,7 @@ func TestRefundApprovalRejected(t *testing.T) {
 	h.calls("SubmitRefund", 0)
 	require.ElementsMatch(t, childIDs(h.finalDeliveries...), h.children)
 	st := h.result()
-	require.Equal(t, store.StatusCanceled, st.Status)
+	require.Equal(t, refund.StatusCanceled, st.Status)
 	require.Equal(t, "rejected by bob: too large", st.LastError)
 }
 
@@ -862,13 +864,13 @@ func TestRefundWorkflowCanceledBeforeSubmit(t *testing.T) {
 
 			h.env.AssertExpectations(t)
 			o := h.outcome()
-			require.Equal(t, store.StatusCanceled, o.Status)
+			require.Equal(t, refund.StatusCanceled, o.Status)
 			require.Equal(t, "canceled", o.FailureCode)
 			h.calls("MarkProcessing", 0)
 			h.calls("SubmitRefund", 0)
 			require.ElementsMatch(t, childIDs(append(h.plan.Deliveries, h.finalDeliveries...)...), h.children,
 				"webhooks are started even though the workflow was canceled")
-			require.Equal(t, store.StatusCanceled, h.query().Status)
+			require.Equal(t, refund.StatusCanceled, h.query().Status)
 			require.Equal(t, workflows.StepDone, h.query().Step)
 		})
 	}
@@ -908,8 +910,8 @@ func TestRefundWorkflowCanceledAfterSubmit(t *testing.T) {
 			h.env.AssertExpectations(t)
 			h.calls("MarkProcessing", 1)
 			o := h.outcome()
-			require.Equal(t, store.StatusSucceeded, o.Status, "never released once sent")
-			require.Equal(t, store.StatusSucceeded, h.query().Status)
+			require.Equal(t, refund.StatusSucceeded, o.Status, "never released once sent")
+			require.Equal(t, refund.StatusSucceeded, h.query().Status)
 		})
 	}
 }
@@ -933,8 +935,8 @@ func TestRefundMarkProcessingNotPending(t *testing.T) {
 }
 
 func TestRefundAlreadyFinal(t *testing.T) {
-	for _, status := range []string{store.StatusSucceeded, store.StatusDeclined, store.StatusFailed, store.StatusCanceled} {
-		t.Run(status, func(t *testing.T) {
+	for _, status := range []refund.Status{refund.StatusSucceeded, refund.StatusDeclined, refund.StatusFailed, refund.StatusCanceled} {
+		t.Run(string(status), func(t *testing.T) {
 			h := newHarness(t)
 			h.plan.Status = status
 
@@ -952,7 +954,7 @@ func TestRefundAlreadyFinal(t *testing.T) {
 			st := h.result()
 			require.Equal(t, status, st.Status)
 			require.Equal(t, workflows.StepDone, st.Step)
-			require.Equal(t, "already "+status, st.Timeline[len(st.Timeline)-1].Note)
+			require.Equal(t, "already "+string(status), st.Timeline[len(st.Timeline)-1].Note)
 		})
 	}
 }
@@ -961,7 +963,7 @@ func TestRefundAlreadyFinal(t *testing.T) {
 // is re-sent under the same idempotency key, without MarkProcessing.
 func TestRefundFoundProcessingIsLookedUpThenResent(t *testing.T) {
 	h := newHarness(t)
-	h.plan.Status = store.StatusProcessing
+	h.plan.Status = refund.StatusProcessing
 	h.plan.ProviderReference = "re_known"
 	h.onSubmit(ok(providers.StatusSucceeded, "re_1"))
 
@@ -971,7 +973,7 @@ func TestRefundFoundProcessingIsLookedUpThenResent(t *testing.T) {
 	h.calls("MarkProcessing", 0)
 	h.calls("SubmitRefund", 1)
 	require.Equal(t, "re_known", h.submits[0].ProviderReference, "the look-up before the re-send uses the reference already known")
-	require.Equal(t, store.StatusSucceeded, h.outcome().Status)
+	require.Equal(t, refund.StatusSucceeded, h.outcome().Status)
 }
 
 func continuedInput(t *testing.T, err error) workflows.RefundInput {
@@ -999,7 +1001,7 @@ func TestRefundContinuesAsNewAfterManyPolls(t *testing.T) {
 	h.notFinalized()
 	require.Equal(t, h.id, in.RefundID)
 	require.NotNil(t, in.Resume)
-	require.Equal(t, store.StatusProcessing, in.Resume.Status)
+	require.Equal(t, refund.StatusProcessing, in.Resume.Status)
 	require.Equal(t, "re_async", in.Resume.ProviderReference)
 	require.Equal(t, 1, in.Resume.Attempts)
 	require.NotNil(t, in.Resume.SubmittedAt)
@@ -1031,7 +1033,7 @@ func TestRefundContinueAsNewSuggested(t *testing.T) {
 
 		h.env.AssertExpectations(t)
 		o := h.outcome()
-		require.Equal(t, store.StatusSucceeded, o.Status)
+		require.Equal(t, refund.StatusSucceeded, o.Status)
 		require.Equal(t, "re_cb", o.ProviderReference)
 	})
 }
@@ -1039,15 +1041,15 @@ func TestRefundContinueAsNewSuggested(t *testing.T) {
 // The run after continue-as-new resumes polling: it never sends the refund again.
 func TestRefundResumedRunPolls(t *testing.T) {
 	h := newHarness(t)
-	h.plan.Status = store.StatusProcessing
+	h.plan.Status = refund.StatusProcessing
 	h.beginDelay = 2 * time.Second
 	submitted := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	h.env.SetStartTime(submitted.Add(time.Hour))
 	h.onCheck(ok(providers.StatusSucceeded, "re_async"))
 	cancel := h.updateAt(time.Second, workflows.UpdateCancel, workflows.Decision{Actor: "ops"})
 	resume := &workflows.RefundState{
-		RefundID: h.id, Status: store.StatusProcessing, Step: workflows.StepAwaitingOutcome,
-		Method: store.MethodProviderRefund, Provider: "stripe", Attempts: 2, ProviderReference: "re_async",
+		RefundID: h.id, Status: refund.StatusProcessing, Step: workflows.StepAwaitingOutcome,
+		Method: refund.MethodProviderRefund, Provider: "stripe", Attempts: 2, ProviderReference: "re_async",
 		SubmittedAt: &submitted,
 	}
 
@@ -1060,7 +1062,7 @@ func TestRefundResumedRunPolls(t *testing.T) {
 	h.calls("CheckRefund", 1)
 	require.Equal(t, []string{"re_async"}, h.checkRefs)
 	o := h.outcome()
-	require.Equal(t, store.StatusSucceeded, o.Status)
+	require.Equal(t, refund.StatusSucceeded, o.Status)
 	require.Equal(t, 2, o.Attempts)
 	st := h.result()
 	require.Equal(t, submitted, st.SubmittedAt.UTC())

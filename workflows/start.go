@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/backflow/backflow/refund"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-
-	"github.com/backflow/backflow/store"
 )
 
 // StartOptions are the options every starter of a refund's workflow uses (the
@@ -16,7 +15,7 @@ import (
 // Eager start takes effect only when the starter's client runs a worker on
 // the task queue (BACKFLOW_API_WORKER): the first workflow task then comes
 // back in the start response instead of through matching.
-func StartOptions(r store.Refund, taskQueue string) client.StartWorkflowOptions {
+func StartOptions(r refund.Refund, taskQueue string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
 		ID:                       RefundWorkflowID(r.ID),
 		TaskQueue:                taskQueue,
@@ -25,9 +24,9 @@ func StartOptions(r store.Refund, taskQueue string) client.StartWorkflowOptions 
 		EnableEagerStart:         true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			SAMerchantID.ValueSet(r.MerchantID.String()),
-			SAStatus.ValueSet(r.Status),
+			SAStatus.ValueSet(string(r.Status)),
 			SAProvider.ValueSet(r.Provider),
-			SAMethod.ValueSet(r.Method),
+			SAMethod.ValueSet(string(r.Method)),
 			SAStuck.ValueSet(false),
 			SAAmount.ValueSet(r.Amount),
 		),
@@ -43,7 +42,7 @@ func StartOptions(r store.Refund, taskQueue string) client.StartWorkflowOptions 
 // ResumeOptions start a new run of a refund whose last run closed without
 // finishing it (failed, terminated, timed out): allowed only after such a
 // run, never after one that completed, and never beside a running one.
-func ResumeOptions(r store.Refund, taskQueue string) client.StartWorkflowOptions {
+func ResumeOptions(r refund.Refund, taskQueue string) client.StartWorkflowOptions {
 	o := StartOptions(r, taskQueue)
 	o.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
 	o.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL
@@ -55,7 +54,7 @@ func ResumeOptions(r store.Refund, taskQueue string) client.StartWorkflowOptions
 // SignalResumeOptions are ResumeOptions for a signal-with-start: the signal
 // goes to the running run, or starts a new one after a run that closed
 // without finishing the refund.
-func SignalResumeOptions(r store.Refund, taskQueue string) client.StartWorkflowOptions {
+func SignalResumeOptions(r refund.Refund, taskQueue string) client.StartWorkflowOptions {
 	o := ResumeOptions(r, taskQueue)
 	o.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
 	return o

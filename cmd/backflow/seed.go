@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/backflow/backflow/config"
-	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 )
 
@@ -35,7 +35,7 @@ func runSeed(ctx context.Context, cfg config.Config, args []string) error {
 	st := store.New(pool)
 
 	m, err := st.FindMerchantByName(ctx, demoMerchantName)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, refund.ErrNotFound) {
 		if m, err = st.CreateMerchant(ctx, demoMerchantName, nil); err != nil {
 			return fmt.Errorf("create demo merchant: %w", err)
 		}
@@ -52,8 +52,8 @@ func runSeed(ctx context.Context, cfg config.Config, args []string) error {
 		key      string
 		scopes   []string
 	}{
-		{m.ID, "demo", *apiKey, store.MerchantScopes},
-		{uuid.Nil, "ops", *opsKey, []string{store.ScopeOps}},
+		{m.ID, "demo", *apiKey, refund.MerchantScopes},
+		{uuid.Nil, "ops", *opsKey, []string{refund.ScopeOps}},
 	} {
 		if _, err := st.Authenticate(ctx, k.key); err == nil {
 			continue
@@ -70,20 +70,20 @@ func seedTransactions(ctx context.Context, st *store.Store, merchantID uuid.UUID
 	samples := []store.NewTransaction{
 		{Provider: "cardpay", Method: "card", Amount: 10000, Currency: "EUR", ProviderReference: "card_demo_1"},
 		{Provider: "paydesk", Method: "card", Amount: 25000, Currency: "EUR", ProviderReference: "pay_demo_1",
-			LineItems: []store.LineItem{{ID: "sku-1", Amount: 5000, Quantity: 3}, {ID: "sku-2", Amount: 10000, Quantity: 1}}},
+			LineItems: []refund.LineItem{{ID: "sku-1", Amount: 5000, Quantity: 3}, {ID: "sku-2", Amount: 10000, Quantity: 1}}},
 		{Provider: "orchestra", Method: "card", Amount: 15000, Currency: "USD", ProviderReference: "orch_demo_1",
-			GiftCardRedemptions: []store.GiftCardRedemption{{ID: "gc-1", Amount: 5000}}},
+			GiftCardRedemptions: []refund.GiftCardRedemption{{ID: "gc-1", Amount: 5000}}},
 		{Provider: "momo", Method: "mobile_money", Amount: 50000, Currency: "KES", ProviderReference: "momo_demo_1",
-			PayoutDestination: &providers.PayoutDestination{Type: "mobile_money", MobileNumber: "+254700000001", Network: "MPESA"}},
+			PayoutDestination: &refund.PayoutDestination{Type: "mobile_money", MobileNumber: "+254700000001", Network: "MPESA"}},
 		{Provider: "banktransfer", Method: "bank_transfer", Amount: 80000, Currency: "EUR", ProviderReference: "bank_demo_1",
-			PayoutDestination: &providers.PayoutDestination{Type: "bank_account", AccountHolder: "Ada Lovelace", IBAN: "DE89370400440532013000", Country: "DE"}},
+			PayoutDestination: &refund.PayoutDestination{Type: "bank_account", AccountHolder: "Ada Lovelace", IBAN: "DE89370400440532013000", Country: "DE"}},
 	}
 	for _, t := range samples {
 		sid, err := st.CreateSession(ctx, merchantID, "")
 		if err != nil {
 			return fmt.Errorf("create session: %w", err)
 		}
-		t.MerchantID, t.SessionID, t.Status = merchantID, sid, store.TxCaptured
+		t.MerchantID, t.SessionID, t.Status = merchantID, sid, refund.TxCaptured
 		tx, _, err := st.CreateTransaction(ctx, t)
 		if err != nil {
 			return fmt.Errorf("create sample transaction: %w", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/backflow/backflow/internal/invariants"
 	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
 )
 
@@ -23,9 +24,9 @@ func (c counter) Count(key string) int { return c[key] }
 type world struct {
 	merchant uuid.UUID
 	tx       uuid.UUID
-	settled  store.Refund
-	released store.Refund
-	live     store.Refund
+	settled  refund.Refund
+	released refund.Refund
+	live     refund.Refund
 }
 
 func newWorld(t *testing.T) world {
@@ -41,14 +42,14 @@ func newWorld(t *testing.T) world {
 		t.Fatal(err)
 	}
 	tx, _, err := st.CreateTransaction(ctx, store.NewTransaction{MerchantID: m.ID, SessionID: sess, Provider: "cardpay", Method: "card",
-		Amount: 10000, Currency: "EUR", Status: store.TxCaptured, ProviderReference: "pay_x",
-		LineItems:           []store.LineItem{{ID: "sku-1", Amount: 500, Quantity: 4}},
-		GiftCardRedemptions: []store.GiftCardRedemption{{ID: "gc-1", Amount: 3000}}})
+		Amount: 10000, Currency: "EUR", Status: refund.TxCaptured, ProviderReference: "pay_x",
+		LineItems:           []refund.LineItem{{ID: "sku-1", Amount: 500, Quantity: 4}},
+		GiftCardRedemptions: []refund.GiftCardRedemption{{ID: "gc-1", Amount: 3000}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	route := func(store.Transaction, string) (string, error) { return store.MethodProviderRefund, nil }
-	refund := func(in store.NewRefund) store.Refund {
+	route := func(refund.Transaction, string) (refund.Method, error) { return refund.MethodProviderRefund, nil }
+	mk := func(in store.NewRefund) refund.Refund {
 		in.MerchantID, in.TransactionID, in.Route = m.ID, tx.ID, route
 		r, err := st.CreateRefund(ctx, in)
 		if err != nil {
@@ -57,13 +58,13 @@ func newWorld(t *testing.T) world {
 		return r
 	}
 	w := world{merchant: m.ID, tx: tx.ID}
-	w.settled = refund(store.NewRefund{LineItems: []store.RefundLineItem{{ID: "sku-1", Quantity: 2}}})
-	w.released = refund(store.NewRefund{Amount: 500, TargetType: store.TargetGiftCard, TargetID: "gc-1"})
-	w.live = refund(store.NewRefund{Amount: 700, TargetType: store.TargetGiftCard, TargetID: "gc-1"})
-	if _, _, err := st.Finalize(ctx, w.settled.ID, store.Outcome{Status: store.StatusSucceeded, ProviderReference: "re_" + uuid.NewString()}); err != nil {
+	w.settled = mk(store.NewRefund{LineItems: []refund.RefundLineItem{{ID: "sku-1", Quantity: 2}}})
+	w.released = mk(store.NewRefund{Amount: 500, TargetType: refund.TargetGiftCard, TargetID: "gc-1"})
+	w.live = mk(store.NewRefund{Amount: 700, TargetType: refund.TargetGiftCard, TargetID: "gc-1"})
+	if _, _, err := st.Finalize(ctx, w.settled.ID, refund.Outcome{Status: refund.StatusSucceeded, ProviderReference: "re_" + uuid.NewString()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.Finalize(ctx, w.released.ID, store.Outcome{Status: store.StatusDeclined, FailureCode: "declined"}); err != nil {
+	if _, _, err := st.Finalize(ctx, w.released.ID, refund.Outcome{Status: refund.StatusDeclined, FailureCode: "declined"}); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -88,7 +89,7 @@ func TestConsistentDataPasses(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("violations on consistent data: %v", rep.Violations)
 	}
-	if rep.Refunds != 3 || rep.Transactions != 1 || rep.Events != 5 || rep.ByStatus[store.StatusPending] != 1 {
+	if rep.Refunds != 3 || rep.Transactions != 1 || rep.Events != 5 || rep.ByStatus[string(refund.StatusPending)] != 1 {
 		t.Fatalf("report = %+v", rep)
 	}
 }

@@ -16,9 +16,9 @@ import (
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/providers"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
-	"github.com/backflow/backflow/store"
 )
 
 // Stack is a whole Backflow over real HTTP (a reliability.Rig on the
@@ -74,7 +74,7 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 	t.Cleanup(rig.Close)
 	s := &Stack{Rig: rig, Pool: env.Pool, DBURL: env.DBURL}
 	s.MerchantID, s.MerchantKey = s.NewMerchantKey(t, opts.ApprovalThreshold)
-	if s.OpsKey, err = env.Store.CreateAPIKey(context.Background(), uuid.Nil, "ops", []string{store.ScopeOps}); err != nil {
+	if s.OpsKey, err = env.Store.CreateAPIKey(context.Background(), uuid.Nil, "ops", []string{refund.ScopeOps}); err != nil {
 		t.Fatalf("create ops key: %v", err)
 	}
 	return s
@@ -144,10 +144,10 @@ func (s *Stack) Transaction(t testing.TB, fields map[string]any) (string, string
 }
 
 // WaitRefund polls GET /v1/refunds/{id} until its status is one of want.
-func (s *Stack) WaitRefund(t testing.TB, id string, timeout time.Duration, want ...string) store.RefundObject {
+func (s *Stack) WaitRefund(t testing.TB, id string, timeout time.Duration, want ...refund.Status) refund.Object {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	var last store.RefundObject
+	var last refund.Object
 	for time.Now().Before(deadline) {
 		r := s.Do(t, "GET", "/v1/refunds/"+id, nil)
 		if r.Status != http.StatusOK {
@@ -194,7 +194,7 @@ func (s *Stack) NewMerchantKey(t testing.TB, threshold *int64, scopes ...string)
 		t.Fatalf("create merchant: %v", err)
 	}
 	if len(scopes) == 0 {
-		scopes = store.MerchantScopes
+		scopes = refund.MerchantScopes
 	}
 	key, err := s.Store.CreateAPIKey(ctx, m.ID, "test", scopes)
 	if err != nil {

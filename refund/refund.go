@@ -1,4 +1,4 @@
-package store
+package refund
 
 import (
 	"time"
@@ -6,27 +6,76 @@ import (
 	"github.com/google/uuid"
 )
 
+// RefundLineItem is a refunded line: quantity of a line item of the original.
+type RefundLineItem struct {
+	ID       string `json:"id"`
+	Quantity int64  `json:"quantity"`
+	Amount   int64  `json:"amount,omitempty"` // unit amount, copied from the original
+}
+
+// Refund is one refund of one original transaction.
+type Refund struct {
+	ID                uuid.UUID
+	MerchantID        uuid.UUID
+	SessionID         uuid.UUID
+	TransactionID     uuid.UUID
+	Amount            int64
+	Currency          string
+	Method            Method
+	Provider          string
+	Status            Status
+	Reason            string
+	ReasonCode        string
+	Description       string
+	Reference         string
+	Metadata          map[string]string
+	LineItems         []RefundLineItem
+	TargetType        string
+	TargetID          string
+	ProviderReference string
+	FailureCode       string
+	FailureMessage    string
+	Attempts          int
+	RequiresApproval  bool
+	Stuck             bool
+	StuckReason       string // why it is stuck: StuckAuth, StuckNoAnswer, ...
+	WorkflowStartedAt *time.Time
+	SubmittedAt       *time.Time
+	CompletedAt       *time.Time
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+// Outcome is how a refund ends.
+type Outcome struct {
+	Status            Status // SUCCEEDED, DECLINED, FAILED or CANCELED
+	ProviderReference string
+	FailureCode       string
+	FailureMessage    string
+	Attempts          int
+}
+
 // Money is an amount in minor units with its ISO 4217 currency.
 type Money struct {
 	Amount   int64  `json:"amount"`
 	Currency string `json:"currency"`
 }
 
-// Failure explains a DECLINED or FAILED refund.
+// Failure explains a DECLINED, FAILED, CANCELED or REVERSED refund.
 type Failure struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
 
-// RefundObject is the refund as the API and webhooks show it.
-type RefundObject struct {
+// Object is the refund as the API and webhooks show it.
+type Object struct {
 	TransactionID         uuid.UUID         `json:"transactionId"`
-	Status                string            `json:"status"`
+	Status                Status            `json:"status"`
 	Message               string            `json:"message"`
 	SessionID             uuid.UUID         `json:"sessionId"`
 	OriginalTransactionID uuid.UUID         `json:"originalTransactionId"`
 	RefundValue           Money             `json:"refundValue"`
-	Method                string            `json:"method"`
+	Method                Method            `json:"method"`
 	Provider              string            `json:"provider"`
 	Reason                string            `json:"reason,omitempty"`
 	ReasonCode            string            `json:"reasonCode,omitempty"`
@@ -45,7 +94,7 @@ type RefundObject struct {
 	CompletedAt           *time.Time        `json:"completedAt,omitempty"`
 }
 
-var statusMessages = map[string]string{
+var statusMessages = map[Status]string{
 	StatusPending:    "Refund accepted for asynchronous processing.",
 	StatusProcessing: "Refund sent to the provider; awaiting its outcome.",
 	StatusSucceeded:  "Refund completed.",
@@ -59,8 +108,8 @@ var statusMessages = map[string]string{
 const voidedMessage = "Refund canceled: the provider voided it before processing it."
 
 // Object renders the refund for the API and webhook payloads.
-func (r Refund) Object() RefundObject {
-	o := RefundObject{
+func (r Refund) Object() Object {
+	o := Object{
 		TransactionID: r.ID, Status: r.Status, Message: statusMessages[r.Status], SessionID: r.SessionID,
 		OriginalTransactionID: r.TransactionID, RefundValue: Money{r.Amount, r.Currency}, Method: r.Method,
 		Provider: r.Provider, Reason: r.Reason, ReasonCode: r.ReasonCode, Description: r.Description,

@@ -1,0 +1,99 @@
+package refund
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Event is an outbox row: one refund status change.
+type Event struct {
+	ID         uuid.UUID       `json:"id"`
+	MerchantID uuid.UUID       `json:"merchantId"`
+	RefundID   uuid.UUID       `json:"refundId"`
+	Type       string          `json:"type"`
+	Sequence   int             `json:"sequence"`
+	Payload    json.RawMessage `json:"data"`
+	CreatedAt  time.Time       `json:"createdAt"`
+}
+
+// EventRecord is an event and when it was handed to webhook delivery.
+type EventRecord struct {
+	Event
+	DispatchedAt *time.Time `json:"dispatchedAt,omitempty"`
+}
+
+// LedgerEntry is one append-only balance change: RESERVE, SETTLE, RELEASE
+// or REVERSE.
+type LedgerEntry struct {
+	ID            uuid.UUID `json:"id"`
+	TransactionID uuid.UUID `json:"transactionId"`
+	RefundID      uuid.UUID `json:"refundId"`
+	Kind          string    `json:"kind"`
+	Amount        int64     `json:"amount"`
+	CreatedAt     time.Time `json:"createdAt"`
+}
+
+// Delivery is one event to deliver to one webhook endpoint.
+type Delivery struct {
+	EventID    uuid.UUID
+	EndpointID uuid.UUID
+}
+
+// LostDispatch is an event whose deliveries were never started, with the
+// deliveries it needs (none when no endpoint is subscribed).
+type LostDispatch struct {
+	EventID    uuid.UUID
+	Deliveries []Delivery
+}
+
+// MaxWebhookEndpoints bounds a merchant's live (not deleted) endpoints.
+const MaxWebhookEndpoints = 16
+
+// WebhookEndpoint is a merchant's URL that receives signed events.
+type WebhookEndpoint struct {
+	ID                      uuid.UUID
+	MerchantID              uuid.UUID
+	URL                     string
+	EventTypes              []string
+	Secret                  string
+	PreviousSecret          string
+	PreviousSecretExpiresAt *time.Time
+	DisabledAt              *time.Time
+	DisabledReason          string
+	DeletedAt               *time.Time
+	CreatedAt               time.Time
+}
+
+// Active reports whether the endpoint receives deliveries.
+func (e WebhookEndpoint) Active() bool { return e.DeletedAt == nil && e.DisabledAt == nil }
+
+// Subscribed reports whether the endpoint receives events of eventType.
+func (e WebhookEndpoint) Subscribed(eventType string) bool {
+	return slices.Contains(e.EventTypes, eventType)
+}
+
+// SigningSecrets are the secrets a delivery at now is signed with: the
+// current one, plus the previous one while its rotation grace period lasts.
+func (e WebhookEndpoint) SigningSecrets(now time.Time) []string {
+	out := []string{e.Secret}
+	if e.PreviousSecret != "" && e.PreviousSecretExpiresAt != nil && now.Before(*e.PreviousSecretExpiresAt) {
+		out = append(out, e.PreviousSecret)
+	}
+	return out
+}
+
+// WebhookAttempt is one HTTP delivery attempt of an event to an endpoint.
+type WebhookAttempt struct {
+	ID         uuid.UUID
+	EventID    uuid.UUID
+	EndpointID uuid.UUID
+	Attempt    int  // 1, 2, ... per event and endpoint, across redeliveries
+	StatusCode *int // nil when no HTTP answer came back
+	LatencyMS  int
+	Error      string
+	Succeeded  bool
+	CreatedAt  time.Time
+}
