@@ -16,7 +16,6 @@ import (
 
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/store"
 )
 
 // Error types workflows branch on.
@@ -68,22 +67,13 @@ func DefaultPolicy() Policy {
 // Activities holds the dependencies of every activity. Workflows call its
 // methods through a nil *Activities; the worker registers a real one.
 type Activities struct {
-	Store     *store.Store
+	Store     Store
 	Providers *providers.Registry
 	Policy    Policy
 	// Webhooks is the webhook delivery timing; zero fields take the defaults.
 	Webhooks WebhookPolicy
-	// StartRefund starts a refund's workflow (the reconciler's repair).
-	StartRefund StartRefundWorkflow
-	// ResumeRefund starts a new run of a refund whose last run closed
-	// without finishing it; BrokenRuns lists such refunds whose run closed
-	// since a time (at most limit), RunClosed tells one refund's.
-	ResumeRefund StartRefundWorkflow
-	BrokenRuns   func(ctx context.Context, since time.Time, limit int) ([]uuid.UUID, error)
-	RunClosed    func(ctx context.Context, refundID uuid.UUID) (bool, error)
-	// StartDelivery starts one webhook delivery workflow (the reconciler's
-	// re-dispatch); set by the worker, which knows the workflow names.
-	StartDelivery func(ctx context.Context, d Delivery) error
+	// Workflows starts and lists workflows for the reconciler's repairs.
+	Workflows Workflows
 	// Observe, when set, is told about each finished refund (metrics).
 	Observe func(refund.Refund)
 }

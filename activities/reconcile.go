@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.temporal.io/api/serviceerror"
 
 	"github.com/backflow/backflow/refund"
 )
@@ -33,10 +32,6 @@ type ReconcileReport struct {
 	// IdempotencyKeysPurged counts Idempotency-Keys past their retention.
 	IdempotencyKeysPurged int64
 }
-
-// StartRefundWorkflow starts a refund's workflow; a second start is a no-op.
-// It is set by the worker (the workflows package builds the options).
-type StartRefundWorkflow func(ctx context.Context, r refund.Refund) error
 
 // Reconcile starts the workflow of every orphaned refund and the webhook
 // deliveries of every event whose dispatch was lost.
@@ -87,11 +82,8 @@ const (
 // without finishing it. The new run finds the refund PROCESSING and looks it
 // up at the provider before any re-send.
 func (a *Activities) resumeBroken(ctx context.Context, report *ReconcileReport) error {
-	if a.BrokenRuns == nil || a.RunClosed == nil {
-		return nil
-	}
 	var errs []error
-	ids, err := a.BrokenRuns(ctx, time.Now().Add(-brokenRunsWindow), brokenRunsPerPass)
+	ids, err := a.Workflows.BrokenRuns(ctx, time.Now().Add(-brokenRunsWindow), brokenRunsPerPass)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -100,7 +92,7 @@ func (a *Activities) resumeBroken(ctx context.Context, report *ReconcileReport) 
 		errs = append(errs, fmt.Errorf("sweep stale refunds: %w", err))
 	}
 	for _, id := range stale {
-		closed, err := a.RunClosed(ctx, id)
+		closed, err := a.Workflows.RunClosed(ctx, id)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -120,7 +112,7 @@ func (a *Activities) resumeBroken(ctx context.Context, report *ReconcileReport) 
 // resume starts a new run of one refund whose last run closed, or, when the
 // refund is final already, the deliveries that run may not have started.
 func (a *Activities) resume(ctx context.Context, id uuid.UUID, report *ReconcileReport) error {
-	r, err := a.Store.GetRefund(ctx, uuid.Nil, id)
+	r, err := a.Store.GetRefund(ctx, id)
 	if errors.Is(err, refund.ErrNotFound) {
 		return nil // another deployment's refund
 	}
@@ -134,10 +126,9 @@ func (a *Activities) resume(ctx context.Context, id uuid.UUID, report *Reconcile
 		report.DeliveriesStarted += n
 		return err
 	}
-	err = a.ResumeRefund(ctx, r)
-	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	err = a.Workflows.ResumeRefund(ctx, r)
 	switch {
-	case errors.As(err, &already):
+	case errors.Is(err, refund.ErrAlreadyStarted):
 		return nil // resumed already (a run is going), or the visibility record is stale
 	case err != nil:
 		return fmt.Errorf("resume workflow of refund %s: %w", id, err)
@@ -202,13 +193,12 @@ func (a *Activities) redispatch(ctx context.Context, report *ReconcileReport) er
 }
 
 func (a *Activities) startOrphan(ctx context.Context, id uuid.UUID) error {
-	r, err := a.Store.GetRefund(ctx, uuid.Nil, id)
+	r, err := a.Store.GetRefund(ctx, id)
 	if err != nil {
 		return fmt.Errorf("read refund %s: %w", id, err)
 	}
-	err = a.StartRefund(ctx, r)
-	var already *serviceerror.WorkflowExecutionAlreadyStarted
-	if err != nil && !errors.As(err, &already) {
+	err = a.Workflows.StartRefund(ctx, r)
+	if err != nil && !errors.Is(err, refund.ErrAlreadyStarted) {
 		return fmt.Errorf("start workflow of refund %s: %w", id, err)
 	}
 	return nil

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/google/uuid"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -15,7 +14,7 @@ import (
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/worker"
 )
 
 // fakeProvider is a connector whose answers a test scripts; it records the
@@ -61,21 +60,9 @@ func pendingRefund(t *testing.T, acts *activities.Activities) activities.RefundP
 	t.Helper()
 	ctx := context.Background()
 	st := testenv.Get(t).Store
-	m, err := st.CreateMerchant(ctx, "activities-"+uuid.NewString()[:8], nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := st.CreateSession(ctx, m.ID, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, _, err := st.CreateTransaction(ctx, store.NewTransaction{MerchantID: m.ID, SessionID: sess, Provider: "fake", Method: "card",
-		Amount: 5000, Currency: "EUR", Status: refund.TxCaptured, ProviderReference: "pay_" + uuid.NewString()[:8]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := st.CreateRefund(ctx, store.NewRefund{MerchantID: m.ID, TransactionID: tx.ID, Amount: 1200,
-		Route: func(refund.Transaction, string) (refund.Method, error) { return refund.MethodProviderRefund, nil }})
+	p := testenv.NewPayment(t, st, "fake", 5000, nil)
+	r, err := st.CreateRefund(ctx, refund.NewRefund{MerchantID: p.Merchant.ID, TransactionID: p.Tx.ID, Amount: 1200,
+		Route: testenv.ProviderRefunds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +130,7 @@ func TestSubmitRefundOutcomeRules(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := &fakeProvider{refund: tc.refund, find: tc.find}
-			acts := &activities.Activities{Store: testenv.Get(t).Store, Providers: providers.RegistryOf(fake)}
+			acts := &activities.Activities{Store: worker.ActivityStore(testenv.Get(t).Store), Providers: providers.RegistryOf(fake)}
 			plan := pendingRefund(t, acts)
 			if plan.Submit.Refund.IdempotencyKey != plan.RefundID.String() {
 				t.Fatalf("idempotency key %q, want the refund id %s", plan.Submit.Refund.IdempotencyKey, plan.RefundID)

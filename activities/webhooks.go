@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -112,14 +111,14 @@ const (
 // delivery without an attempt; 2xx delivers; 410 disables the endpoint;
 // anything else returns a retryable ErrTypeWebhookFailed.
 func (a *Activities) DeliverWebhook(ctx context.Context, d Delivery) (DeliveryResult, error) {
-	ev, err := a.Store.GetEvent(ctx, uuid.Nil, d.EventID)
+	ev, err := a.Store.GetEvent(ctx, d.EventID)
 	if errors.Is(err, refund.ErrNotFound) {
 		return DeliveryResult{}, temporal.NewNonRetryableApplicationError("event "+d.EventID.String()+" does not exist", ErrTypeWebhookInvalid, err)
 	}
 	if err != nil {
 		return DeliveryResult{}, fmt.Errorf("read event: %w", err)
 	}
-	ep, err := a.Store.GetWebhookEndpoint(ctx, uuid.Nil, d.EndpointID)
+	ep, err := a.Store.GetWebhookEndpoint(ctx, d.EndpointID)
 	if errors.Is(err, refund.ErrNotFound) {
 		return DeliveryResult{Outcome: DeliverySkipped}, nil
 	}
@@ -219,16 +218,14 @@ func cleanText(b []byte) string {
 	return s
 }
 
-// startDeliveries starts one delivery workflow per delivery (StartDelivery
-// uses the refund workflow's id scheme, so a delivery already started is
-// left alone). It returns how many it started.
+// startDeliveries starts one delivery workflow per delivery (a delivery
+// already started is left alone). It returns how many it started.
 func (a *Activities) startDeliveries(ctx context.Context, ds []Delivery) (int, error) {
 	started := 0
 	for _, d := range ds {
-		err := a.StartDelivery(ctx, d)
-		var already *serviceerror.WorkflowExecutionAlreadyStarted
+		_, err := a.Workflows.StartDelivery(ctx, d, false)
 		switch {
-		case errors.As(err, &already):
+		case errors.Is(err, refund.ErrAlreadyStarted):
 		case err != nil:
 			return started, fmt.Errorf("start delivery of event %s to endpoint %s: %w", d.EventID, d.EndpointID, err)
 		default:

@@ -9,9 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/backflow/backflow/workflows"
 )
+
+// DefaultTaskQueue is the task queue workers poll unless configured otherwise.
+const DefaultTaskQueue = "backflow-refunds"
 
 // Config is the whole configuration of every Backflow process. Temporal
 // connection settings are not here: they follow the SDK's own env conventions
@@ -51,7 +52,7 @@ func Load() (Config, error) {
 		HTTPAddr:       env("BACKFLOW_HTTP_ADDR", ":8080"),
 		WorkerHTTPAddr: env("BACKFLOW_WORKER_HTTP_ADDR", ":9091"),
 		PublicURL:      env("BACKFLOW_PUBLIC_URL", "http://127.0.0.1:8080"),
-		TaskQueue:      env("BACKFLOW_TASK_QUEUE", workflows.DefaultTaskQueue),
+		TaskQueue:      env("BACKFLOW_TASK_QUEUE", DefaultTaskQueue),
 		SandboxAddr:    env("BACKFLOW_SANDBOX_ADDR", ":8090"),
 		SandboxURL:     env("BACKFLOW_SANDBOX_URL", "http://127.0.0.1:8090"),
 		ProvidersJSON:  os.Getenv("BACKFLOW_PROVIDERS"),

@@ -70,7 +70,7 @@ func TestStatusChecksAnswering401NeverRelease(t *testing.T) {
 	_, txID := s.Transaction(t, nil)
 	id := createRefund(t, s, txID, 1204, "EUR") // …04: processing, succeeds later
 	err := reliability.Poll(context.Background(), 10*time.Second, "stuck for provider.auth", func(ctx context.Context) (bool, error) {
-		r, err := s.Store.GetRefund(ctx, s.MerchantID, mustUUID(t, id))
+		r, err := s.Store.GetRefund(ctx, refund.OfMerchant(s.MerchantID), mustUUID(t, id))
 		return r.Stuck && r.StuckReason == "provider.auth", err
 	})
 	if err != nil {
@@ -141,7 +141,7 @@ func TestTerminatedWorkflowIsResumed(t *testing.T) {
 	}
 	err := reliability.Poll(ctx, 40*time.Second, "refund resumed and succeeded", func(ctx context.Context) (bool, error) {
 		reconcile(t, s)
-		r, err := s.Store.GetRefund(ctx, s.MerchantID, mustUUID(t, id))
+		r, err := s.Store.GetRefund(ctx, refund.OfMerchant(s.MerchantID), mustUUID(t, id))
 		return r.Status == refund.StatusSucceeded, err
 	})
 	if err != nil {
@@ -228,7 +228,7 @@ func TestCallbackOfAnotherProviderIsRefused(t *testing.T) {
 	// Give a wrongly accepted signal time to finalize the refund.
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
-		r, err := s.Store.GetRefund(context.Background(), s.MerchantID, mustUUID(t, id))
+		r, err := s.Store.GetRefund(context.Background(), refund.OfMerchant(s.MerchantID), mustUUID(t, id))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -378,7 +378,7 @@ func TestFinalCallbackForATerminatedWorkflow(t *testing.T) {
 	}
 	ref := got.ProviderReference
 	if ref == "" {
-		r, err := s.Store.GetRefund(ctx, s.MerchantID, mustUUID(t, id))
+		r, err := s.Store.GetRefund(ctx, refund.OfMerchant(s.MerchantID), mustUUID(t, id))
 		if err != nil {
 			t.Fatal(err)
 		}

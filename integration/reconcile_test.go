@@ -10,7 +10,6 @@ import (
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -21,7 +20,7 @@ func TestReconcilerStartsOrphanedRefund(t *testing.T) {
 	s := testenv.StartStack(t, testenv.StackOptions{})
 	ctx := context.Background()
 	_, txID := s.Transaction(t, nil)
-	r, err := s.Store.CreateRefund(ctx, store.NewRefund{MerchantID: s.MerchantID, TransactionID: mustUUID(t, txID), Amount: 1200,
+	r, err := s.Store.CreateRefund(ctx, refund.NewRefund{MerchantID: s.MerchantID, TransactionID: mustUUID(t, txID), Amount: 1200,
 		Route: func(refund.Transaction, string) (refund.Method, error) { return refund.MethodProviderRefund, nil }})
 	if err != nil {
 		t.Fatal(err)

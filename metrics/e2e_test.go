@@ -20,6 +20,7 @@ import (
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/metrics"
 	"github.com/backflow/backflow/refund"
+	"github.com/backflow/backflow/refunds"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/worker"
 	"github.com/backflow/backflow/workflows"
@@ -45,9 +46,10 @@ func TestMetricsEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(w.Stop)
 	m.WatchStore(s.Store, metrics.StoreScrapeTimeout, s.Logger)
-	api := httptest.NewServer(server.New(server.Deps{Store: s.Store, Temporal: tc, Providers: s.Providers,
-		TaskQueue: s.TaskQueue, Logger: s.Logger, Metrics: m.Handler(),
-		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}, OnRefundCreated: m.RefundCreated}).Handler())
+	svc := refunds.New(s.Store, s.Providers, refunds.TemporalGateway{Client: tc, TaskQueue: s.TaskQueue}, s.Logger,
+		refunds.Hooks{Created: m.RefundCreated})
+	api := httptest.NewServer(server.New(server.Deps{Service: svc, Logger: s.Logger, Metrics: m.Handler(),
+		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}}).Handler())
 	t.Cleanup(api.Close)
 	metricsURL := api.URL + "/metrics"
 

@@ -115,7 +115,7 @@ func (m *Metrics) Handler() http.Handler {
 // (client.Options.MetricsHandler): the SDK's metrics land in this registry.
 func (m *Metrics) Temporal() client.MetricsHandler { return temporalHandler{c: m.temporal} }
 
-// RefundCreated counts a refund accepted by the API (server.Deps.OnRefundCreated).
+// RefundCreated counts a refund accepted by the API (refunds.Hooks.Created).
 func (m *Metrics) RefundCreated(r refund.Refund) {
 	m.refundsCreated.WithLabelValues(r.Provider, string(r.Method)).Inc()
 }
@@ -140,7 +140,7 @@ func (m *Metrics) RefundFinished(r refund.Refund) {
 }
 
 // Contradiction counts a provider callback that contradicts a refund's
-// final outcome (server.Deps.OnContradiction).
+// final outcome (refunds.Hooks.Contradiction).
 func (m *Metrics) Contradiction(provider string) {
 	m.contradictions.WithLabelValues(provider).Inc()
 }

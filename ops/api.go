@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -40,26 +39,12 @@ type RefundPage struct {
 // RefundDetail is GET /v1/ops/refunds/{id}: everything known about one
 // refund, from Postgres and from its live workflow.
 type RefundDetail struct {
-	Refund          Refund                  `json:"refund"`
-	Ledger          []refund.LedgerEntry    `json:"ledger"`
-	Events          []refund.EventRecord    `json:"events"`
-	WebhookAttempts []store.DeliveryAttempt `json:"webhookAttempts"`
-	Workflow        Workflow                `json:"workflow"`
-	Audit           []store.AuditEntry      `json:"audit"` // oldest first
-}
-
-// Workflow is the refund's workflow execution and its live status query.
-type Workflow struct {
-	ID              string     `json:"workflowId"`
-	RunID           string     `json:"runId,omitempty"`
-	ExecutionStatus string     `json:"executionStatus,omitempty"` // Running, Completed, ... as Temporal spells them
-	StartTime       *time.Time `json:"startTime,omitempty"`
-	CloseTime       *time.Time `json:"closeTime,omitempty"`
-	HistoryLength   int64      `json:"historyLength,omitempty"`
-	// Status is the result of the workflow's status query; null when the
-	// workflow is gone or could not answer, with Note saying why.
-	Status *workflows.RefundState `json:"status"`
-	Note   string                 `json:"note,omitempty"`
+	Refund          Refund                   `json:"refund"`
+	Ledger          []refund.LedgerEntry     `json:"ledger"`
+	Events          []refund.EventRecord     `json:"events"`
+	WebhookAttempts []refund.DeliveryAttempt `json:"webhookAttempts"`
+	Workflow        workflows.Execution      `json:"workflow"`
+	Audit           []refund.AuditEntry      `json:"audit"` // oldest first
 }
 
 // ActionRequest is the optional body of the ops actions on a refund.
@@ -84,14 +69,6 @@ type ActionResult struct {
 
 // AuditPage is GET /v1/ops/audit, newest first.
 type AuditPage struct {
-	Data       []store.AuditEntry `json:"data"`
-	NextCursor string             `json:"nextCursor,omitempty"`
+	Data       []refund.AuditEntry `json:"data"`
+	NextCursor string              `json:"nextCursor,omitempty"`
 }
-
-// Stable problem codes of the ops API, beside the merchant API's.
-const (
-	CodeNotAwaitingApproval = "refund.not_awaiting_approval"
-	CodeNotRetryable        = "refund.not_retryable"
-	CodeWorkflowUnavailable = "refund.workflow_unavailable"
-	CodeNotResolvable       = "refund.not_resolvable"
-)

@@ -22,7 +22,6 @@ import (
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/ops"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -152,7 +151,7 @@ func audit(t *testing.T, s *testenv.Stack, refundID string) []auditRow {
 }
 
 type auditRow struct {
-	Entry  store.AuditEntry
+	Entry  refund.AuditEntry
 	Detail map[string]any
 }
 
@@ -305,7 +304,7 @@ func TestStuckRefundRetry(t *testing.T) {
 	rows := audit(t, s, id)
 	assertAudit(t, rows, "retry succeeded 202 <nil>")
 	if rows[0].Entry.ActorKey == uuid.Nil || rows[0].Detail["merchantId"] != s.MerchantID.String() ||
-		rows[0].Detail["workflowId"] != "refund-"+id || rows[0].Detail["statusBefore"] != refund.StatusProcessing {
+		rows[0].Detail["workflowId"] != "refund-"+id || rows[0].Detail["statusBefore"] != string(refund.StatusProcessing) {
 		t.Fatalf("audit entry = %+v %v", rows[0].Entry, rows[0].Detail)
 	}
 	if rows[0].Detail["requestId"] == "" {
@@ -341,7 +340,7 @@ func TestResolveUnknownOutcome(t *testing.T) {
 		t.Fatalf("reserved %d after the resolution released the refund", tx.ReservedAmount)
 	}
 	_, err = cli(t, s, "resolve", id, "--status", "SUCCEEDED", "--reason", "changed my mind")
-	apiError(t, err, http.StatusConflict, ops.CodeNotResolvable)
+	apiError(t, err, http.StatusConflict, refund.CodeNotResolvable)
 	assertAudit(t, audit(t, s, id), "resolve failed 422 validation.failed", "resolve succeeded 202 <nil>",
 		"resolve failed 409 refund.not_resolvable")
 }
@@ -352,7 +351,7 @@ func TestRetryRefusals(t *testing.T) {
 	s.WaitRefund(t, id, waitFor, refund.StatusSucceeded)
 
 	_, err := cli(t, s, "retry", id)
-	apiError(t, err, http.StatusConflict, ops.CodeNotRetryable)
+	apiError(t, err, http.StatusConflict, refund.CodeNotRetryable)
 	if !strings.Contains(err.Error(), "SUCCEEDED") {
 		t.Fatalf("error does not say why: %v", err)
 	}
@@ -386,7 +385,7 @@ func TestApproveAndReject(t *testing.T) {
 	}
 	s.WaitRefund(t, approved, waitFor, refund.StatusSucceeded)
 	_, err := cli(t, s, "approve", approved)
-	apiError(t, err, http.StatusConflict, ops.CodeNotAwaitingApproval)
+	apiError(t, err, http.StatusConflict, refund.CodeNotAwaitingApproval)
 	assertAudit(t, audit(t, s, approved),
 		"approve succeeded 200 <nil>",
 		"approve failed 409 refund.not_awaiting_approval")
@@ -411,7 +410,7 @@ func TestApproveAndReject(t *testing.T) {
 		t.Fatalf("rejected refund = %+v", done)
 	}
 	_, err = cli(t, s, "approve", rejected)
-	apiError(t, err, http.StatusConflict, ops.CodeNotAwaitingApproval)
+	apiError(t, err, http.StatusConflict, refund.CodeNotAwaitingApproval)
 	rows := audit(t, s, rejected)
 	assertAudit(t, rows,
 		"reject failed 422 validation.failed",
@@ -427,7 +426,7 @@ func TestApproveAndReject(t *testing.T) {
 	small := createRefund(t, s, 1000)
 	s.WaitRefund(t, small, waitFor, refund.StatusSucceeded)
 	_, err = cli(t, s, "approve", small)
-	apiErr := apiError(t, err, http.StatusConflict, ops.CodeNotAwaitingApproval)
+	apiErr := apiError(t, err, http.StatusConflict, refund.CodeNotAwaitingApproval)
 	if !strings.Contains(apiErr.Detail, "does not require approval") {
 		t.Fatalf("detail = %q", apiErr.Detail)
 	}
@@ -513,7 +512,7 @@ func TestWebhookAttemptsAndRedeliver(t *testing.T) {
 	if err := json.Unmarshal(page.Data[0].Detail, &detail); err != nil {
 		t.Fatal(err)
 	}
-	if page.Data[0].Action != store.AuditRedeliver || page.Data[0].RefundID != nil || detail["eventId"] != unknown || detail["outcome"] != "failed" {
+	if page.Data[0].Action != refund.AuditRedeliver || page.Data[0].RefundID != nil || detail["eventId"] != unknown || detail["outcome"] != "failed" {
 		t.Fatalf("audit of unknown event = %+v %v", page.Data[0], detail)
 	}
 	if table := mustCLI(t, s, "audit"); !strings.Contains(table, "redeliver") || !strings.Contains(table, "event.not_found") {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/store"
 )
 
 // tw is an aligned table or key/value block; call flush when done.
@@ -223,7 +222,7 @@ func renderShow(out io.Writer, d RefundDetail) error {
 }
 
 // renderAudit prints audit entries; withRefund adds the refund column.
-func renderAudit(out io.Writer, entries []store.AuditEntry, withRefund bool) error {
+func renderAudit(out io.Writer, entries []refund.AuditEntry, withRefund bool) error {
 	if len(entries) == 0 {
 		msg := "  (none)"
 		if withRefund {

@@ -24,7 +24,6 @@ import (
 	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
-	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -88,7 +87,7 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 
 	// (a) Committed by the store, never started.
 	for i := range 4 {
-		ref, err := r.Store.CreateRefund(ctx, store.NewRefund{MerchantID: m.ID, TransactionID: uuid.MustParse(tx.ID), Amount: int64(1000 + 10*i),
+		ref, err := r.Store.CreateRefund(ctx, refund.NewRefund{MerchantID: m.ID, TransactionID: uuid.MustParse(tx.ID), Amount: int64(1000 + 10*i),
 			IdempotencyKey: "store-" + uuid.NewString(), Route: func(refund.Transaction, string) (refund.Method, error) { return refund.MethodProviderRefund, nil }})
 		if err != nil {
 			t.Fatal(err)

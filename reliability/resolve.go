@@ -56,7 +56,7 @@ func (r *Rig) providerSays(ctx context.Context, rf refund.Refund) (refund.Status
 	if !ok {
 		return "", "", fmt.Errorf("provider %q is not configured", rf.Provider)
 	}
-	tx, err := r.Store.GetTransaction(ctx, rf.MerchantID, rf.TransactionID)
+	tx, err := r.Store.GetTransaction(ctx, refund.OfMerchant(rf.MerchantID), rf.TransactionID)
 	if err != nil {
 		return "", "", err
 	}

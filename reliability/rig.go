@@ -28,6 +28,7 @@ import (
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/providers/sandbox"
 	"github.com/backflow/backflow/refund"
+	"github.com/backflow/backflow/refunds"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/worker"
@@ -125,14 +126,14 @@ func StartRig(o RigOptions) (*Rig, error) {
 		psp.Close()
 		return nil, fmt.Errorf("provider registry: %w", err)
 	}
-	api := server.New(server.Deps{Store: o.Store, Temporal: o.Temporal, Providers: reg, TaskQueue: o.TaskQueue,
+	api := server.New(server.Deps{Service: NewService(o.Store, o.Temporal, o.TaskQueue, reg, o.Logger, refunds.Hooks{}),
 		Logger: o.Logger}).Handler()
 	if o.APIProxy != nil {
 		api = o.APIProxy(api)
 	}
 	apiSrv.Config.Handler = api
 	apiSrv.Start()
-	acts := &activities.Activities{Store: o.Store, Providers: reg, Policy: o.Policy}
+	acts := &activities.Activities{Store: worker.ActivityStore(o.Store), Providers: reg, Policy: o.Policy}
 	if o.WebhookPolicy != nil {
 		acts.Webhooks = *o.WebhookPolicy
 	}
@@ -207,3 +208,9 @@ func NewMerchant(ctx context.Context, st *store.Store, threshold *int64) (Mercha
 
 // Client returns an API client acting as m.
 func (r *Rig) Client(m Merchant) *Client { return NewClient(r.APIURL, m.Key) }
+
+// NewService is the refunds service on real Postgres and Temporal, as
+// `backflow api` builds it.
+func NewService(st *store.Store, c client.Client, taskQueue string, reg *providers.Registry, log *slog.Logger, h refunds.Hooks) *refunds.Service {
+	return refunds.New(st, reg, refunds.TemporalGateway{Client: c, TaskQueue: taskQueue}, log, h)
+}

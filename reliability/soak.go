@@ -296,7 +296,7 @@ func (s *soak) terminate(ctx context.Context) {
 	}
 	rr := s.recent[s.intn(len(s.recent))]
 	s.txMu.Unlock()
-	r, err := s.rig.Store.GetRefund(ctx, rr.m.ID, uuid.MustParse(rr.id))
+	r, err := s.rig.Store.GetRefund(ctx, refund.OfMerchant(rr.m.ID), uuid.MustParse(rr.id))
 	if err != nil || r.Status.Final() {
 		return
 	}

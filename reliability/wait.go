@@ -43,7 +43,7 @@ func Live(ctx context.Context, st *store.Store, merchants ...uuid.UUID) (int, er
 	n := 0
 	for _, m := range merchants {
 		for _, status := range []refund.Status{refund.StatusPending, refund.StatusProcessing} {
-			rs, _, err := st.ListRefunds(ctx, store.RefundFilter{MerchantID: m, Status: status, Limit: 100})
+			rs, _, err := st.ListRefunds(ctx, refund.RefundFilter{Scope: refund.OfMerchant(m), Status: status, Limit: 100})
 			if err != nil {
 				return 0, err
 			}
@@ -73,7 +73,7 @@ func Refunds(ctx context.Context, st *store.Store, merchants ...uuid.UUID) ([]re
 	for _, m := range merchants {
 		var after uuid.UUID
 		for {
-			rs, next, err := st.ListRefunds(ctx, store.RefundFilter{MerchantID: m, After: after, Limit: 100})
+			rs, next, err := st.ListRefunds(ctx, refund.RefundFilter{Scope: refund.OfMerchant(m), After: after, Limit: 100})
 			if err != nil {
 				return nil, err
 			}

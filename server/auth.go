@@ -19,7 +19,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if key == "" {
 			return unauthorized(c, "missing API key: send Authorization: Bearer <key> or Basic auth with the key as user name")
 		}
-		p, err := s.store.Authenticate(c.Request().Context(), key)
+		p, err := s.svc.Authenticate(c.Request().Context(), key)
 		if errors.Is(err, refund.ErrNotFound) {
 			return unauthorized(c, "invalid API key")
 		}

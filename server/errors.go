@@ -1,16 +1,10 @@
 package server
 
 import (
-	"context"
 	"errors"
-	"io"
-	"net"
 	"net/http"
-	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
-	"go.temporal.io/api/serviceerror"
 
 	"github.com/backflow/backflow/refund"
 )
@@ -26,10 +20,7 @@ type Problem struct {
 }
 
 // FieldError is one invalid field of a request.
-type FieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
+type FieldError = refund.FieldError
 
 func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
 
@@ -69,6 +60,10 @@ var statusOf = map[string]int{
 	refund.CodeNotCancelable:           http.StatusConflict,
 	refund.CodeTransactionDup:          http.StatusConflict,
 	refund.CodeNotReversible:           http.StatusConflict,
+	refund.CodeNotAwaitingApproval:     http.StatusConflict,
+	refund.CodeNotRetryable:            http.StatusConflict,
+	refund.CodeWorkflowUnavailable:     http.StatusConflict,
+	refund.CodeNotResolvable:           http.StatusConflict,
 	CodeIdempotencyInFlight:            http.StatusConflict,
 	refund.CodeAmountInsufficient:      http.StatusUnprocessableEntity,
 	refund.CodeCurrencyMismatch:        http.StatusUnprocessableEntity,
@@ -102,10 +97,16 @@ func notFound(code string) *Problem { return problem(code, "no such object for t
 func toProblem(err error) *Problem {
 	var p *Problem
 	var rule *refund.RuleError
+	var invalid *refund.ValidationError
+	var down *refund.UnavailableError
 	var he *echo.HTTPError
 	switch {
 	case errors.As(err, &p):
 		return p
+	case errors.As(err, &invalid):
+		return problem(refund.CodeValidation, "the request has invalid fields", invalid.Fields...)
+	case errors.As(err, &down):
+		return problem(CodeUnavailable, down.Detail)
 	case errors.As(err, &rule):
 		var fields []FieldError
 		if rule.Field != "" {
@@ -124,47 +125,8 @@ func toProblem(err error) *Problem {
 		if he.Code >= 400 && he.Code < 500 {
 			return &Problem{Type: problemTypeBase + CodeMalformed, Title: titles[he.Code], Status: he.Code, Detail: http.StatusText(he.Code), Code: CodeMalformed}
 		}
-	case databaseDown(err):
-		return problem(CodeUnavailable, "the database is unavailable; retry with the same Idempotency-Key")
-	case temporalDown(err):
-		return problem(CodeUnavailable, "Temporal is unavailable; retry later")
-	case unstorableText(err):
-		return problem(refund.CodeValidation, "a text field holds a character that cannot be stored (such as \\u0000)")
 	}
 	return problem(CodeInternal, "internal error")
-}
-
-// databaseDown reports whether err says Postgres could not be reached or
-// went away mid-request (connect failure, timeout, a connection cut by a
-// crash or restart, the server shutting down or starting up): the outcome
-// is for the client to retry, not an internal error.
-func databaseDown(err error) bool {
-	var connErr *pgconn.ConnectError
-	var pgErr *pgconn.PgError
-	var netErr net.Error
-	switch {
-	case errors.As(err, &connErr), pgconn.Timeout(err), pgconn.SafeToRetry(err):
-		return true
-	case errors.As(err, &pgErr):
-		// 08: connection exception; 57P0x: admin/crash shutdown, cannot connect now; 53300: too many connections.
-		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P") || pgErr.Code == "53300"
-	}
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.As(err, &netErr)
-}
-
-// temporalDown reports whether a Temporal call failed for lack of the service.
-func temporalDown(err error) bool {
-	var unavailable *serviceerror.Unavailable
-	var deadline *serviceerror.DeadlineExceeded
-	return errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.Is(err, context.DeadlineExceeded)
-}
-
-// unstorableText reports whether Postgres refused a request's text: NUL
-// (\u0000) in a text or jsonb value is valid JSON but cannot be stored.
-func unstorableText(err error) bool {
-	var pgErr *pgconn.PgError
-	// 22021: character not in repertoire; 22P05: untranslatable character.
-	return errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05")
 }
 
 // errorHandler renders every error as application/problem+json.
@@ -180,4 +142,10 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	c.Response().Header().Set(echo.HeaderContentType, problemContentType)
 	c.Response().WriteHeader(p.Status)
 	_ = writeJSON(c, p)
+}
+
+// isRule reports whether err is the RuleError of code.
+func isRule(err error, code string) bool {
+	var rule *refund.RuleError
+	return errors.As(err, &rule) && rule.Code == code
 }

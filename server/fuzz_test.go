@@ -19,27 +19,27 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.temporal.io/sdk/client"
 
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
+	"github.com/backflow/backflow/refunds"
 	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
 )
 
-// startCounter is the Temporal client of the fuzzed API: it counts workflow
-// starts instead of making them, so a rejected request can be shown to
-// start nothing and the fuzzer leaves no workflows behind.
+// startCounter is the Temporal gateway of the fuzzed API: it counts refund
+// workflow starts instead of making them, so a rejected request can be
+// shown to start nothing and the fuzzer leaves no workflows behind.
 type startCounter struct {
-	client.Client
+	refunds.Gateway
 	starts atomic.Int64
 }
 
-func (s *startCounter) ExecuteWorkflow(context.Context, client.StartWorkflowOptions, any, ...any) (client.WorkflowRun, error) {
+func (s *startCounter) StartRefund(context.Context, refund.Refund) error {
 	s.starts.Add(1)
-	return nil, nil
+	return nil
 }
 
 // fuzzFixture is one merchant's data the fuzzed bodies refer to through
@@ -93,7 +93,7 @@ func newFuzzFixture(tb testing.TB) *fuzzFixture {
 	f := &fuzzFixture{st: st, ids: map[string]string{}}
 	f.merchant, f.key = mk()
 	other, _ := mk()
-	tx := func(merchant uuid.UUID, session uuid.UUID, in store.NewTransaction) string {
+	tx := func(merchant uuid.UUID, session uuid.UUID, in refund.NewTransaction) string {
 		in.MerchantID, in.SessionID = merchant, session
 		if in.Provider == "" {
 			in.Provider, in.Method, in.Currency, in.Status = "cardpay", "card", "EUR", refund.TxCaptured
@@ -114,16 +114,16 @@ func newFuzzFixture(tb testing.TB) *fuzzFixture {
 	}
 	s := session(f.merchant)
 	f.ids["session"] = s.String()
-	f.ids["tx"] = tx(f.merchant, s, store.NewTransaction{Amount: 10000,
+	f.ids["tx"] = tx(f.merchant, s, refund.NewTransaction{Amount: 10000,
 		LineItems:           []refund.LineItem{{ID: "sku-1", Amount: 500, Quantity: 4}},
 		GiftCardRedemptions: []refund.GiftCardRedemption{{ID: "gc-1", Amount: 3000}}})
-	f.ids["authorized"] = tx(f.merchant, session(f.merchant), store.NewTransaction{Provider: "cardpay", Method: "card", Currency: "EUR",
+	f.ids["authorized"] = tx(f.merchant, session(f.merchant), refund.NewTransaction{Provider: "cardpay", Method: "card", Currency: "EUR",
 		Status: refund.TxAuthorized, Amount: 5000})
-	f.ids["nodest"] = tx(f.merchant, session(f.merchant), store.NewTransaction{Provider: "momo", Method: "mobile_money", Currency: "KES",
+	f.ids["nodest"] = tx(f.merchant, session(f.merchant), refund.NewTransaction{Provider: "momo", Method: "mobile_money", Currency: "KES",
 		Status: refund.TxCaptured, Amount: 5000})
 	otherSession := session(other)
 	f.ids["other_session"] = otherSession.String()
-	f.ids["other_tx"] = tx(other, otherSession, store.NewTransaction{Amount: 10000})
+	f.ids["other_tx"] = tx(other, otherSession, refund.NewTransaction{Amount: 10000})
 	return f
 }
 
@@ -136,14 +136,14 @@ func newFuzzFixture(tb testing.TB) *fuzzFixture {
 func FuzzCreateRefund(f *testing.F) {
 	env := testenv.Get(f)
 	fx := newFuzzFixture(f)
-	starts := &startCounter{Client: env.Temporal}
+	starts := &startCounter{Gateway: refunds.TemporalGateway{Client: env.Temporal, TaskQueue: env.TaskQueue + "-fuzz"}}
 	reg, err := providers.NewRegistry(providers.SandboxConfigs("http://127.0.0.1:9"), &http.Client{Timeout: time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	srv := httptest.NewServer(server.New(server.Deps{Store: env.Store, Temporal: starts, Providers: reg,
-		TaskQueue: env.TaskQueue + "-fuzz", Logger: quiet}).Handler())
+	svc := refunds.New(env.Store, reg, starts, quiet, refunds.Hooks{})
+	srv := httptest.NewServer(server.New(server.Deps{Service: svc, Logger: quiet}).Handler())
 	f.Cleanup(srv.Close)
 
 	for _, seed := range []string{

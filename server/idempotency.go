@@ -9,9 +9,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/backflow/backflow/refund"
+	"github.com/backflow/backflow/refunds"
 	"github.com/labstack/echo/v4"
-
-	"github.com/backflow/backflow/store"
 )
 
 const (
@@ -36,16 +36,15 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 			return problem(CodeMalformed, "request body too large or unreadable")
 		}
 		c.Request().Body = io.NopCloser(bytes.NewReader(body))
-		owner := scopeOwner(principal(c))
-		endpoint := c.Request().Method + " " + c.Request().URL.Path
+		k := refunds.IdempotencyKey{Owner: scopeOwner(principal(c)), Endpoint: c.Request().Method + " " + c.Request().URL.Path, Key: key}
 		sum := sha256.Sum256(body)
 		ctx := c.Request().Context()
 
-		stored, err := s.store.ClaimIdempotencyKey(ctx, owner, endpoint, key, sum[:])
+		stored, err := s.svc.ClaimKey(ctx, k, sum[:])
 		switch {
-		case errors.Is(err, store.ErrIdempotencyMismatch):
+		case errors.Is(err, refund.ErrIdempotencyMismatch):
 			return problem(CodeIdempotencyMismatch, "this Idempotency-Key was used with a different request body")
-		case errors.Is(err, store.ErrIdempotencyInProgress):
+		case errors.Is(err, refund.ErrIdempotencyInProgress):
 			return problem(CodeIdempotencyInFlight, "a request with this Idempotency-Key is still in progress; retry later")
 		case err != nil:
 			return err
@@ -71,9 +70,9 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 		if status >= 300 {
 			// A rejected or failed request leaves nothing behind, its key included:
 			// the client may fix the request and retry with the same key.
-			return s.store.ReleaseIdempotencyKey(ctx, owner, endpoint, key)
+			return s.svc.ReleaseKey(ctx, k)
 		}
-		return s.store.CompleteIdempotencyKey(ctx, owner, endpoint, key, store.StoredResponse{Status: status, Body: rec.body.Bytes()})
+		return s.svc.CompleteKey(ctx, k, refund.StoredResponse{Status: status, Body: rec.body.Bytes()})
 	}
 }
 

@@ -29,8 +29,9 @@ import (
 	"github.com/backflow/backflow/metrics"
 	"github.com/backflow/backflow/ops"
 	"github.com/backflow/backflow/refund"
+	"github.com/backflow/backflow/refunds"
+	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
-	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/webhooks"
 )
 
@@ -130,8 +131,8 @@ func TestOpenAPIDocument(t *testing.T) {
 		refund.CodeNotCaptured, refund.CodeFullyRefunded, refund.CodeNotCancelable, refund.CodeAmountInsufficient,
 		refund.CodeCurrencyMismatch, refund.CodeAmbiguous, refund.CodeMethodUnavailable, refund.CodeValidation,
 		refund.CodeWebhookEndpointNotFound, refund.CodeWebhookEndpointLimit, refund.CodeWebhookEndpointDisabled,
-		refund.CodeEventNotFound, ops.CodeNotAwaitingApproval, ops.CodeNotRetryable, ops.CodeWorkflowUnavailable,
-		refund.CodeTargetUnsupported, refund.CodeTransactionDup, ops.CodeNotResolvable} {
+		refund.CodeEventNotFound, refund.CodeNotAwaitingApproval, refund.CodeNotRetryable, refund.CodeWorkflowUnavailable,
+		refund.CodeTargetUnsupported, refund.CodeTransactionDup, refund.CodeNotResolvable} {
 		if !slices.Contains(codes, any(code)) {
 			t.Errorf("error code %s is not in the Problem.code enum", code)
 		}
@@ -749,12 +750,12 @@ func TestOpenAPIConformance(t *testing.T) {
 		}
 
 		// Refused actions on a final refund, each audited.
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/retry", auth: "ops", headers: []string{"Idempotency-Key", ikey()}, want: 409}), ops.CodeNotRetryable)
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/approve", auth: "ops", body: map[string]any{"reason": "looks fine"}, want: 409}), ops.CodeNotAwaitingApproval)
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/reject", auth: "ops", body: map[string]any{"reason": "no"}, want: 409}), ops.CodeNotAwaitingApproval)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/retry", auth: "ops", headers: []string{"Idempotency-Key", ikey()}, want: 409}), refund.CodeNotRetryable)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/approve", auth: "ops", body: map[string]any{"reason": "looks fine"}, want: 409}), refund.CodeNotAwaitingApproval)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/reject", auth: "ops", body: map[string]any{"reason": "no"}, want: 409}), refund.CodeNotAwaitingApproval)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/cancel", auth: "ops", want: 409}), refund.CodeNotCancelable)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/resolve", auth: "ops",
-			body: map[string]any{"status": "FAILED", "reason": "checked at the provider"}, want: 409}), ops.CodeNotResolvable)
+			body: map[string]any{"status": "FAILED", "reason": "checked at the provider"}, want: 409}), refund.CodeNotResolvable)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/resolve", auth: "ops",
 			body: map[string]any{"status": "REVERSED", "reason": "x"}, requestInvalid: true, want: 422}), refund.CodeValidation)
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + refundID + "/reject", auth: "ops", body: map[string]any{}, requestInvalid: true, want: 422}), refund.CodeValidation)
@@ -775,7 +776,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		key := ikey()
 		var res ops.ActionResult
 		c.do(t, call{method: "POST", path: "/v1/ops/events/" + createdEvent.ID.String() + "/redeliver", auth: "ops", headers: []string{"Idempotency-Key", key}, want: 202}).JSON(t, &res)
-		if res.Action != store.AuditRedeliver || res.EventID == nil || *res.EventID != createdEvent.ID || res.RefundID.String() != hookRefundID {
+		if res.Action != refund.AuditRedeliver || res.EventID == nil || *res.EventID != createdEvent.ID || res.RefundID.String() != hookRefundID {
 			t.Errorf("ops redeliver = %+v", res)
 		}
 		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/events/" + createdEvent.ID.String() + "/redeliver", auth: "ops", body: map[string]any{"again": true}, headers: []string{"Idempotency-Key", key}, want: 422}),
@@ -784,12 +785,12 @@ func TestOpenAPIConformance(t *testing.T) {
 
 		// The audit: newest first, refusals recorded with their code.
 		var audit struct {
-			Data       []store.AuditEntry `json:"data"`
-			NextCursor string             `json:"nextCursor"`
+			Data       []refund.AuditEntry `json:"data"`
+			NextCursor string              `json:"nextCursor"`
 		}
 		c.do(t, call{method: "GET", path: "/v1/ops/audit?refundId=" + refundID, auth: "ops", want: 200}).JSON(t, &audit)
-		if len(audit.Data) != 8 || audit.Data[len(audit.Data)-1].Action != store.AuditRetry ||
-			!strings.Contains(string(audit.Data[len(audit.Data)-1].Detail), ops.CodeNotRetryable) {
+		if len(audit.Data) != 8 || audit.Data[len(audit.Data)-1].Action != refund.AuditRetry ||
+			!strings.Contains(string(audit.Data[len(audit.Data)-1].Detail), refund.CodeNotRetryable) {
 			t.Errorf("audit of the refund = %+v", audit.Data)
 		}
 		c.do(t, call{method: "GET", path: "/v1/ops/audit?limit=2", auth: "ops", want: 200}).JSON(t, &audit)
@@ -832,28 +833,28 @@ func TestOpenAPIConformance(t *testing.T) {
 		c.do(t, call{method: "GET", path: "/v1/ops/refunds/" + approved, auth: "ops", want: 200})
 		var res ops.ActionResult
 		c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + approved + "/retry", auth: "ops", want: 202}).JSON(t, &res)
-		if res.Action != store.AuditRetry || res.Refund == nil || res.WorkflowID == "" {
+		if res.Action != refund.AuditRetry || res.Refund == nil || res.WorkflowID == "" {
 			t.Errorf("retry = %+v", res)
 		}
 		c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + approved + "/approve", auth: "ops", body: map[string]any{"reason": "checked with the merchant"},
 			headers: []string{"Idempotency-Key", ikey()}, want: 200}).JSON(t, &res)
-		if res.Action != store.AuditApprove || res.Refund == nil {
+		if res.Action != refund.AuditApprove || res.Refund == nil {
 			t.Errorf("approve = %+v", res)
 		}
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + approved + "/approve", auth: "ops", want: 409}), ops.CodeNotAwaitingApproval)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + approved + "/approve", auth: "ops", want: 409}), refund.CodeNotAwaitingApproval)
 
 		rejected := awaiting()
 		c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + rejected + "/reject", auth: "ops", body: map[string]any{"reason": "amount does not match the return"}, want: 200}).JSON(t, &res)
-		if res.Action != store.AuditReject {
+		if res.Action != refund.AuditReject {
 			t.Errorf("reject = %+v", res)
 		}
 
 		canceled := awaiting()
 		c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + canceled + "/cancel", auth: "ops", body: map[string]any{"reason": "merchant asked"}, want: 200}).JSON(t, &res)
-		if res.Action != store.AuditCancel || res.Refund == nil || res.Refund.Status != refund.StatusCanceled {
+		if res.Action != refund.AuditCancel || res.Refund == nil || res.Refund.Status != refund.StatusCanceled {
 			t.Errorf("cancel = %+v", res)
 		}
-		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + canceled + "/retry", auth: "ops", want: 409}), ops.CodeNotRetryable)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/refunds/" + canceled + "/retry", auth: "ops", want: 409}), refund.CodeNotRetryable)
 
 		for id, want := range map[string]refund.Status{approved: refund.StatusSucceeded, rejected: refund.StatusCanceled, canceled: refund.StatusCanceled} {
 			waitOps(t, s, id, func(d ops.RefundDetail) bool { return d.Refund.Status == want })
@@ -866,9 +867,9 @@ func TestOpenAPIConformance(t *testing.T) {
 	t.Run("metrics", func(t *testing.T) {
 		m := metrics.New()
 		m.WatchStore(s.Store, metrics.StoreScrapeTimeout, s.Logger)
-		api := httptest.NewServer(server.New(server.Deps{Store: s.Store, Temporal: s.Temporal, Providers: s.Providers,
-			TaskQueue: s.TaskQueue, Logger: s.Logger, Metrics: m.Handler(), Middleware: []echo.MiddlewareFunc{m.EchoMiddleware},
-			OnRefundCreated: m.RefundCreated}).Handler())
+		svc := reliability.NewService(s.Store, s.Temporal, s.TaskQueue, s.Providers, s.Logger, refunds.Hooks{Created: m.RefundCreated})
+		api := httptest.NewServer(server.New(server.Deps{Service: svc, Logger: s.Logger, Metrics: m.Handler(),
+			Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}}).Handler())
 		t.Cleanup(api.Close)
 		c.do(t, call{base: api.URL, method: "GET", path: "/v1/refunds/" + refundID, want: 200})
 		r := c.do(t, call{base: api.URL, method: "GET", path: "/metrics", auth: "none", want: 200})

@@ -1,5 +1,5 @@
 // Package server is Backflow's HTTP API: it parses, authorizes, calls the
-// store and Temporal, and renders. No business rule lives here.
+// refunds service and renders. No business rule lives here.
 package server
 
 import (
@@ -18,52 +18,33 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	"go.temporal.io/sdk/client"
 
-	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/refunds"
 )
 
 const maxRequestBodyBytes = 64 << 10
 
 // Deps are the server's dependencies.
 type Deps struct {
-	Store     *store.Store
-	Temporal  client.Client
-	Providers *providers.Registry
-	TaskQueue string
-	Logger    *slog.Logger
+	Service *refunds.Service
+	Logger  *slog.Logger
 	// Metrics, when set, is served on /metrics.
 	Metrics http.Handler
 	// Middleware runs first on every request (e.g. request metrics).
 	Middleware []echo.MiddlewareFunc
-	// OnRefundCreated, when set, is told about each refund accepted.
-	OnRefundCreated func(refund.Refund)
-	// OnRefundReversed, when set, is told about each refund reversed on a callback.
-	OnRefundReversed func(refund.Refund)
-	// OnContradiction, when set, is told about each provider callback saying
-	// a refund succeeded that Backflow ended otherwise.
-	OnContradiction func(provider string)
 }
 
 // Server is the Backflow API.
 type Server struct {
-	store           *store.Store
-	temporal        client.Client
-	providers       *providers.Registry
-	taskQueue       string
-	log             *slog.Logger
-	echo            *echo.Echo
-	onCreated       func(refund.Refund)
-	onReversed      func(refund.Refund)
-	onContradiction func(provider string)
+	svc  *refunds.Service
+	log  *slog.Logger
+	echo *echo.Echo
 }
 
 // New builds the API with every route.
 func New(d Deps) *Server {
-	s := &Server{store: d.Store, temporal: d.Temporal, providers: d.Providers, taskQueue: d.TaskQueue, log: d.Logger,
-		onCreated: d.OnRefundCreated, onReversed: d.OnRefundReversed, onContradiction: d.OnContradiction}
+	s := &Server{svc: d.Service, log: d.Logger}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -113,17 +94,11 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	checks := map[string]string{"postgres": "ok", "temporal": "ok"}
-	status := http.StatusOK
-	if err := s.store.Pool().Ping(ctx); err != nil {
-		s.log.WarnContext(ctx, "readyz: postgres unreachable", "error", err)
-		checks["postgres"], status = "unavailable", http.StatusServiceUnavailable
+	checks, ok := s.svc.Ready(ctx)
+	if !ok {
+		return c.JSON(http.StatusServiceUnavailable, checks)
 	}
-	if _, err := s.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
-		s.log.WarnContext(ctx, "readyz: temporal unreachable", "error", err)
-		checks["temporal"], status = "unavailable", http.StatusServiceUnavailable
-	}
-	return c.JSON(status, checks)
+	return c.JSON(http.StatusOK, checks)
 }
 
 // decode reads a JSON body strictly: unknown fields, wrong types, trailing
@@ -200,7 +175,7 @@ func queryLimit(c echo.Context, def, max int) (int, error) {
 func parseID(raw, field string) (uuid.UUID, error) {
 	id, err := uuid.Parse(raw)
 	if err != nil {
-		return uuid.Nil, problem(CodeMalformed, field+" is not a valid UUID", FieldError{Field: field, Message: "must be a UUID"})
+		return uuid.Nil, problem(CodeMalformed, field+" is not a valid UUID", refund.FieldError{Field: field, Message: "must be a UUID"})
 	}
 	return id, nil
 }
@@ -217,3 +192,6 @@ func scopeOwner(p refund.Principal) uuid.UUID {
 	}
 	return p.KeyID
 }
+
+// scope is what the caller may read: its merchant's rows, every merchant's for ops.
+func scope(c echo.Context) refund.Scope { return principal(c).ReadScope() }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/store"
 )
 
 // maxTransactionAmount bounds a payment in minor units (10^15: far above any
@@ -20,7 +18,7 @@ const maxTransactionAmount = 1_000_000_000_000_000
 var methods = map[string]bool{"card": true, "mobile_money": true, "bank_transfer": true, "gift_card": true, "wallet": true}
 
 func (s *Server) createSession(c echo.Context) error {
-	id, err := s.store.CreateSession(c.Request().Context(), principal(c).MerchantID, c.Request().Header.Get("Idempotency-Key"))
+	id, err := s.svc.CreateSession(c.Request().Context(), principal(c).MerchantID, c.Request().Header.Get("Idempotency-Key"))
 	if err != nil {
 		return err
 	}
@@ -60,46 +58,46 @@ func (s *Server) createTransaction(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var v validator
-	v.check(req.Provider != "", "provider", "required")
-	v.check(methods[req.Method], "method", "must be card, mobile_money, bank_transfer, gift_card or wallet")
-	v.check(req.Amount >= 1 && req.Amount <= maxTransactionAmount, "amount", "must be 1..%d minor units", maxTransactionAmount)
-	v.check(currencyPattern.MatchString(req.Currency), "currency", "must be an ISO 4217 code like EUR")
-	v.check(req.Status == refund.TxCaptured || req.Status == refund.TxAuthorized, "status", "must be CAPTURED or AUTHORIZED")
-	v.check(req.ProviderReference != "", "providerReference", "required")
+	var v refund.Validator
+	v.Check(req.Provider != "", "provider", "required")
+	v.Check(methods[req.Method], "method", "must be card, mobile_money, bank_transfer, gift_card or wallet")
+	v.Check(req.Amount >= 1 && req.Amount <= maxTransactionAmount, "amount", "must be 1..%d minor units", maxTransactionAmount)
+	v.Check(currencyPattern.MatchString(req.Currency), "currency", "must be an ISO 4217 code like EUR")
+	v.Check(req.Status == refund.TxCaptured || req.Status == refund.TxAuthorized, "status", "must be CAPTURED or AUTHORIZED")
+	v.Check(req.ProviderReference != "", "providerReference", "required")
 	var linesTotal, giftTotal int64
 	var lines []refund.LineItem
 	var redemptions []refund.GiftCardRedemption
 	ids := map[string]bool{}
 	for i, li := range req.LineItems {
 		f := fmt.Sprintf("lineItems[%d]", i)
-		v.check(li.ID != "" && !ids[li.ID], f+".id", "must be set and unique")
+		v.Check(li.ID != "" && !ids[li.ID], f+".id", "must be set and unique")
 		valid := li.Amount >= 1 && li.Amount <= maxTransactionAmount && li.Quantity >= 1 && li.Quantity <= maxTransactionAmount/li.Amount
-		v.check(valid, f, "amount and quantity must be positive, their product at most %d", maxTransactionAmount)
+		v.Check(valid, f, "amount and quantity must be positive, their product at most %d", maxTransactionAmount)
 		ids[li.ID] = true
 		if valid { // each product ≤ 10^15 and a body holds at most ~1,000 lines: no overflow
 			linesTotal += li.Amount * li.Quantity
 		}
 		lines = append(lines, refund.LineItem{ID: li.ID, Amount: li.Amount, Quantity: li.Quantity})
 	}
-	v.check(linesTotal <= req.Amount, "lineItems", "line items total %d exceeds the amount", linesTotal)
+	v.Check(linesTotal <= req.Amount, "lineItems", "line items total %d exceeds the amount", linesTotal)
 	ids = map[string]bool{}
 	for i, g := range req.GiftCardRedemptions {
 		f := fmt.Sprintf("giftCardRedemptions[%d]", i)
-		v.check(g.ID != "" && !ids[g.ID], f+".id", "must be set and unique")
-		v.check(g.Amount >= 1 && g.Amount <= maxTransactionAmount, f+".amount", "must be 1..%d", maxTransactionAmount)
+		v.Check(g.ID != "" && !ids[g.ID], f+".id", "must be set and unique")
+		v.Check(g.Amount >= 1 && g.Amount <= maxTransactionAmount, f+".amount", "must be 1..%d", maxTransactionAmount)
 		ids[g.ID] = true
 		giftTotal += min(max(g.Amount, 0), maxTransactionAmount)
 		redemptions = append(redemptions, refund.GiftCardRedemption{ID: g.ID, Amount: g.Amount})
 	}
-	v.check(giftTotal <= req.Amount, "giftCardRedemptions", "redemptions total %d exceeds the amount", giftTotal)
+	v.Check(giftTotal <= req.Amount, "giftCardRedemptions", "redemptions total %d exceeds the amount", giftTotal)
 	if d := req.PayoutDestination; d != nil {
-		v.check(d.Type == "mobile_money" || d.Type == "bank_account", "payoutDestination.type", "must be mobile_money or bank_account")
+		v.Check(d.Type == "mobile_money" || d.Type == "bank_account", "payoutDestination.type", "must be mobile_money or bank_account")
 	}
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return err
 	}
-	t, created, err := s.store.CreateTransaction(c.Request().Context(), store.NewTransaction{
+	t, created, err := s.svc.RegisterTransaction(c.Request().Context(), refund.NewTransaction{
 		MerchantID: principal(c).MerchantID, SessionID: sessionID, Provider: req.Provider, Method: req.Method,
 		Amount: req.Amount, Currency: req.Currency, Status: req.Status, ProviderReference: req.ProviderReference,
 		PayoutDestination: req.PayoutDestination, LineItems: lines, GiftCardRedemptions: redemptions,
@@ -119,10 +117,7 @@ func (s *Server) getTransaction(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.store.GetTransaction(c.Request().Context(), principal(c).MerchantID, id)
-	if errors.Is(err, refund.ErrNotFound) {
-		return notFound(refund.CodeTransactionNotFound)
-	}
+	t, err := s.svc.GetTransaction(c.Request().Context(), scope(c), id)
 	if err != nil {
 		return err
 	}

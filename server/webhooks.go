@@ -1,9 +1,7 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,21 +12,17 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
-	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/store"
-	"github.com/backflow/backflow/webhooks"
-	"github.com/backflow/backflow/workflows"
+	"github.com/backflow/backflow/refunds"
 )
 
 // Limits of the webhook API.
 const (
-	maxWebhookURLLen    = 2048
-	defaultSecretGrace  = 24 * time.Hour
-	maxSecretGrace      = 7 * 24 * time.Hour
-	webhookStatusOn     = "ENABLED"
-	webhookStatusOff    = "DISABLED"
-	redeliverStartLimit = 10 * time.Second
+	maxWebhookURLLen   = 2048
+	defaultSecretGrace = 24 * time.Hour
+	maxSecretGrace     = 7 * 24 * time.Hour
+	webhookStatusOn    = "ENABLED"
+	webhookStatusOff   = "DISABLED"
 )
 
 // webhookRoutes registers the webhook endpoint and event routes (scope webhooks:manage).
@@ -86,26 +80,26 @@ type createWebhookEndpointRequest struct {
 	EventTypes []string `json:"eventTypes"`
 }
 
-func (req createWebhookEndpointRequest) validate(merchantID uuid.UUID) (store.NewWebhookEndpoint, error) {
-	var v validator
-	in := store.NewWebhookEndpoint{MerchantID: merchantID, EventTypes: slices.Clone(refund.EventTypes)}
+func (req createWebhookEndpointRequest) validate(merchantID uuid.UUID) (refund.NewWebhookEndpoint, error) {
+	var v refund.Validator
+	in := refund.NewWebhookEndpoint{MerchantID: merchantID, EventTypes: slices.Clone(refund.EventTypes)}
 	if req.URL == nil {
-		v.check(false, "url", "is required")
+		v.Check(false, "url", "is required")
 	} else {
 		in.URL = strings.TrimSpace(*req.URL)
-		v.check(validWebhookURL(in.URL), "url", "must be an absolute http or https URL of at most %d characters, without credentials or fragment", maxWebhookURLLen)
+		v.Check(validWebhookURL(in.URL), "url", "must be an absolute http or https URL of at most %d characters, without credentials or fragment", maxWebhookURLLen)
 	}
 	if req.EventTypes != nil {
-		v.check(len(req.EventTypes) > 0, "eventTypes", "must list at least one event type (omit it for all)")
+		v.Check(len(req.EventTypes) > 0, "eventTypes", "must list at least one event type (omit it for all)")
 		in.EventTypes = nil
 		for i, t := range req.EventTypes {
 			field := fmt.Sprintf("eventTypes[%d]", i)
-			v.check(slices.Contains(refund.EventTypes, t), field, "must be one of %s", strings.Join(refund.EventTypes, ", "))
-			v.check(!slices.Contains(in.EventTypes, t), field, "is listed twice")
+			v.Check(slices.Contains(refund.EventTypes, t), field, "must be one of %s", strings.Join(refund.EventTypes, ", "))
+			v.Check(!slices.Contains(in.EventTypes, t), field, "is listed twice")
 			in.EventTypes = append(in.EventTypes, t)
 		}
 	}
-	return in, v.err()
+	return in, v.Err()
 }
 
 func validWebhookURL(raw string) bool {
@@ -129,11 +123,8 @@ func (s *Server) createWebhookEndpoint(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if in.Secret, err = webhooks.NewSecret(); err != nil {
-		return err
-	}
 	in.IdempotencyKey = c.Request().Header.Get("Idempotency-Key")
-	e, err := s.store.CreateWebhookEndpoint(c.Request().Context(), in)
+	e, err := s.svc.CreateEndpoint(c.Request().Context(), in)
 	if err != nil {
 		return err
 	}
@@ -145,7 +136,7 @@ type webhookEndpointList struct {
 }
 
 func (s *Server) listWebhookEndpoints(c echo.Context) error {
-	eps, err := s.store.ListWebhookEndpoints(c.Request().Context(), principal(c).MerchantID)
+	eps, err := s.svc.ListEndpoints(c.Request().Context(), principal(c).MerchantID)
 	if err != nil {
 		return err
 	}
@@ -156,22 +147,12 @@ func (s *Server) listWebhookEndpoints(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// liveEndpoint reads the caller's endpoint; another merchant's, a deleted
-// or an unknown one is 404.
-func (s *Server) liveEndpoint(ctx context.Context, merchantID uuid.UUID, raw string) (refund.WebhookEndpoint, error) {
-	id, err := parseID(raw, "id")
-	if err != nil {
-		return refund.WebhookEndpoint{}, err
-	}
-	e, err := s.store.GetWebhookEndpoint(ctx, merchantID, id)
-	if errors.Is(err, refund.ErrNotFound) || (err == nil && e.DeletedAt != nil) {
-		return e, notFound(refund.CodeWebhookEndpointNotFound)
-	}
-	return e, err
-}
-
 func (s *Server) getWebhookEndpoint(c echo.Context) error {
-	e, err := s.liveEndpoint(c.Request().Context(), principal(c).MerchantID, c.Param("id"))
+	id, err := parseID(c.Param("id"), "id")
+	if err != nil {
+		return err
+	}
+	e, err := s.svc.GetEndpoint(c.Request().Context(), scope(c), id)
 	if err != nil {
 		return err
 	}
@@ -183,11 +164,7 @@ func (s *Server) deleteWebhookEndpoint(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.store.DeleteWebhookEndpoint(c.Request().Context(), principal(c).MerchantID, id)
-	if errors.Is(err, refund.ErrNotFound) {
-		return notFound(refund.CodeWebhookEndpointNotFound)
-	}
-	if err != nil {
+	if err := s.svc.DeleteEndpoint(c.Request().Context(), principal(c).MerchantID, id); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -204,10 +181,10 @@ func (s *Server) rotateWebhookSecret(c echo.Context) error {
 	}
 	grace := defaultSecretGrace
 	if req.GracePeriodSeconds != nil {
-		var v validator
+		var v refund.Validator
 		g := *req.GracePeriodSeconds
-		v.check(g >= 0 && g <= int64(maxSecretGrace/time.Second), "gracePeriodSeconds", "must be 0..%d", int64(maxSecretGrace/time.Second))
-		if err := v.err(); err != nil {
+		v.Check(g >= 0 && g <= int64(maxSecretGrace/time.Second), "gracePeriodSeconds", "must be 0..%d", int64(maxSecretGrace/time.Second))
+		if err := v.Err(); err != nil {
 			return err
 		}
 		grace = time.Duration(g) * time.Second
@@ -216,15 +193,7 @@ func (s *Server) rotateWebhookSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	secret, err := webhooks.NewSecret()
-	if err != nil {
-		return err
-	}
-	e, err := s.store.RotateWebhookSecret(c.Request().Context(), principal(c).MerchantID, id, secret, grace,
-		c.Request().Header.Get("Idempotency-Key"))
-	if errors.Is(err, refund.ErrNotFound) {
-		return notFound(refund.CodeWebhookEndpointNotFound)
-	}
+	e, err := s.svc.RotateSecret(c.Request().Context(), principal(c).MerchantID, id, grace, c.Request().Header.Get("Idempotency-Key"))
 	if err != nil {
 		return err
 	}
@@ -271,7 +240,7 @@ type eventPage struct {
 }
 
 func (s *Server) listEvents(c echo.Context) error {
-	f := store.EventFilter{MerchantID: principal(c).MerchantID, Type: c.QueryParam("type"), Limit: defaultListLimit}
+	f := refund.EventFilter{Scope: scope(c), Type: c.QueryParam("type"), Limit: defaultListLimit}
 	var err error
 	if err = queryIDs(c, map[string]*uuid.UUID{"refundId": &f.RefundID, "cursor": &f.After}); err != nil {
 		return err
@@ -282,7 +251,7 @@ func (s *Server) listEvents(c echo.Context) error {
 	if f.Type != "" && !slices.Contains(refund.EventTypes, f.Type) {
 		return problem(CodeMalformed, "unknown event type "+f.Type, FieldError{Field: "type", Message: "must be one of " + strings.Join(refund.EventTypes, ", ")})
 	}
-	events, next, err := s.store.ListEvents(c.Request().Context(), f)
+	events, next, err := s.svc.ListEvents(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
@@ -296,26 +265,17 @@ func (s *Server) listEvents(c echo.Context) error {
 	return c.JSON(http.StatusOK, page)
 }
 
-// event reads the caller's event; another merchant's is 404.
-func (s *Server) event(ctx context.Context, merchantID uuid.UUID, id uuid.UUID) (refund.Event, error) {
-	e, err := s.store.GetEvent(ctx, merchantID, id)
-	if errors.Is(err, refund.ErrNotFound) {
-		return e, notFound(refund.CodeEventNotFound)
-	}
-	return e, err
-}
-
 func (s *Server) getEvent(c echo.Context) error {
 	id, err := parseID(c.Param("id"), "id")
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
-	e, err := s.event(ctx, principal(c).MerchantID, id)
+	e, err := s.svc.GetEvent(ctx, scope(c), id)
 	if err != nil {
 		return err
 	}
-	attempts, err := s.store.ListWebhookAttempts(ctx, e.ID)
+	attempts, err := s.svc.EventAttempts(ctx, e.ID)
 	if err != nil {
 		return err
 	}
@@ -331,16 +291,10 @@ type redeliverRequest struct {
 	EndpointID *string `json:"endpointId"`
 }
 
-// Redelivery is one delivery workflow a redelivery started.
-type Redelivery struct {
-	EndpointID uuid.UUID `json:"endpointId"`
-	WorkflowID string    `json:"workflowId"`
-}
-
 // RedeliveryResult answers POST /v1/events/{id}/redeliver.
 type RedeliveryResult struct {
-	EventID    uuid.UUID    `json:"eventId"`
-	Deliveries []Redelivery `json:"deliveries"`
+	EventID    uuid.UUID            `json:"eventId"`
+	Deliveries []refunds.Redelivery `json:"deliveries"`
 }
 
 func (s *Server) redeliverEvent(c echo.Context) error {
@@ -356,59 +310,9 @@ func (s *Server) redeliverEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	started, err := s.redeliver(c.Request().Context(), principal(c).MerchantID, id, endpointID)
+	started, err := s.svc.Redeliver(c.Request().Context(), scope(c), id, endpointID)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, RedeliveryResult{EventID: id, Deliveries: started})
-}
-
-// RedeliverEvent starts a new delivery of an event to each of its merchant's
-// active endpoints subscribed to its type. merchantID uuid.Nil is ops acting
-// across merchants. An unknown event (or another merchant's) is a 404 problem.
-func (s *Server) RedeliverEvent(ctx context.Context, merchantID, eventID uuid.UUID) error {
-	_, err := s.redeliver(ctx, merchantID, eventID, uuid.Nil)
-	return err
-}
-
-// redeliver starts a fresh delivery workflow per endpoint (all subscribed
-// active endpoints, or only endpointID when set), each with a unique id so
-// it runs even when earlier deliveries of the event finished.
-func (s *Server) redeliver(ctx context.Context, merchantID, eventID, endpointID uuid.UUID) ([]Redelivery, error) {
-	ev, err := s.event(ctx, merchantID, eventID)
-	if err != nil {
-		return nil, err
-	}
-	var ds []activities.Delivery
-	if endpointID == uuid.Nil {
-		if ds, err = s.store.EventDeliveries(ctx, ev); err != nil {
-			return nil, err
-		}
-	} else {
-		ep, err := s.liveEndpoint(ctx, ev.MerchantID, endpointID.String())
-		if err != nil {
-			return nil, err
-		}
-		if ep.DisabledAt != nil {
-			return nil, problem(refund.CodeWebhookEndpointDisabled, "the endpoint is disabled: "+ep.DisabledReason)
-		}
-		if !ep.Subscribed(ev.Type) {
-			return nil, problem(refund.CodeValidation, "the endpoint is not subscribed to "+ev.Type,
-				FieldError{Field: "endpointId", Message: "not subscribed to " + ev.Type})
-		}
-		ds = []activities.Delivery{{EventID: ev.ID, EndpointID: ep.ID}}
-	}
-	ctx, cancel := context.WithTimeout(ctx, redeliverStartLimit)
-	defer cancel()
-	out := make([]Redelivery, 0, len(ds))
-	for _, d := range ds {
-		id := workflows.WebhookRedeliveryID(d.EventID, d.EndpointID, uuid.Must(uuid.NewV7()))
-		if _, err := s.temporal.ExecuteWorkflow(ctx, workflows.WebhookStartOptions(id, s.taskQueue, d), workflows.WebhookWorkflowName, d); err != nil {
-			s.log.ErrorContext(ctx, "start webhook redelivery", "eventId", d.EventID, "endpointId", d.EndpointID,
-				"merchantId", ev.MerchantID, "workflowId", id, "error", err)
-			return out, problem(CodeUnavailable, fmt.Sprintf("started %d of %d redeliveries; retry", len(out), len(ds)))
-		}
-		out = append(out, Redelivery{EndpointID: d.EndpointID, WorkflowID: id})
-	}
-	return out, nil
 }

@@ -3,18 +3,12 @@ package store
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/backflow/backflow/refund"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-)
-
-// Idempotency claim results.
-var (
-	ErrIdempotencyMismatch   = errors.New("idempotency key reused with a different request")
-	ErrIdempotencyInProgress = errors.New("a request with this idempotency key is in progress")
 )
 
 // IdempotencyRetention is how long keys are kept; SPEC asks for at least 24 h.
@@ -26,16 +20,10 @@ const IdempotencyRetention = 48 * time.Hour
 // payment (transactions), so the re-run returns the original.
 const staleLock = time.Minute
 
-// StoredResponse is a response kept for replay.
-type StoredResponse struct {
-	Status int
-	Body   []byte
-}
-
 // ClaimIdempotencyKey claims key for one request. It returns a stored
-// response to replay, ErrIdempotencyMismatch, ErrIdempotencyInProgress, or
+// response to replay, refund.ErrIdempotencyMismatch, refund.ErrIdempotencyInProgress, or
 // (nil, nil) when the caller owns the key and must Complete or Release it.
-func (s *Store) ClaimIdempotencyKey(ctx context.Context, merchantID uuid.UUID, endpoint, key string, fingerprint []byte) (*StoredResponse, error) {
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, merchantID uuid.UUID, endpoint, key string, fingerprint []byte) (*refund.StoredResponse, error) {
 	// A new key, the common case, is one statement; only a reused key needs
 	// the locking transaction below.
 	const claim = `INSERT INTO idempotency_keys (merchant_id, endpoint, key, fingerprint, locked_at)
@@ -47,7 +35,7 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, merchantID uuid.UUID, e
 	if tag.RowsAffected() == 1 {
 		return nil, nil
 	}
-	var out *StoredResponse
+	var out *refund.StoredResponse
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, claim, merchantID, endpoint, key, fingerprint)
 		if err != nil {
@@ -72,12 +60,12 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, merchantID uuid.UUID, e
 		case expired:
 			// Past retention the key is free again: take it over.
 		case !bytes.Equal(fp, fingerprint):
-			return ErrIdempotencyMismatch
+			return refund.ErrIdempotencyMismatch
 		case status != nil:
-			out = &StoredResponse{Status: *status, Body: body}
+			out = &refund.StoredResponse{Status: *status, Body: body}
 			return nil
 		case locked:
-			return ErrIdempotencyInProgress
+			return refund.ErrIdempotencyInProgress
 		}
 		_, err = tx.Exec(ctx, `UPDATE idempotency_keys SET fingerprint = $4, locked_at = now(), response_status = NULL,
 			response_body = NULL, created_at = now() WHERE merchant_id = $1 AND endpoint = $2 AND key = $3`,
@@ -88,7 +76,7 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, merchantID uuid.UUID, e
 }
 
 // CompleteIdempotencyKey stores the response to replay for key.
-func (s *Store) CompleteIdempotencyKey(ctx context.Context, merchantID uuid.UUID, endpoint, key string, resp StoredResponse) error {
+func (s *Store) CompleteIdempotencyKey(ctx context.Context, merchantID uuid.UUID, endpoint, key string, resp refund.StoredResponse) error {
 	_, err := s.pool.Exec(ctx, `UPDATE idempotency_keys SET response_status = $4, response_body = $5, locked_at = NULL
 		WHERE merchant_id = $1 AND endpoint = $2 AND key = $3`, merchantID, endpoint, key, resp.Status, resp.Body)
 	return mapErr(err)

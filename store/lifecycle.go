@@ -50,7 +50,7 @@ func (s *Store) MarkProcessing(ctx context.Context, id uuid.UUID) (refund.Refund
 		SET status = 'PROCESSING', submitted_at = coalesce(submitted_at, now()), updated_at = now()
 		WHERE id = $1 AND status IN ('PENDING', 'PROCESSING') RETURNING `+refundColumns, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		cur, gerr := s.GetRefund(ctx, uuid.Nil, id)
+		cur, gerr := s.GetRefund(ctx, refund.AllMerchants, id)
 		if gerr != nil {
 			return cur, gerr
 		}

@@ -2,43 +2,12 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/backflow/backflow/refund"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
-
-// Ops audit actions.
-const (
-	AuditRetry     = "retry"
-	AuditCancel    = "cancel"
-	AuditApprove   = "approve"
-	AuditReject    = "reject"
-	AuditRedeliver = "redeliver"
-	AuditResolve   = "resolve"
-)
-
-// AuditEntry is one ops action on a refund or event, recorded before the
-// action runs and completed with its outcome, so failed attempts are audited
-// too.
-type AuditEntry struct {
-	ID        uuid.UUID       `json:"id"`
-	ActorKey  uuid.UUID       `json:"actorKey"`
-	Action    string          `json:"action"`
-	RefundID  *uuid.UUID      `json:"refundId,omitempty"`
-	Detail    json.RawMessage `json:"detail"`
-	CreatedAt time.Time       `json:"createdAt"`
-}
-
-// AuditFilter narrows ListAudit.
-type AuditFilter struct {
-	RefundID uuid.UUID // uuid.Nil: every refund
-	Before   uuid.UUID // cursor: entries older than this one
-	Limit    int
-}
 
 // BeginAudit records that actorKey attempts action on refundID (uuid.Nil
 // when the target refund is unknown) and returns the entry's id. An action
@@ -69,7 +38,7 @@ func (s *Store) FinishAudit(ctx context.Context, id uuid.UUID, outcome map[strin
 }
 
 // ListAudit returns audit entries newest first.
-func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+func (s *Store) ListAudit(ctx context.Context, f refund.AuditFilter) ([]refund.AuditEntry, error) {
 	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 100
 	}
@@ -79,8 +48,8 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, err
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AuditEntry, error) {
-		var e AuditEntry
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.AuditEntry, error) {
+		var e refund.AuditEntry
 		return e, r.Scan(&e.ID, &e.ActorKey, &e.Action, &e.RefundID, &e.Detail, &e.CreatedAt)
 	})
 	return out, mapErr(err)
@@ -100,24 +69,10 @@ func (s *Store) EventsOfRefund(ctx context.Context, refundID uuid.UUID) ([]refun
 	return out, mapErr(err)
 }
 
-// DeliveryAttempt is one logged attempt to deliver an event to a webhook endpoint.
-type DeliveryAttempt struct {
-	ID         uuid.UUID `json:"id"`
-	EventID    uuid.UUID `json:"eventId"`
-	EndpointID uuid.UUID `json:"endpointId"`
-	URL        string    `json:"url"`
-	Attempt    int       `json:"attempt"`
-	StatusCode *int      `json:"statusCode,omitempty"`
-	LatencyMS  int       `json:"latencyMs"`
-	Error      string    `json:"error,omitempty"`
-	Succeeded  bool      `json:"succeeded"`
-	CreatedAt  time.Time `json:"createdAt"`
-}
-
 // DeliveryAttempts returns the webhook attempts of the given events, oldest first.
-func (s *Store) DeliveryAttempts(ctx context.Context, eventIDs []uuid.UUID) ([]DeliveryAttempt, error) {
+func (s *Store) DeliveryAttempts(ctx context.Context, eventIDs []uuid.UUID) ([]refund.DeliveryAttempt, error) {
 	if len(eventIDs) == 0 {
-		return []DeliveryAttempt{}, nil
+		return []refund.DeliveryAttempt{}, nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT a.id, a.event_id, a.endpoint_id, e.url, a.attempt, a.status_code, a.latency_ms,
 			coalesce(a.error, ''), a.succeeded, a.created_at
@@ -126,8 +81,8 @@ func (s *Store) DeliveryAttempts(ctx context.Context, eventIDs []uuid.UUID) ([]D
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliveryAttempt, error) {
-		var a DeliveryAttempt
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.DeliveryAttempt, error) {
+		var a refund.DeliveryAttempt
 		return a, r.Scan(&a.ID, &a.EventID, &a.EndpointID, &a.URL, &a.Attempt, &a.StatusCode, &a.LatencyMS, &a.Error,
 			&a.Succeeded, &a.CreatedAt)
 	})

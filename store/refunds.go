@@ -6,34 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/backflow/backflow/refund"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
-
-// NewRefund is a validated create-refund request.
-type NewRefund struct {
-	MerchantID     uuid.UUID
-	SessionID      uuid.UUID // uuid.Nil when only TransactionID is given
-	TransactionID  uuid.UUID // uuid.Nil to select the session's single refundable transaction
-	Amount         int64     // 0 = the full remaining refundable amount of the target
-	Currency       string    // "" when the request omitted refundValue
-	Reason         string
-	ReasonCode     string
-	Description    string
-	Reference      string
-	Metadata       map[string]string
-	LineItems      []refund.RefundLineItem
-	TargetType     string
-	TargetID       string
-	IdempotencyKey string
-	// Route picks the refund method for the resolved transaction and the
-	// target type, or returns a RuleError (refund.method_unavailable,
-	// refund.target_unsupported).
-	Route func(t refund.Transaction, targetType string) (refund.Method, error)
-}
 
 const refundColumns = `id, merchant_id, session_id, transaction_id, amount, currency, method, provider, status,
 	coalesce(reason, ''), coalesce(reason_code, ''), coalesce(description, ''), coalesce(reference, ''), metadata, line_items,
@@ -64,7 +41,7 @@ func nullable(s string) *string {
 // CreateRefund resolves the original transaction, reserves the amount and
 // writes the refund, its RESERVE ledger entry and its refund.created event in
 // one Postgres transaction. A RuleError means nothing was written.
-func (s *Store) CreateRefund(ctx context.Context, in NewRefund) (refund.Refund, error) {
+func (s *Store) CreateRefund(ctx context.Context, in refund.NewRefund) (refund.Refund, error) {
 	var out refund.Refund
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		t, err := resolveTransaction(ctx, tx, in)
@@ -124,7 +101,7 @@ func (s *Store) CreateRefund(ctx context.Context, in NewRefund) (refund.Refund, 
 
 // resolveTransaction locks the refund's original transaction, selecting the
 // session's single refundable one when none is named.
-func resolveTransaction(ctx context.Context, tx pgx.Tx, in NewRefund) (refund.Transaction, error) {
+func resolveTransaction(ctx context.Context, tx pgx.Tx, in refund.NewRefund) (refund.Transaction, error) {
 	if in.TransactionID != uuid.Nil {
 		t, err := scanTransaction(tx.QueryRow(ctx, `SELECT `+txColumns+` FROM transactions
 			WHERE id = $1 AND merchant_id = $2 FOR UPDATE`, in.TransactionID, in.MerchantID))
@@ -189,7 +166,7 @@ func refundableStatus(t refund.Transaction) error {
 
 // refundAmount computes the amount to reserve and the priced line items,
 // checking the target's own balance.
-func refundAmount(in NewRefund, t refund.Transaction) (int64, []refund.RefundLineItem, error) {
+func refundAmount(in refund.NewRefund, t refund.Transaction) (int64, []refund.RefundLineItem, error) {
 	available := t.Refundable()
 	var lines []refund.RefundLineItem
 	if len(in.LineItems) > 0 {
@@ -331,10 +308,14 @@ func insertEvent(ctx context.Context, tx pgx.Tx, r refund.Refund, eventType stri
 	return e, nil
 }
 
-// GetRefund reads a merchant's refund; uuid.Nil merchant reads any (ops, workflows).
-func (s *Store) GetRefund(ctx context.Context, merchantID, id uuid.UUID) (refund.Refund, error) {
+// GetRefund reads a refund in scope.
+func (s *Store) GetRefund(ctx context.Context, scope refund.Scope, id uuid.UUID) (refund.Refund, error) {
+	merchant, err := scope.MerchantFilter()
+	if err != nil {
+		return refund.Refund{}, err
+	}
 	r, err := scanRefund(s.pool.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds
-		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, nilUUID(merchantID)))
+		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, merchant))
 	return r, mapErr(err)
 }
 
@@ -345,25 +326,11 @@ func (s *Store) FindRefundByProviderReference(ctx context.Context, provider, ref
 	return r, mapErr(err)
 }
 
-// RefundFilter narrows ListRefunds.
-type RefundFilter struct {
-	MerchantID    uuid.UUID // uuid.Nil: every merchant (ops)
-	SessionID     uuid.UUID
-	TransactionID uuid.UUID
-	Status        refund.Status
-	Provider      string
-	Stuck         *bool // nil: either
-	CreatedFrom   time.Time
-	CreatedTo     time.Time
-	After         uuid.UUID // cursor: ids are UUID v7, so newest first is id order
-	Limit         int
-}
-
 // ListRefunds returns refunds newest first and the cursor of the next page.
-func (s *Store) ListRefunds(ctx context.Context, f RefundFilter) ([]refund.Refund, uuid.UUID, error) {
+func (s *Store) ListRefunds(ctx context.Context, f refund.RefundFilter) ([]refund.Refund, uuid.UUID, error) {
 	var w where
-	if f.MerchantID != uuid.Nil {
-		w.add("merchant_id = $%d", f.MerchantID)
+	if err := w.scope(f.Scope); err != nil {
+		return nil, uuid.Nil, err
 	}
 	if f.SessionID != uuid.Nil {
 		w.add("session_id = $%d", f.SessionID)

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 
 	"github.com/backflow/backflow/refund"
@@ -47,17 +49,25 @@ func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 	return pool, nil
 }
 
-// inTx runs fn in one transaction, committing on nil and rolling back otherwise.
+// inTx runs fn in one transaction, committing on nil and rolling back
+// otherwise; errors of fn, begin and commit alike leave mapped.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return mapErr(fn(tx))
-	})
+	return mapErr(pgx.BeginFunc(ctx, s.pool, fn))
 }
 
 // where builds the conditions of a list query, numbering its arguments.
 type where struct {
 	conds []string
 	args  []any
+}
+
+// scope adds the merchant condition of a scope (none for refund.AllMerchants).
+func (w *where) scope(s refund.Scope) error {
+	merchant, err := s.MerchantFilter()
+	if merchant != nil {
+		w.add("merchant_id = $%d", *merchant)
+	}
+	return err
 }
 
 func (w *where) add(cond string, v any) {
@@ -106,17 +116,53 @@ func checkViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23514"
 }
 
-// mapErr turns pgx errors into the store's sentinels at the boundary.
+// mapErr turns pgx errors into the domain's errors at the boundary, so
+// no caller reads SQLSTATEs: no rows is refund.ErrNotFound, a unique
+// violation refund.ErrDuplicate, a database that cannot answer
+// refund.ErrUnavailable, text Postgres cannot store a validation RuleError.
+// Mapping a mapped error again leaves it as it is.
 func mapErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, pgx.ErrNoRows) {
+	var rule *refund.RuleError
+	switch {
+	case err == nil, errors.As(err, &rule), errors.Is(err, refund.ErrNotFound), errors.Is(err, refund.ErrDuplicate),
+		errors.Is(err, refund.ErrUnavailable):
+		return err
+	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("%w: %w", refund.ErrNotFound, err)
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+	case sqlState(err) == "23505":
 		return fmt.Errorf("%w: %w", refund.ErrDuplicate, err)
+	case sqlState(err) == "22021", sqlState(err) == "22P05":
+		// Character not in repertoire, untranslatable: NUL (\u0000) is valid
+		// JSON but Postgres cannot store it in text or jsonb.
+		return &refund.RuleError{Code: refund.CodeValidation, Message: "a text field holds a character that cannot be stored (such as \\u0000)"}
+	case databaseDown(err):
+		return refund.Unavailable("the database is unavailable; retry with the same Idempotency-Key", err)
 	}
 	return err
+}
+
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// databaseDown reports whether err says Postgres could not be reached or
+// went away mid-request (connect failure, timeout, a connection cut by a
+// crash or restart, the server shutting down or starting up): the outcome
+// is for the client to retry, not an internal error.
+func databaseDown(err error) bool {
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	state := sqlState(err)
+	switch {
+	case errors.As(err, &connErr), pgconn.Timeout(err), pgconn.SafeToRetry(err):
+		return true
+	case state != "":
+		// 08: connection exception; 57P0x: admin/crash shutdown, cannot connect now; 53300: too many connections.
+		return strings.HasPrefix(state, "08") || strings.HasPrefix(state, "57P") || state == "53300"
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.As(err, &netErr)
 }

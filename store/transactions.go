@@ -11,27 +11,12 @@ import (
 	"github.com/backflow/backflow/refund"
 )
 
-// NewTransaction is what the upstream platform registers.
-type NewTransaction struct {
-	MerchantID          uuid.UUID
-	SessionID           uuid.UUID
-	Provider            string
-	Method              string
-	Amount              int64
-	Currency            string
-	Status              refund.TxStatus
-	ProviderReference   string
-	PayoutDestination   *refund.PayoutDestination
-	LineItems           []refund.LineItem
-	GiftCardRedemptions []refund.GiftCardRedemption
-}
-
 // CreateTransaction registers a payment with its line items and gift-card
 // redemptions. A payment is registered once per (merchant, provider,
 // provider reference): registering it again with the same details returns
 // the existing transaction and created=false; with other details it is a
 // RuleError (transaction.duplicate). Nothing is ever counted twice.
-func (s *Store) CreateTransaction(ctx context.Context, in NewTransaction) (t refund.Transaction, created bool, err error) {
+func (s *Store) CreateTransaction(ctx context.Context, in refund.NewTransaction) (t refund.Transaction, created bool, err error) {
 	id := uuid.Must(uuid.NewV7())
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		ok, err := sessionExists(ctx, tx, in.MerchantID, in.SessionID)
@@ -73,7 +58,7 @@ func (s *Store) CreateTransaction(ctx context.Context, in NewTransaction) (t ref
 		return refund.Transaction{}, false, err
 	}
 	if created {
-		t, err = s.GetTransaction(ctx, in.MerchantID, id)
+		t, err = s.GetTransaction(ctx, refund.OfMerchant(in.MerchantID), id)
 		return t, true, err
 	}
 	t, err = s.transactionByPayment(ctx, in.MerchantID, in.Provider, in.ProviderReference)
@@ -98,7 +83,7 @@ func (s *Store) transactionByPayment(ctx context.Context, merchantID uuid.UUID, 
 }
 
 // sameRegistration reports whether in registers t again, as first registered.
-func sameRegistration(t refund.Transaction, in NewTransaction) bool {
+func sameRegistration(t refund.Transaction, in refund.NewTransaction) bool {
 	if t.SessionID != in.SessionID || t.Method != in.Method || t.Amount != in.Amount || t.Currency != in.Currency ||
 		!reflect.DeepEqual(t.PayoutDestination, in.PayoutDestination) ||
 		len(t.LineItems) != len(in.LineItems) || len(t.GiftCardRedemptions) != len(in.GiftCardRedemptions) {
@@ -152,10 +137,14 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// GetTransaction reads a merchant's transaction with its items; uuid.Nil merchant reads any (ops).
-func (s *Store) GetTransaction(ctx context.Context, merchantID, id uuid.UUID) (refund.Transaction, error) {
+// GetTransaction reads a transaction in scope with its items.
+func (s *Store) GetTransaction(ctx context.Context, scope refund.Scope, id uuid.UUID) (refund.Transaction, error) {
+	merchant, err := scope.MerchantFilter()
+	if err != nil {
+		return refund.Transaction{}, err
+	}
 	t, err := scanTransaction(s.pool.QueryRow(ctx, `SELECT `+txColumns+` FROM transactions
-		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, nilUUID(merchantID)))
+		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, merchant))
 	if err != nil {
 		return t, mapErr(err)
 	}
@@ -209,8 +198,9 @@ func (s *Store) ListLedger(ctx context.Context, refundID uuid.UUID) ([]refund.Le
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.LedgerEntry, error) {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.LedgerEntry, error) {
 		var e refund.LedgerEntry
 		return e, r.Scan(&e.ID, &e.TransactionID, &e.RefundID, &e.Kind, &e.Amount, &e.CreatedAt)
 	})
+	return out, mapErr(err)
 }

@@ -21,18 +21,9 @@ func scanEndpoint(row pgx.Row) (refund.WebhookEndpoint, error) {
 	return e, err
 }
 
-// NewWebhookEndpoint is a validated create-endpoint request.
-type NewWebhookEndpoint struct {
-	MerchantID     uuid.UUID
-	URL            string
-	EventTypes     []string
-	Secret         string
-	IdempotencyKey string // an endpoint this key already made is returned instead
-}
-
 // CreateWebhookEndpoint adds an endpoint, refusing more than
 // MaxWebhookEndpoints live endpoints per merchant.
-func (s *Store) CreateWebhookEndpoint(ctx context.Context, in NewWebhookEndpoint) (refund.WebhookEndpoint, error) {
+func (s *Store) CreateWebhookEndpoint(ctx context.Context, in refund.NewWebhookEndpoint) (refund.WebhookEndpoint, error) {
 	var out refund.WebhookEndpoint
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// The merchant row serializes concurrent creates so the limit holds.
@@ -81,11 +72,14 @@ func (s *Store) ListWebhookEndpoints(ctx context.Context, merchantID uuid.UUID) 
 	return out, mapErr(err)
 }
 
-// GetWebhookEndpoint reads an endpoint, deleted ones included; uuid.Nil
-// merchant reads any (ops, delivery).
-func (s *Store) GetWebhookEndpoint(ctx context.Context, merchantID, id uuid.UUID) (refund.WebhookEndpoint, error) {
+// GetWebhookEndpoint reads an endpoint in scope, deleted ones included.
+func (s *Store) GetWebhookEndpoint(ctx context.Context, scope refund.Scope, id uuid.UUID) (refund.WebhookEndpoint, error) {
+	merchant, err := scope.MerchantFilter()
+	if err != nil {
+		return refund.WebhookEndpoint{}, err
+	}
 	e, err := scanEndpoint(s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
-		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, nilUUID(merchantID)))
+		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, merchant))
 	return e, mapErr(err)
 }
 
@@ -132,27 +126,22 @@ func scanEvent(row pgx.Row) (refund.Event, error) {
 	return e, err
 }
 
-// GetEvent reads a merchant's event; uuid.Nil merchant reads any (ops, delivery).
-func (s *Store) GetEvent(ctx context.Context, merchantID, id uuid.UUID) (refund.Event, error) {
+// GetEvent reads an event in scope.
+func (s *Store) GetEvent(ctx context.Context, scope refund.Scope, id uuid.UUID) (refund.Event, error) {
+	merchant, err := scope.MerchantFilter()
+	if err != nil {
+		return refund.Event{}, err
+	}
 	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns+` FROM refund_events
-		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, nilUUID(merchantID)))
+		WHERE id = $1 AND ($2::uuid IS NULL OR merchant_id = $2)`, id, merchant))
 	return e, mapErr(err)
 }
 
-// EventFilter narrows ListEvents.
-type EventFilter struct {
-	MerchantID uuid.UUID // uuid.Nil: every merchant (ops)
-	RefundID   uuid.UUID
-	Type       string
-	After      uuid.UUID // cursor: ids are UUID v7, so newest first is id order
-	Limit      int
-}
-
 // ListEvents returns events newest first and the cursor of the next page.
-func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]refund.Event, uuid.UUID, error) {
+func (s *Store) ListEvents(ctx context.Context, f refund.EventFilter) ([]refund.Event, uuid.UUID, error) {
 	var w where
-	if f.MerchantID != uuid.Nil {
-		w.add("merchant_id = $%d", f.MerchantID)
+	if err := w.scope(f.Scope); err != nil {
+		return nil, uuid.Nil, err
 	}
 	if f.RefundID != uuid.Nil {
 		w.add("refund_id = $%d", f.RefundID)

@@ -24,7 +24,6 @@ import (
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
-	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/webhooks"
 	"github.com/backflow/backflow/workflows"
 )
@@ -669,7 +668,7 @@ func testDispatchRepeated(t *testing.T, s *testenv.Stack) {
 	ep := createEndpoint(t, s, key, recv.url())
 	// The refund is written as the API would, but no workflow runs it: the
 	// test plays the workflow's local activities itself.
-	r, err := s.Store.CreateRefund(ctx, store.NewRefund{MerchantID: merchantID, TransactionID: uuid.MustParse(createTransaction(t, s, key)),
+	r, err := s.Store.CreateRefund(ctx, refund.NewRefund{MerchantID: merchantID, TransactionID: uuid.MustParse(createTransaction(t, s, key)),
 		Amount: 2500, Currency: "EUR", Route: func(refund.Transaction, string) (refund.Method, error) { return refund.MethodProviderRefund, nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -720,7 +719,7 @@ func testDispatchRepeated(t *testing.T, s *testenv.Stack) {
 	// The workflow starts both deliveries (twice, as a repeated dispatch would).
 	for _, ds := range deliveries {
 		for _, d := range ds {
-			if err := s.Activities.StartDelivery(ctx, d); err != nil && !isAlreadyStarted(err) {
+			if _, err := s.Activities.Workflows.StartDelivery(ctx, d, false); err != nil && !errors.Is(err, refund.ErrAlreadyStarted) {
 				t.Fatal(err)
 			}
 		}
@@ -737,11 +736,6 @@ func testDispatchRepeated(t *testing.T, s *testenv.Stack) {
 	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM refund_events WHERE refund_id = $1 AND dispatched_at IS NULL`, r.ID).Scan(&undispatched); err != nil || undispatched != 0 {
 		t.Fatalf("%d events undispatched (%v)", undispatched, err)
 	}
-}
-
-func isAlreadyStarted(err error) bool {
-	var already *serviceerror.WorkflowExecutionAlreadyStarted
-	return errors.As(err, &already)
 }
 
 // --- helpers ---

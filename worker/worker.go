@@ -9,11 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -21,26 +19,16 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/backflow/backflow/activities"
-	"github.com/backflow/backflow/refund"
+	"github.com/backflow/backflow/refunds"
 	"github.com/backflow/backflow/workflows"
 )
 
-// New returns a worker on taskQueue with every workflow and activity registered.
+// New returns a worker on taskQueue with every workflow and activity
+// registered; the activities start workflows through the refunds gateway
+// unless they have their own.
 func New(c client.Client, taskQueue string, acts *activities.Activities, opts sdkworker.Options) sdkworker.Worker {
-	if acts.StartRefund == nil {
-		acts.StartRefund = Starter(c, taskQueue)
-	}
-	if acts.StartDelivery == nil {
-		acts.StartDelivery = DeliveryStarter(c, taskQueue)
-	}
-	if acts.ResumeRefund == nil {
-		acts.ResumeRefund = Resumer(c, taskQueue)
-	}
-	if acts.BrokenRuns == nil {
-		acts.BrokenRuns = BrokenRuns(c, taskQueue)
-	}
-	if acts.RunClosed == nil {
-		acts.RunClosed = RunClosed(c)
+	if acts.Workflows == nil {
+		acts.Workflows = refunds.TemporalGateway{Client: c, TaskQueue: taskQueue}
 	}
 	w := sdkworker.New(c, taskQueue, opts)
 	Register(w, acts)
@@ -59,86 +47,6 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.RefundWorkflow, workflow.RegisterOptions{Name: workflows.RefundWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.ReconcileWorkflow, workflow.RegisterOptions{Name: workflows.ReconcileWorkflowName})
 	registerWebhooks(r)
-}
-
-// Starter starts refund workflows with the shared start options.
-func Starter(c client.Client, taskQueue string) activities.StartRefundWorkflow {
-	return func(ctx context.Context, r refund.Refund) error {
-		_, err := c.ExecuteWorkflow(ctx, workflows.StartOptions(r, taskQueue), workflows.RefundWorkflowName,
-			workflows.RefundInput{RefundID: r.ID})
-		return err
-	}
-}
-
-// Resumer starts a new run of a refund whose last run closed without
-// finishing it; a running or completed workflow is left alone
-// (WorkflowExecutionAlreadyStarted).
-func Resumer(c client.Client, taskQueue string) activities.StartRefundWorkflow {
-	return func(ctx context.Context, r refund.Refund) error {
-		_, err := c.ExecuteWorkflow(ctx, workflows.ResumeOptions(r, taskQueue), workflows.RefundWorkflowName,
-			workflows.RefundInput{RefundID: r.ID})
-		return err
-	}
-}
-
-// BrokenRuns lists refunds whose last run closed unfinished since a time,
-// from Temporal's visibility, at most limit.
-func BrokenRuns(c client.Client, taskQueue string) func(ctx context.Context, since time.Time, limit int) ([]uuid.UUID, error) {
-	return func(ctx context.Context, since time.Time, limit int) ([]uuid.UUID, error) {
-		seen := map[uuid.UUID]bool{}
-		var out []uuid.UUID
-		var page []byte
-		for len(out) < limit {
-			resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-				Query: workflows.BrokenRunsQuery(taskQueue, since), PageSize: int32(limit), NextPageToken: page,
-			})
-			if err != nil {
-				return out, fmt.Errorf("list broken refund runs: %w", err)
-			}
-			for _, e := range resp.GetExecutions() {
-				id, err := uuid.Parse(strings.TrimPrefix(e.GetExecution().GetWorkflowId(), "refund-"))
-				if err == nil && !seen[id] && len(out) < limit {
-					seen[id] = true
-					out = append(out, id)
-				}
-			}
-			if page = resp.GetNextPageToken(); len(page) == 0 {
-				break
-			}
-		}
-		return out, nil
-	}
-}
-
-// RunClosed reports whether a refund's workflow is no longer running (any
-// close status); a workflow Temporal does not know is closed too.
-func RunClosed(c client.Client) func(ctx context.Context, refundID uuid.UUID) (bool, error) {
-	return func(ctx context.Context, refundID uuid.UUID) (bool, error) {
-		desc, err := c.DescribeWorkflowExecution(ctx, workflows.RefundWorkflowID(refundID), "")
-		var notFound *serviceerror.NotFound
-		if errors.As(err, &notFound) {
-			return true, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("describe workflow of refund %s: %w", refundID, err)
-		}
-		return desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
-	}
-}
-
-// DeliveryStarter starts webhook delivery workflows with the id the refund
-// workflow uses for its children, so a delivery is never started twice.
-func DeliveryStarter(c client.Client, taskQueue string) func(context.Context, activities.Delivery) error {
-	return func(ctx context.Context, d activities.Delivery) error {
-		_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID:                    workflows.WebhookWorkflowID(d.EventID, d.EndpointID),
-			TaskQueue:             taskQueue,
-			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-			// A running delivery is reported, so the caller counts only new ones.
-			WorkflowExecutionErrorWhenAlreadyStarted: true,
-		}, workflows.WebhookWorkflowName, d)
-		return err
-	}
 }
 
 // EnsureSearchAttributes registers Backflow's custom search attributes on the

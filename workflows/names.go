@@ -8,9 +8,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// DefaultTaskQueue is the task queue workers poll unless configured otherwise.
-const DefaultTaskQueue = "backflow-refunds"
-
 // Workflow type names, as Temporal UI shows them.
 const (
 	RefundWorkflowName    = "RefundWorkflow"

@@ -128,7 +128,7 @@ func newHarness(t *testing.T) *harness {
 		return nil
 	}, workflow.RegisterOptions{Name: workflows.WebhookWorkflowName})
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{
-		ID: workflows.RefundWorkflowID(h.id), TaskQueue: workflows.DefaultTaskQueue,
+		ID: workflows.RefundWorkflowID(h.id), TaskQueue: "backflow-refunds",
 	})
 	// The test environment accepts any key; the mock records what was upserted.
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {

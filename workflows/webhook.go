@@ -58,12 +58,14 @@ func WebhookRedeliveryID(eventID, endpointID, nonce uuid.UUID) string {
 }
 
 // WebhookStartOptions are the options of a delivery workflow started from
-// outside a workflow (a redelivery).
+// outside a workflow (a dispatch, a repair, a redelivery). A delivery
+// whose id exists, running or closed, is reported, not started again.
 func WebhookStartOptions(workflowID, taskQueue string, d activities.Delivery) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
-		ID:                    workflowID,
-		TaskQueue:             taskQueue,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		Memo:                  map[string]any{"eventId": d.EventID.String(), "endpointId": d.EndpointID.String()},
+		ID:                                       workflowID,
+		TaskQueue:                                taskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		Memo:                                     map[string]any{"eventId": d.EventID.String(), "endpointId": d.EndpointID.String()},
 	}
 }

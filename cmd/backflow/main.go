@@ -22,6 +22,7 @@ import (
 	"github.com/backflow/backflow/metrics"
 	"github.com/backflow/backflow/migrations"
 	"github.com/backflow/backflow/providers/sandbox"
+	"github.com/backflow/backflow/refunds"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/worker"
@@ -97,10 +98,10 @@ func runAPI(ctx context.Context, cfg config.Config) error {
 		}
 		defer w.Stop()
 	}
-	srv := server.New(server.Deps{Store: deps.Store, Temporal: deps.Temporal, Providers: deps.Providers,
-		TaskQueue: cfg.TaskQueue, Logger: logger, Metrics: m.Handler(),
-		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}, OnRefundCreated: m.RefundCreated, OnRefundReversed: m.RefundFinished,
-		OnContradiction: m.Contradiction})
+	svc := refunds.New(deps.Store, deps.Providers, refunds.TemporalGateway{Client: deps.Temporal, TaskQueue: cfg.TaskQueue}, logger,
+		refunds.Hooks{Created: m.RefundCreated, Reversed: m.RefundFinished, Contradiction: m.Contradiction})
+	srv := server.New(server.Deps{Service: svc, Logger: logger, Metrics: m.Handler(),
+		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}})
 	logger.Info("api listening", "addr", cfg.HTTPAddr, "config", cfg)
 	return serve(ctx, cfg.HTTPAddr, srv.Handler())
 }
@@ -139,7 +140,7 @@ func startWorker(ctx context.Context, cfg config.Config, deps *app.Deps, m *metr
 	}
 	policy := activities.DefaultPolicy()
 	policy.StuckAfter, policy.ApprovalTimeout = cfg.StuckAfter, cfg.ApprovalTimeout
-	acts := &activities.Activities{Store: deps.Store, Providers: deps.Providers, Policy: policy, Observe: m.RefundFinished}
+	acts := &activities.Activities{Store: worker.ActivityStore(deps.Store), Providers: deps.Providers, Policy: policy, Observe: m.RefundFinished}
 	w := worker.New(deps.Temporal, cfg.TaskQueue, acts, sdkworker.Options{})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)

@@ -67,7 +67,7 @@ func runSeed(ctx context.Context, cfg config.Config, args []string) error {
 
 // seedTransactions registers one captured transaction per sandbox provider.
 func seedTransactions(ctx context.Context, st *store.Store, merchantID uuid.UUID) error {
-	samples := []store.NewTransaction{
+	samples := []refund.NewTransaction{
 		{Provider: "cardpay", Method: "card", Amount: 10000, Currency: "EUR", ProviderReference: "card_demo_1"},
 		{Provider: "paydesk", Method: "card", Amount: 25000, Currency: "EUR", ProviderReference: "pay_demo_1",
 			LineItems: []refund.LineItem{{ID: "sku-1", Amount: 5000, Quantity: 3}, {ID: "sku-2", Amount: 10000, Quantity: 1}}},

@@ -10,7 +10,6 @@ import (
 	"github.com/backflow/backflow/internal/invariants"
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/store"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -41,7 +40,7 @@ func newWorld(t *testing.T) world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, _, err := st.CreateTransaction(ctx, store.NewTransaction{MerchantID: m.ID, SessionID: sess, Provider: "cardpay", Method: "card",
+	tx, _, err := st.CreateTransaction(ctx, refund.NewTransaction{MerchantID: m.ID, SessionID: sess, Provider: "cardpay", Method: "card",
 		Amount: 10000, Currency: "EUR", Status: refund.TxCaptured, ProviderReference: "pay_x",
 		LineItems:           []refund.LineItem{{ID: "sku-1", Amount: 500, Quantity: 4}},
 		GiftCardRedemptions: []refund.GiftCardRedemption{{ID: "gc-1", Amount: 3000}}})
@@ -49,7 +48,7 @@ func newWorld(t *testing.T) world {
 		t.Fatal(err)
 	}
 	route := func(refund.Transaction, string) (refund.Method, error) { return refund.MethodProviderRefund, nil }
-	mk := func(in store.NewRefund) refund.Refund {
+	mk := func(in refund.NewRefund) refund.Refund {
 		in.MerchantID, in.TransactionID, in.Route = m.ID, tx.ID, route
 		r, err := st.CreateRefund(ctx, in)
 		if err != nil {
@@ -58,9 +57,9 @@ func newWorld(t *testing.T) world {
 		return r
 	}
 	w := world{merchant: m.ID, tx: tx.ID}
-	w.settled = mk(store.NewRefund{LineItems: []refund.RefundLineItem{{ID: "sku-1", Quantity: 2}}})
-	w.released = mk(store.NewRefund{Amount: 500, TargetType: refund.TargetGiftCard, TargetID: "gc-1"})
-	w.live = mk(store.NewRefund{Amount: 700, TargetType: refund.TargetGiftCard, TargetID: "gc-1"})
+	w.settled = mk(refund.NewRefund{LineItems: []refund.RefundLineItem{{ID: "sku-1", Quantity: 2}}})
+	w.released = mk(refund.NewRefund{Amount: 500, TargetType: refund.TargetGiftCard, TargetID: "gc-1"})
+	w.live = mk(refund.NewRefund{Amount: 700, TargetType: refund.TargetGiftCard, TargetID: "gc-1"})
 	if _, _, err := st.Finalize(ctx, w.settled.ID, refund.Outcome{Status: refund.StatusSucceeded, ProviderReference: "re_" + uuid.NewString()}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,154 @@
+package refunds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/backflow/backflow/refund"
+	"github.com/backflow/backflow/webhooks"
+)
+
+// redeliverStartLimit bounds the starts of one redelivery request.
+const redeliverStartLimit = 10 * time.Second
+
+// CreateEndpoint adds a webhook endpoint with a new signing secret; a retry
+// with the same Idempotency-Key returns the endpoint it made.
+func (s *Service) CreateEndpoint(ctx context.Context, in refund.NewWebhookEndpoint) (refund.WebhookEndpoint, error) {
+	var err error
+	if in.Secret, err = webhooks.NewSecret(); err != nil {
+		return refund.WebhookEndpoint{}, err
+	}
+	return s.store.CreateWebhookEndpoint(ctx, in)
+}
+
+// ListEndpoints lists a merchant's live endpoints.
+func (s *Service) ListEndpoints(ctx context.Context, merchantID uuid.UUID) ([]refund.WebhookEndpoint, error) {
+	return s.store.ListWebhookEndpoints(ctx, merchantID)
+}
+
+// GetEndpoint reads a live endpoint the scope can see; a deleted one is
+// not found.
+func (s *Service) GetEndpoint(ctx context.Context, scope refund.Scope, id uuid.UUID) (refund.WebhookEndpoint, error) {
+	e, err := s.store.GetWebhookEndpoint(ctx, scope, id)
+	if errors.Is(err, refund.ErrNotFound) || (err == nil && e.DeletedAt != nil) {
+		return e, notFound(refund.CodeWebhookEndpointNotFound, id)
+	}
+	return e, err
+}
+
+// DeleteEndpoint deletes a merchant's endpoint; deliveries to it stop.
+func (s *Service) DeleteEndpoint(ctx context.Context, merchantID, id uuid.UUID) error {
+	_, err := s.store.DeleteWebhookEndpoint(ctx, merchantID, id)
+	if errors.Is(err, refund.ErrNotFound) {
+		return notFound(refund.CodeWebhookEndpointNotFound, id)
+	}
+	return err
+}
+
+// RotateSecret gives an endpoint a new secret; the previous one keeps
+// signing beside it for grace. A retry with the same Idempotency-Key
+// returns the rotation it made.
+func (s *Service) RotateSecret(ctx context.Context, merchantID, id uuid.UUID, grace time.Duration, idempotencyKey string) (refund.WebhookEndpoint, error) {
+	secret, err := webhooks.NewSecret()
+	if err != nil {
+		return refund.WebhookEndpoint{}, err
+	}
+	e, err := s.store.RotateWebhookSecret(ctx, merchantID, id, secret, grace, idempotencyKey)
+	if errors.Is(err, refund.ErrNotFound) {
+		return e, notFound(refund.CodeWebhookEndpointNotFound, id)
+	}
+	return e, err
+}
+
+// ListEvents returns a page of events, newest first, and the next cursor.
+func (s *Service) ListEvents(ctx context.Context, f refund.EventFilter) ([]refund.Event, uuid.UUID, error) {
+	return s.store.ListEvents(ctx, f)
+}
+
+// GetEvent reads an event the scope can see.
+func (s *Service) GetEvent(ctx context.Context, scope refund.Scope, id uuid.UUID) (refund.Event, error) {
+	e, err := s.store.GetEvent(ctx, scope, id)
+	if errors.Is(err, refund.ErrNotFound) {
+		return e, notFound(refund.CodeEventNotFound, id)
+	}
+	return e, err
+}
+
+// EventAttempts lists an event's delivery attempts, oldest first.
+func (s *Service) EventAttempts(ctx context.Context, eventID uuid.UUID) ([]refund.WebhookAttempt, error) {
+	return s.store.ListWebhookAttempts(ctx, eventID)
+}
+
+// Redelivery is one delivery workflow a redelivery started.
+type Redelivery struct {
+	EndpointID uuid.UUID `json:"endpointId"`
+	WorkflowID string    `json:"workflowId"`
+}
+
+// Redeliver starts a fresh delivery workflow of an event the scope can see
+// per endpoint (all its merchant's active endpoints subscribed to its type,
+// or only endpointID when set), each with a unique id so it runs even when
+// earlier deliveries of the event finished.
+func (s *Service) Redeliver(ctx context.Context, scope refund.Scope, eventID, endpointID uuid.UUID) ([]Redelivery, error) {
+	ev, err := s.GetEvent(ctx, scope, eventID)
+	if err != nil {
+		return nil, err
+	}
+	var ds []refund.Delivery
+	if endpointID == uuid.Nil {
+		if ds, err = s.store.EventDeliveries(ctx, ev); err != nil {
+			return nil, err
+		}
+	} else {
+		ep, err := s.GetEndpoint(ctx, refund.OfMerchant(ev.MerchantID), endpointID)
+		if err != nil {
+			return nil, err
+		}
+		if ep.DisabledAt != nil {
+			return nil, refund.Rule(refund.CodeWebhookEndpointDisabled, "the endpoint is disabled: %s", ep.DisabledReason)
+		}
+		if !ep.Subscribed(ev.Type) {
+			return nil, &refund.ValidationError{Fields: []refund.FieldError{{Field: "endpointId", Message: "not subscribed to " + ev.Type}}}
+		}
+		ds = []refund.Delivery{{EventID: ev.ID, EndpointID: ep.ID}}
+	}
+	ctx, cancel := context.WithTimeout(ctx, redeliverStartLimit)
+	defer cancel()
+	out := make([]Redelivery, 0, len(ds))
+	for _, d := range ds {
+		id, err := s.temporal.StartDelivery(ctx, d, true)
+		if err != nil {
+			s.log.ErrorContext(ctx, "start webhook redelivery", "eventId", d.EventID, "endpointId", d.EndpointID,
+				"merchantId", ev.MerchantID, "workflowId", id, "error", err)
+			return out, refund.Unavailable(fmt.Sprintf("started %d of %d redeliveries; retry", len(out), len(ds)), err)
+		}
+		out = append(out, Redelivery{EndpointID: d.EndpointID, WorkflowID: id})
+	}
+	return out, nil
+}
+
+// dispatch starts the deliveries of an event written outside a workflow and
+// marks it dispatched. A failure is logged: the reconciler dispatches events
+// still undispatched after a minute, with the same workflow ids.
+func (s *Service) dispatch(ctx context.Context, ev refund.Event) {
+	ds, err := s.store.EventDeliveries(ctx, ev)
+	for _, d := range ds {
+		if err != nil {
+			break
+		}
+		if _, err = s.temporal.StartDelivery(ctx, d, false); errors.Is(err, refund.ErrAlreadyStarted) {
+			err = nil
+		}
+	}
+	if err == nil {
+		err = s.store.MarkEventsDispatched(ctx, []uuid.UUID{ev.ID})
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "dispatch event; the reconciler will retry", "eventId", ev.ID, "refundId", ev.RefundID,
+			"merchantId", ev.MerchantID, "error", err)
+	}
+}
