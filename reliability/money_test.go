@@ -229,25 +229,34 @@ func TestReversalAfterSuccess(t *testing.T) {
 	}
 	check := fullCheck(r, nil, m)
 	check.Webhooks, check.WebhookGrace = true, time.Second
+	// Delivered means the endpoint verified each refund.reversed, and the
+	// webhook invariants hold once no event is younger than the grace.
+	reversedEvents := func() int {
+		receiver.mu.Lock()
+		defer receiver.mu.Unlock()
+		n := 0
+		for _, typ := range receiver.types {
+			if typ == "refund.reversed" {
+				n++
+			}
+		}
+		return n
+	}
 	err = reliability.Poll(ctx, 30*time.Second, "refund.reversed delivered", func(ctx context.Context) (bool, error) {
+		if reversedEvents() < len(ids) {
+			return false, nil
+		}
+		time.Sleep(check.WebhookGrace)
 		rep, err := invariants.Check(ctx, r.Store.Pool(), check)
 		return err == nil && rep.OK(), err
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v: the endpoint verified %d refund.reversed events, want %d", err, reversedEvents(), len(ids))
 	}
-	reversedEvents := 0
-	receiver.mu.Lock()
-	for _, typ := range receiver.types {
-		if typ == "refund.reversed" {
-			reversedEvents++
-		}
+	if n := reversedEvents(); n != len(ids) {
+		t.Fatalf("the endpoint verified %d refund.reversed events, want each of the %d once", n, len(ids))
 	}
-	receiver.mu.Unlock()
-	if reversedEvents != len(ids) {
-		t.Fatalf("the endpoint verified %d refund.reversed events, want %d", reversedEvents, len(ids))
-	}
-	sc.verified("all %d REVERSED once (SETTLE then REVERSE), refundable again; %d refund.reversed events delivered, signed", len(ids), reversedEvents)
+	sc.verified("all %d REVERSED once (SETTLE then REVERSE), refundable again; %d refund.reversed events delivered, signed", len(ids), reversedEvents())
 	sc.invariants(ctx, r.Store.Pool(), check)
 }
 
