@@ -1,4 +1,4 @@
-.PHONY: dev cluster test build tools bench soak
+.PHONY: dev cluster test lint build tools bench soak
 
 # Bring up the whole stack: Postgres, Temporal + UI, sandbox PSP, worker, API.
 # Temporal is the CLI's dev server; TEMPORAL=server (or make cluster) runs
@@ -16,6 +16,10 @@ cluster:
 # TEMPORAL=server (or BACKFLOW_TEST_TEMPORAL=server).
 test:
 	BACKFLOW_TEST_TEMPORAL=$(or $(TEMPORAL),$(BACKFLOW_TEST_TEMPORAL),dev) ./scripts/test.sh
+
+# gofmt, go vet, staticcheck, a tidy go.mod and shellcheck on the scripts.
+lint:
+	./scripts/lint.sh
 
 build:
 	go build -o bin/backflow ./cmd/backflow

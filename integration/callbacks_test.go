@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/refund"
 )
 
@@ -26,8 +26,8 @@ type capturedCallback struct {
 func TestDuplicateAndLateCallbacksFinalizeOnce(t *testing.T) {
 	var mu sync.Mutex
 	var seen []capturedCallback
-	var s *testenv.Stack
-	s = testenv.StartStack(t, testenv.StackOptions{CallbackTap: func(r *http.Request, body []byte) {
+	var s *rig.Stack
+	s = rig.StartStack(t, rig.StackOptions{CallbackTap: func(r *http.Request, body []byte) {
 		if r.Header.Get(resentHeader) != "" {
 			return
 		}
@@ -91,7 +91,7 @@ func resend(t *testing.T, apiURL string, cb capturedCallback) int {
 // merchant; its reservation is released and nothing reaches the provider.
 func TestCancelBeforeSubmit(t *testing.T) {
 	threshold := int64(1000)
-	s := testenv.StartStack(t, testenv.StackOptions{ApprovalThreshold: &threshold})
+	s := rig.StartStack(t, rig.StackOptions{ApprovalThreshold: &threshold})
 	id, txID := refundOn(t, s, paths[0].fields, 5000)
 	deadline := time.Now().Add(15 * time.Second)
 	for queryStatus(t, s, id).Step != "awaiting_approval" {
@@ -100,7 +100,7 @@ func TestCancelBeforeSubmit(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds/"+id+"/cancel", nil), http.StatusOK)
+	r := rig.Must(t, s.Do(t, "POST", "/v1/refunds/"+id+"/cancel", nil), http.StatusOK)
 	var o refund.Object
 	r.JSON(t, &o)
 	if o.Status != refund.StatusCanceled {
@@ -116,6 +116,6 @@ func TestCancelBeforeSubmit(t *testing.T) {
 		t.Fatalf("provider saw %d requests for a canceled refund", n)
 	}
 	// A second cancel is refused: the refund is final.
-	testenv.Must(t, s.Do(t, "POST", "/v1/refunds/"+id+"/cancel", nil), http.StatusConflict)
+	rig.Must(t, s.Do(t, "POST", "/v1/refunds/"+id+"/cancel", nil), http.StatusConflict)
 	recordHistory(t, s, id, "cardpay_approval_canceled")
 }

@@ -11,13 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
 )
 
 // startWorkerProcess runs `backflow worker` as its own process, so a test can SIGKILL it.
-func startWorkerProcess(t *testing.T, s *testenv.Stack, providerURL string) *exec.Cmd {
+func startWorkerProcess(t *testing.T, s *rig.Stack, providerURL string) *exec.Cmd {
 	t.Helper()
 	cfgs, err := json.Marshal(providers.SandboxConfigs(providerURL))
 	if err != nil {
@@ -53,7 +54,7 @@ func TestWorkerKilledDuringProviderCall(t *testing.T) {
 			inflight := make(chan struct{})
 			release := make(chan struct{})
 			var once sync.Once
-			s := testenv.StartStack(t, testenv.StackOptions{NoWorker: true, ProviderProxy: func(next http.Handler) http.Handler {
+			s := rig.StartStack(t, rig.StackOptions{NoWorker: true, ProviderProxy: func(next http.Handler) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					first := false
 					if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/cardpay/") {

@@ -14,10 +14,10 @@ import (
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -27,12 +27,12 @@ import (
 // back in the start response (eager start) instead of through matching.
 func TestAPIWorkerStartsRefundsEagerly(t *testing.T) {
 	ctx := context.Background()
-	s := testenv.StartStack(t, testenv.StackOptions{NoWorker: true})
+	s := rig.StartStack(t, rig.StackOptions{NoWorker: true})
 	taskQueue := "eager-" + uuid.NewString()[:8]
 	t.Cleanup(func() {
 		_ = s.Temporal.ScheduleClient().GetHandle(ctx, workflows.ReconcileScheduleID(taskQueue)).Delete(ctx)
 	})
-	port := testenv.FreePort(t)
+	port := rig.FreePort(t)
 	apiURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cfgs, err := json.Marshal(providers.SandboxConfigs(s.SandboxURL))
 	if err != nil {
@@ -48,7 +48,7 @@ func TestAPIWorkerStartsRefundsEagerly(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGKILL); _ = cmd.Wait() })
-	err = reliability.Poll(ctx, 30*time.Second, "backflow api on "+apiURL, func(ctx context.Context) (bool, error) {
+	err = rig.Poll(ctx, 30*time.Second, "backflow api on "+apiURL, func(ctx context.Context) (bool, error) {
 		resp, err := http.Get(apiURL + "/readyz")
 		if err != nil {
 			return false, err
@@ -60,8 +60,8 @@ func TestAPIWorkerStartsRefundsEagerly(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c := reliability.NewClient(apiURL, s.MerchantKey)
-	tx, err := c.CreateTransaction(ctx, reliability.Providers[0].Fields)
+	c := rig.NewClient(apiURL, s.MerchantKey)
+	tx, err := c.CreateTransaction(ctx, rig.Providers[0].Fields)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,10 +11,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -23,18 +22,18 @@ import (
 // reverses a refund gets its money counted back.
 
 // faultStack starts a stack whose provider traffic goes through plan.
-func faultStack(t *testing.T, plan reliability.FaultPlan, opts testenv.StackOptions) *testenv.Stack {
+func faultStack(t *testing.T, plan rig.FaultPlan, opts rig.StackOptions) *rig.Stack {
 	t.Helper()
 	opts.ProviderProxy = func(next http.Handler) http.Handler {
-		return reliability.NewFaultProxy(next, plan, 6*time.Second)
+		return rig.NewFaultProxy(next, plan, 6*time.Second)
 	}
-	return testenv.StartStack(t, opts)
+	return rig.StartStack(t, opts)
 }
 
 // createRefund asks for a refund of amount on txID and returns its id.
-func createRefund(t *testing.T, s *testenv.Stack, txID string, amount int64, currency string) string {
+func createRefund(t *testing.T, s *rig.Stack, txID string, amount int64, currency string) string {
 	t.Helper()
-	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
+	r := rig.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"refundValue": map[string]any{"amount": amount, "currency": currency}}, "Idempotency-Key", uuid.NewString()), http.StatusAccepted)
 	var out refund.Object
 	r.JSON(t, &out)
@@ -42,7 +41,7 @@ func createRefund(t *testing.T, s *testenv.Stack, txID string, amount int64, cur
 }
 
 // ledgerKinds lists a refund's ledger entries, oldest first.
-func ledgerKinds(t *testing.T, s *testenv.Stack, refundID string) string {
+func ledgerKinds(t *testing.T, s *rig.Stack, refundID string) string {
 	t.Helper()
 	entries, err := s.Store.ListLedger(context.Background(), mustUUID(t, refundID))
 	if err != nil {
@@ -61,15 +60,15 @@ func ledgerKinds(t *testing.T, s *testenv.Stack, refundID string) string {
 // end with the provider's answer — never be released on a 401.
 func TestStatusChecksAnswering401NeverRelease(t *testing.T) {
 	outage := time.Now().Add(4 * time.Second)
-	s := faultStack(t, func(r *http.Request, _ int) reliability.Fault {
+	s := faultStack(t, func(r *http.Request, _ int) rig.Fault {
 		if r.Method == http.MethodGet && time.Now().Before(outage) {
-			return reliability.Fault401
+			return rig.Fault401
 		}
-		return reliability.FaultNone
-	}, testenv.StackOptions{AsyncDelay: 2500 * time.Millisecond})
+		return rig.FaultNone
+	}, rig.StackOptions{AsyncDelay: 2500 * time.Millisecond})
 	_, txID := s.Transaction(t, nil)
 	id := createRefund(t, s, txID, 1204, "EUR") // …04: processing, succeeds later
-	err := reliability.Poll(context.Background(), 10*time.Second, "stuck for provider.auth", func(ctx context.Context) (bool, error) {
+	err := rig.Poll(context.Background(), 10*time.Second, "stuck for provider.auth", func(ctx context.Context) (bool, error) {
 		r, err := s.Store.GetRefund(ctx, refund.OfMerchant(s.MerchantID), mustUUID(t, id))
 		return r.Stuck && r.StuckReason == "provider.auth", err
 	})
@@ -90,12 +89,12 @@ func TestStatusChecksAnswering401NeverRelease(t *testing.T) {
 // its answer was lost; the retry with the same key gets 409 (duplicate).
 // The refund exists at the provider, so it must end SUCCEEDED.
 func TestRetriedSubmitAnswered409(t *testing.T) {
-	s := faultStack(t, reliability.Plans(func(_ *http.Request, attempt int) reliability.Fault {
+	s := faultStack(t, rig.Plans(func(_ *http.Request, attempt int) rig.Fault {
 		if attempt == 1 {
-			return reliability.FaultLost
+			return rig.FaultLost
 		}
-		return reliability.Fault409
-	}, nil), testenv.StackOptions{})
+		return rig.Fault409
+	}, nil), rig.StackOptions{})
 	_, txID := s.Transaction(t, nil)
 	id := createRefund(t, s, txID, 1200, "EUR")
 	got := s.WaitRefund(t, id, 30*time.Second, refund.StatusSucceeded, refund.StatusFailed, refund.StatusDeclined)
@@ -112,12 +111,12 @@ func TestRetriedSubmitAnswered409(t *testing.T) {
 // the idempotency key when Backflow tries again (Stripe forgets keys after
 // 24 h). A re-send without looking the refund up first would refund twice.
 func TestResendAfterTheProviderForgotTheKey(t *testing.T) {
-	s := faultStack(t, reliability.Plans(func(_ *http.Request, attempt int) reliability.Fault {
+	s := faultStack(t, rig.Plans(func(_ *http.Request, attempt int) rig.Fault {
 		if attempt == 1 {
-			return reliability.FaultLost
+			return rig.FaultLost
 		}
-		return reliability.FaultForgetKey
-	}, nil), testenv.StackOptions{})
+		return rig.FaultForgetKey
+	}, nil), rig.StackOptions{})
 	_, txID := s.Transaction(t, nil)
 	id := createRefund(t, s, txID, 1200, "EUR")
 	s.WaitRefund(t, id, 30*time.Second, refund.StatusSucceeded)
@@ -131,7 +130,7 @@ func TestResendAfterTheProviderForgotTheKey(t *testing.T) {
 // reconciler finds the refund whose workflow closed without finalizing it
 // and resumes it: look-up first, never a blind re-send.
 func TestTerminatedWorkflowIsResumed(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{AsyncDelay: 3 * time.Second})
+	s := rig.StartStack(t, rig.StackOptions{AsyncDelay: 3 * time.Second})
 	_, txID := s.Transaction(t, nil)
 	id := createRefund(t, s, txID, 1204, "EUR") // …04: processing, succeeds 3 s later
 	s.WaitRefund(t, id, 10*time.Second, refund.StatusProcessing)
@@ -139,8 +138,8 @@ func TestTerminatedWorkflowIsResumed(t *testing.T) {
 	if err := s.Temporal.TerminateWorkflow(ctx, workflows.RefundWorkflowID(mustUUID(t, id)), "", "test: operator mistake"); err != nil {
 		t.Fatal(err)
 	}
-	err := reliability.Poll(ctx, 40*time.Second, "refund resumed and succeeded", func(ctx context.Context) (bool, error) {
-		reconcile(t, s)
+	err := rig.Poll(ctx, 40*time.Second, "refund resumed and succeeded", func(ctx context.Context) (bool, error) {
+		rig.Reconcile(t, s.Rig)
 		r, err := s.Store.GetRefund(ctx, refund.OfMerchant(s.MerchantID), mustUUID(t, id))
 		return r.Status == refund.StatusSucceeded, err
 	})
@@ -156,7 +155,7 @@ func TestTerminatedWorkflowIsResumed(t *testing.T) {
 }
 
 // momoCallback posts a signed momo payout callback to the API.
-func momoCallback(t *testing.T, s *testenv.Stack, provider string, data map[string]any) int {
+func momoCallback(t *testing.T, s *rig.Stack, provider string, data map[string]any) int {
 	t.Helper()
 	body, err := json.Marshal(map[string]any{"id": "evt_" + uuid.NewString(), "type": "payout.updated",
 		"createdAt": time.Now().UTC().Format(time.RFC3339), "data": data})
@@ -184,7 +183,7 @@ var momoTx = map[string]any{"provider": "momo", "method": "mobile_money", "curre
 // failed (Stripe's refund.failed after succeeded, Adyen's REFUNDED_REVERSED).
 // The refund becomes REVERSED and its amount is refundable again.
 func TestReversalAfterSuccess(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	_, txID := s.Transaction(t, momoTx)
 	id := createRefund(t, s, txID, 3000, "KES")
 	done := s.WaitRefund(t, id, 20*time.Second, refund.StatusSucceeded)
@@ -204,11 +203,11 @@ func TestReversalAfterSuccess(t *testing.T) {
 		RefundedAmount   int64
 		RefundableAmount int64
 	}
-	testenv.Must(t, s.Do(t, "GET", "/v1/transactions/"+txID, nil), http.StatusOK).JSON(t, &tx)
+	rig.Must(t, s.Do(t, "GET", "/v1/transactions/"+txID, nil), http.StatusOK).JSON(t, &tx)
 	if tx.RefundedAmount != 0 || tx.RefundableAmount != 10000 || tx.Status != refund.TxCaptured {
 		t.Fatalf("transaction after the reversal: %+v, want nothing refunded", tx)
 	}
-	events := testenv.Must(t, s.Do(t, "GET", "/v1/events?refundId="+id, nil), http.StatusOK)
+	events := rig.Must(t, s.Do(t, "GET", "/v1/events?refundId="+id, nil), http.StatusOK)
 	if !strings.Contains(string(events.Body), `"refund.reversed"`) {
 		t.Fatalf("no refund.reversed event: %s", events.Body)
 	}
@@ -217,7 +216,7 @@ func TestReversalAfterSuccess(t *testing.T) {
 // TestCallbackOfAnotherProviderIsRefused: a callback signed by one provider
 // names a refund that went to another. It must not move that refund.
 func TestCallbackOfAnotherProviderIsRefused(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	_, txID := s.Transaction(t, nil)
 	id := createRefund(t, s, txID, 1206, "EUR") // cardpay …06: processing forever
 	s.WaitRefund(t, id, 10*time.Second, refund.StatusProcessing)
@@ -242,13 +241,13 @@ func TestCallbackOfAnotherProviderIsRefused(t *testing.T) {
 // TestGiftCardTargetNeedsTheCapability: only a connector that can refund to
 // a gift card accepts a gift-card target; otherwise nothing is reserved.
 func TestGiftCardTargetNeedsTheCapability(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	_, txID := s.Transaction(t, map[string]any{"giftCardRedemptions": []map[string]any{{"id": "gc-1", "amount": 3000}}})
 	r := s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID, "targetType": "GIFT_CARD_REDEMPTION",
 		"targetId": "gc-1", "refundValue": map[string]any{"amount": 1000, "currency": "EUR"}})
-	testenv.AssertProblem(t, r, http.StatusUnprocessableEntity, "refund.target_unsupported")
+	rig.AssertProblem(t, r, http.StatusUnprocessableEntity, "refund.target_unsupported")
 	var tx struct{ ReservedAmount int64 }
-	testenv.Must(t, s.Do(t, "GET", "/v1/transactions/"+txID, nil), http.StatusOK).JSON(t, &tx)
+	rig.Must(t, s.Do(t, "GET", "/v1/transactions/"+txID, nil), http.StatusOK).JSON(t, &tx)
 	if tx.ReservedAmount != 0 {
 		t.Fatalf("reserved %d after a refused refund", tx.ReservedAmount)
 	}
@@ -258,19 +257,19 @@ func TestGiftCardTargetNeedsTheCapability(t *testing.T) {
 // payment method never covers what was paid by gift card (003: "a full
 // refund for the main payment method").
 func TestPaymentMethodRefundCappedAtCapturedLessGiftCards(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	_, txID := s.Transaction(t, map[string]any{"provider": "orchestra", "currency": "USD",
 		"giftCardRedemptions": []map[string]any{{"id": "gc-1", "amount": 3000}}})
 	over := s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"refundValue": map[string]any{"amount": 7001, "currency": "USD"}})
-	testenv.AssertProblem(t, over, http.StatusUnprocessableEntity, refund.CodeAmountInsufficient)
-	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID}), http.StatusAccepted)
+	rig.AssertProblem(t, over, http.StatusUnprocessableEntity, refund.CodeAmountInsufficient)
+	r := rig.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID}), http.StatusAccepted)
 	var full refund.Object
 	r.JSON(t, &full)
 	if full.RefundValue.Amount != 7000 {
 		t.Fatalf("full payment-method refund of %d, want 7000 (10000 captured, 3000 by gift card)", full.RefundValue.Amount)
 	}
-	gc := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
+	gc := rig.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"targetType": "GIFT_CARD_REDEMPTION", "targetId": "gc-1"}), http.StatusAccepted)
 	var gift refund.Object
 	gc.JSON(t, &gift)
@@ -283,19 +282,19 @@ func TestPaymentMethodRefundCappedAtCapturedLessGiftCards(t *testing.T) {
 // the existing transaction; a different body for it is a conflict. Nothing
 // is counted twice.
 func TestTransactionRegisteredOnce(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	var sess struct{ SessionID string }
-	testenv.Must(t, s.Do(t, "POST", "/v1/sessions", map[string]any{}), http.StatusCreated).JSON(t, &sess)
+	rig.Must(t, s.Do(t, "POST", "/v1/sessions", map[string]any{}), http.StatusCreated).JSON(t, &sess)
 	body := map[string]any{"sessionId": sess.SessionID, "provider": "cardpay", "method": "card", "amount": 5000,
 		"currency": "EUR", "status": "CAPTURED", "providerReference": "pay_once_" + uuid.NewString()[:8]}
 	var first, again struct{ TransactionID string }
-	testenv.Must(t, s.Do(t, "POST", "/v1/transactions", body), http.StatusCreated).JSON(t, &first)
-	testenv.Must(t, s.Do(t, "POST", "/v1/transactions", body), http.StatusOK).JSON(t, &again)
+	rig.Must(t, s.Do(t, "POST", "/v1/transactions", body), http.StatusCreated).JSON(t, &first)
+	rig.Must(t, s.Do(t, "POST", "/v1/transactions", body), http.StatusOK).JSON(t, &again)
 	if again.TransactionID != first.TransactionID {
 		t.Fatalf("re-registration answered transaction %s, want %s", again.TransactionID, first.TransactionID)
 	}
 	body["amount"] = 6000
-	testenv.AssertProblem(t, s.Do(t, "POST", "/v1/transactions", body), http.StatusConflict, "transaction.duplicate")
+	rig.AssertProblem(t, s.Do(t, "POST", "/v1/transactions", body), http.StatusConflict, "transaction.duplicate")
 	var n int
 	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM transactions WHERE provider_reference = $1`,
 		body["providerReference"]).Scan(&n); err != nil || n != 1 {
@@ -308,7 +307,7 @@ func TestTransactionRegisteredOnce(t *testing.T) {
 // for the Idempotency-Key. A retry after the stale-lock time must answer the
 // original, not create another.
 func TestIdempotentCreateSurvivesALostResponse(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	ctx := context.Background()
 	crash := func(key string) {
 		t.Helper()
@@ -321,14 +320,14 @@ func TestIdempotentCreateSurvivesALostResponse(t *testing.T) {
 	cases := []struct {
 		name, path string
 		body       any
-		id         func(testenv.Response) string
+		id         func(rig.Response) string
 	}{
-		{"session", "/v1/sessions", map[string]any{}, func(r testenv.Response) string {
+		{"session", "/v1/sessions", map[string]any{}, func(r rig.Response) string {
 			var v struct{ SessionID string }
 			r.JSON(t, &v)
 			return v.SessionID
 		}},
-		{"webhook endpoint", "/v1/webhook-endpoints", map[string]any{"url": "https://example.test/hooks"}, func(r testenv.Response) string {
+		{"webhook endpoint", "/v1/webhook-endpoints", map[string]any{"url": "https://example.test/hooks"}, func(r rig.Response) string {
 			var v struct{ ID, Secret string }
 			r.JSON(t, &v)
 			return v.ID + " " + v.Secret
@@ -350,14 +349,14 @@ func TestIdempotentCreateSurvivesALostResponse(t *testing.T) {
 	}
 	t.Run("secret rotation", func(t *testing.T) {
 		var ep struct{ ID, Secret string }
-		testenv.Must(t, s.Do(t, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.test/rotate"}),
+		rig.Must(t, s.Do(t, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.test/rotate"}),
 			http.StatusCreated).JSON(t, &ep)
 		key := uuid.NewString()
 		path := fmt.Sprintf("/v1/webhook-endpoints/%s/rotate-secret", ep.ID)
 		var first, again struct{ Secret string }
-		testenv.Must(t, s.Do(t, "POST", path, nil, "Idempotency-Key", key), http.StatusOK).JSON(t, &first)
+		rig.Must(t, s.Do(t, "POST", path, nil, "Idempotency-Key", key), http.StatusOK).JSON(t, &first)
 		crash(key)
-		testenv.Must(t, s.Do(t, "POST", path, nil, "Idempotency-Key", key), http.StatusOK).JSON(t, &again)
+		rig.Must(t, s.Do(t, "POST", path, nil, "Idempotency-Key", key), http.StatusOK).JSON(t, &again)
 		if again.Secret != first.Secret {
 			t.Fatalf("the retried rotation made another secret: the merchant's current secret would be dropped")
 		}
@@ -368,7 +367,7 @@ func TestIdempotentCreateSurvivesALostResponse(t *testing.T) {
 // arrives while the refund's workflow is terminated. It is not dropped: the
 // workflow is resumed with the answer in hand.
 func TestFinalCallbackForATerminatedWorkflow(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	_, txID := s.Transaction(t, momoTx)
 	id := createRefund(t, s, txID, 3006, "KES") // …06: processing forever at the provider
 	got := s.WaitRefund(t, id, 10*time.Second, refund.StatusProcessing)

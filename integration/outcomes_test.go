@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
@@ -47,7 +48,7 @@ var otherProviders = []struct {
 }
 
 func TestSandboxOutcomesOnBothPaths(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	outcomes := []struct {
 		suffix  int
 		name    string
@@ -108,7 +109,7 @@ func TestSandboxOutcomesOnBothPaths(t *testing.T) {
 // TestNeverCompletesIsFlaggedStuck: an unknown outcome is never released; it
 // stays PROCESSING, flagged stuck in Postgres and in Temporal's visibility.
 func TestNeverCompletesIsFlaggedStuck(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	for _, p := range append(paths, otherProviders...) {
 		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
@@ -166,9 +167,9 @@ func TestNeverCompletesIsFlaggedStuck(t *testing.T) {
 func TestOpsRetryRedrivesStuckRefund(t *testing.T) {
 	var mu sync.Mutex
 	down := true
-	policy := testenv.FastPolicy()
+	policy := rig.StackPolicy()
 	policy.StuckRetryEvery = time.Hour
-	s := testenv.StartStack(t, testenv.StackOptions{Policy: &policy, ProviderProxy: func(next http.Handler) http.Handler {
+	s := rig.StartStack(t, rig.StackOptions{Policy: &policy, ProviderProxy: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
 			isDown := down
@@ -207,7 +208,7 @@ func TestOpsRetryRedrivesStuckRefund(t *testing.T) {
 }
 
 // refund registers a captured transaction and refunds amount of it.
-func refundOn(t *testing.T, s *testenv.Stack, fields map[string]any, amount int) (string, string) {
+func refundOn(t *testing.T, s *rig.Stack, fields map[string]any, amount int) (string, string) {
 	t.Helper()
 	f := map[string]any{"amount": 10000}
 	for k, v := range fields {
@@ -218,14 +219,14 @@ func refundOn(t *testing.T, s *testenv.Stack, fields map[string]any, amount int)
 	if currency == "" {
 		currency = "EUR"
 	}
-	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
+	r := rig.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"refundValue": map[string]any{"amount": amount, "currency": currency}}, "Idempotency-Key", uuid.NewString()), http.StatusAccepted)
 	var o refund.Object
 	r.JSON(t, &o)
 	return o.TransactionID.String(), txID
 }
 
-func waitStuck(t *testing.T, s *testenv.Stack, id string) {
+func waitStuck(t *testing.T, s *rig.Stack, id string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -241,7 +242,7 @@ func waitStuck(t *testing.T, s *testenv.Stack, id string) {
 	t.Fatalf("refund %s never flagged stuck", id)
 }
 
-func queryStatus(t *testing.T, s *testenv.Stack, id string) workflows.RefundState {
+func queryStatus(t *testing.T, s *rig.Stack, id string) workflows.RefundState {
 	t.Helper()
 	v, err := s.Temporal.QueryWorkflow(context.Background(), workflows.RefundWorkflowID(uuid.MustParse(id)), "", workflows.QueryStatus)
 	if err != nil {
@@ -255,7 +256,7 @@ func queryStatus(t *testing.T, s *testenv.Stack, id string) workflows.RefundStat
 }
 
 // assertLedger checks one RESERVE and exactly one SETTLE or RELEASE.
-func assertLedger(t *testing.T, s *testenv.Stack, id string, settled bool) {
+func assertLedger(t *testing.T, s *rig.Stack, id string, settled bool) {
 	t.Helper()
 	entries, err := s.Store.ListLedger(context.Background(), uuid.MustParse(id))
 	if err != nil {
@@ -272,7 +273,7 @@ func assertLedger(t *testing.T, s *testenv.Stack, id string, settled bool) {
 
 // recordHistory writes the workflow's history for the replay test when
 // BACKFLOW_RECORD_HISTORIES is set (see workflows/replay_test.go).
-func recordHistory(t *testing.T, s *testenv.Stack, id, name string) {
+func recordHistory(t *testing.T, s *rig.Stack, id, name string) {
 	t.Helper()
 	if os.Getenv("BACKFLOW_RECORD_HISTORIES") == "" {
 		return
@@ -307,10 +308,10 @@ func mustUUID(t *testing.T, s string) uuid.UUID {
 // TestGiftCardRefundThroughOrchestra refunds to a gift-card redemption end
 // to end; the target reaches the provider and the redemption's balance moves.
 func TestGiftCardRefundThroughOrchestra(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	_, txID := s.Transaction(t, map[string]any{"provider": "orchestra", "currency": "USD", "amount": 9000,
 		"giftCardRedemptions": []map[string]any{{"id": "gc-7", "amount": 4000}}})
-	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
+	r := rig.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"targetType": "GIFT_CARD_REDEMPTION", "targetId": "gc-7"}), http.StatusAccepted)
 	var o refund.Object
 	r.JSON(t, &o)

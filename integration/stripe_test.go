@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
@@ -19,10 +20,10 @@ func TestStripeRefundThroughWorkflow(t *testing.T) {
 		t.Fatalf("stripe-mock: %v", err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	s := testenv.StartStack(t, testenv.StackOptions{ExtraProviders: []providers.Config{
+	s := rig.StartStack(t, rig.StackOptions{ExtraProviders: []providers.Config{
 		{Name: "stripe", Type: providers.TypeStripe, BaseURL: url, APIKey: "sk_test_backflow", CallbackSecret: "whsec_test"}}})
 	_, txID := s.Transaction(t, map[string]any{"provider": "stripe", "currency": "USD", "providerReference": "pi_1BackflowTest"})
-	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID, "reasonCode": "DUPLICATE",
+	r := rig.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID, "reasonCode": "DUPLICATE",
 		"refundValue": map[string]any{"amount": 1500}, "metadata": map[string]string{"order": "A-1"}}), http.StatusAccepted)
 	var o refund.Object
 	r.JSON(t, &o)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/refund"
 )
@@ -15,7 +16,7 @@ import (
 // TestVerifyCommand: `backflow verify` finds a broken balance, names the
 // transaction, exits non-zero; a clean merchant passes with exit 0.
 func TestVerifyCommand(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	_, txID := s.Transaction(t, nil)
 	id := createRefund(t, s, txID, 1200, "EUR")
 	s.WaitRefund(t, id, 20*time.Second, refund.StatusSucceeded)

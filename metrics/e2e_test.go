@@ -17,7 +17,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/metrics"
 	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/refunds"
@@ -31,7 +31,7 @@ import (
 // Postgres gauges, the instrumented API — and scrapes /metrics before and
 // after real refunds.
 func TestMetricsEndToEnd(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{NoWorker: true})
+	s := rig.StartStack(t, rig.StackOptions{NoWorker: true})
 	m := metrics.New()
 	tc, err := client.Dial(client.Options{HostPort: os.Getenv("BACKFLOW_TEST_TEMPORAL_ADDRESS"), MetricsHandler: m.Temporal(),
 		Logger: sdklog.NewStructuredLogger(s.Logger)})
@@ -106,7 +106,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 
 // createRefund registers a 10000 EUR cardpay transaction and refunds amount
 // of it through the API at apiURL.
-func createRefund(t *testing.T, s *testenv.Stack, apiURL string, amount int64) string {
+func createRefund(t *testing.T, s *rig.Stack, apiURL string, amount int64) string {
 	t.Helper()
 	sessionID, _ := s.Transaction(t, map[string]any{"amount": 10000})
 	body, _ := json.Marshal(map[string]any{"sessionId": sessionID, "refundValue": map[string]any{"amount": amount, "currency": "EUR"}})

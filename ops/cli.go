@@ -63,7 +63,7 @@ func Run(ctx context.Context, args []string, opts Options) error {
 		opts.Stdout = io.Discard
 	}
 	if len(args) == 0 {
-		return errors.New("missing command\n" + Usage)
+		return errors.New("missing command\n" + strings.TrimSpace(Usage))
 	}
 	c := &Client{BaseURL: opts.URL, Key: opts.Key, HTTP: opts.HTTP}
 	cmd, rest := args[0], args[1:]

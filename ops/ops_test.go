@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/ops"
 	"github.com/backflow/backflow/refund"
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 const waitFor = 30 * time.Second
 
 // cli runs `backflow ops args...` in process against the stack's API with its ops key.
-func cli(t *testing.T, s *testenv.Stack, args ...string) (string, error) {
+func cli(t *testing.T, s *rig.Stack, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	err := ops.Run(context.Background(), args, ops.Options{URL: s.APIURL, Key: s.OpsKey, Stdout: &out})
@@ -40,7 +41,7 @@ func cli(t *testing.T, s *testenv.Stack, args ...string) (string, error) {
 }
 
 // mustCLI runs a CLI command that must succeed.
-func mustCLI(t *testing.T, s *testenv.Stack, args ...string) string {
+func mustCLI(t *testing.T, s *rig.Stack, args ...string) string {
 	t.Helper()
 	out, err := cli(t, s, args...)
 	if err != nil {
@@ -50,7 +51,7 @@ func mustCLI(t *testing.T, s *testenv.Stack, args ...string) string {
 }
 
 // cliJSON runs a CLI command with --json and decodes its output.
-func cliJSON(t *testing.T, s *testenv.Stack, v any, args ...string) {
+func cliJSON(t *testing.T, s *rig.Stack, v any, args ...string) {
 	t.Helper()
 	out := mustCLI(t, s, append(args, "--json")...)
 	if err := json.Unmarshal([]byte(out), v); err != nil {
@@ -72,10 +73,10 @@ func apiError(t *testing.T, err error, status int, code string) *ops.APIError {
 }
 
 // createRefund creates a refund of amount on a fresh 10000 EUR cardpay transaction.
-func createRefund(t *testing.T, s *testenv.Stack, amount int64) string {
+func createRefund(t *testing.T, s *rig.Stack, amount int64) string {
 	t.Helper()
 	sessionID, _ := s.Transaction(t, map[string]any{"amount": 10000})
-	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{
+	r := rig.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{
 		"sessionId": sessionID, "refundValue": map[string]any{"amount": amount, "currency": "EUR"},
 		"reason": "customer asked", "description": "ops test",
 	}), http.StatusAccepted)
@@ -86,7 +87,7 @@ func createRefund(t *testing.T, s *testenv.Stack, amount int64) string {
 
 // terminateOnCleanup ends a refund workflow a test leaves running (stuck,
 // awaiting approval) so it does not linger on the shared dev server.
-func terminateOnCleanup(t *testing.T, s *testenv.Stack, refundID string) {
+func terminateOnCleanup(t *testing.T, s *rig.Stack, refundID string) {
 	t.Cleanup(func() {
 		_ = s.Temporal.TerminateWorkflow(context.Background(), workflows.RefundWorkflowID(uuid.MustParse(refundID)), "", "test cleanup")
 	})
@@ -107,7 +108,7 @@ func eventually(t *testing.T, what string, check func() error) {
 }
 
 // showUntil polls `show --json` until cond holds and returns that view.
-func showUntil(t *testing.T, s *testenv.Stack, id, what string, cond func(ops.RefundDetail) bool) ops.RefundDetail {
+func showUntil(t *testing.T, s *rig.Stack, id, what string, cond func(ops.RefundDetail) bool) ops.RefundDetail {
 	t.Helper()
 	var d ops.RefundDetail
 	eventually(t, what, func() error {
@@ -134,7 +135,7 @@ func closed(d ops.RefundDetail) bool {
 }
 
 // audit returns the refund's audit entries, oldest first, with their details decoded.
-func audit(t *testing.T, s *testenv.Stack, refundID string) []auditRow {
+func audit(t *testing.T, s *rig.Stack, refundID string) []auditRow {
 	t.Helper()
 	var page ops.AuditPage
 	cliJSON(t, s, &page, "audit", "--refund", refundID)
@@ -153,10 +154,6 @@ func audit(t *testing.T, s *testenv.Stack, refundID string) []auditRow {
 type auditRow struct {
 	Entry  refund.AuditEntry
 	Detail map[string]any
-}
-
-func (a auditRow) is(action, outcome string, status int) bool {
-	return a.Entry.Action == action && a.Detail["outcome"] == outcome && a.Detail["status"] == float64(status)
 }
 
 func assertAudit(t *testing.T, rows []auditRow, want ...string) {
@@ -216,7 +213,7 @@ func golden(t *testing.T, name, got string) {
 }
 
 func TestShowSucceededRefund(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	id := createRefund(t, s, 2500)
 	s.WaitRefund(t, id, waitFor, refund.StatusSucceeded)
 	d := showUntil(t, s, id, "workflow closed", closed)
@@ -255,7 +252,7 @@ func TestShowSucceededRefund(t *testing.T) {
 }
 
 func TestStuckRefundRetry(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	id := createRefund(t, s, 1006) // the sandbox never completes it
 	terminateOnCleanup(t, s, id)
 
@@ -315,7 +312,7 @@ func TestStuckRefundRetry(t *testing.T) {
 // TestResolveUnknownOutcome: on-call learned a stuck refund's outcome at the
 // provider and records it; the workflow releases the refund on it.
 func TestResolveUnknownOutcome(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	id := createRefund(t, s, 1006) // the sandbox never completes it
 	s.WaitRefund(t, id, waitFor, refund.StatusProcessing)
 
@@ -335,7 +332,7 @@ func TestResolveUnknownOutcome(t *testing.T) {
 		t.Fatalf("resolved refund = %+v", got.Failure)
 	}
 	var tx struct{ ReservedAmount int64 }
-	testenv.Must(t, s.Do(t, "GET", "/v1/transactions/"+got.OriginalTransactionID.String(), nil), http.StatusOK).JSON(t, &tx)
+	rig.Must(t, s.Do(t, "GET", "/v1/transactions/"+got.OriginalTransactionID.String(), nil), http.StatusOK).JSON(t, &tx)
 	if tx.ReservedAmount != 0 {
 		t.Fatalf("reserved %d after the resolution released the refund", tx.ReservedAmount)
 	}
@@ -346,7 +343,7 @@ func TestResolveUnknownOutcome(t *testing.T) {
 }
 
 func TestRetryRefusals(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	id := createRefund(t, s, 1500)
 	s.WaitRefund(t, id, waitFor, refund.StatusSucceeded)
 
@@ -373,7 +370,7 @@ func TestRetryRefusals(t *testing.T) {
 
 func TestApproveAndReject(t *testing.T) {
 	threshold := int64(5000)
-	s := testenv.StartStack(t, testenv.StackOptions{ApprovalThreshold: &threshold})
+	s := rig.StartStack(t, rig.StackOptions{ApprovalThreshold: &threshold})
 
 	// Above the threshold, the refund waits for ops; approve sends it.
 	approved := createRefund(t, s, 6000)
@@ -436,7 +433,7 @@ func TestApproveAndReject(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	threshold := int64(5000)
-	s := testenv.StartStack(t, testenv.StackOptions{ApprovalThreshold: &threshold})
+	s := rig.StartStack(t, rig.StackOptions{ApprovalThreshold: &threshold})
 	id := createRefund(t, s, 8000)
 	terminateOnCleanup(t, s, id)
 	showUntil(t, s, id, "awaiting approval", awaitingApproval)
@@ -455,7 +452,7 @@ func TestCancel(t *testing.T) {
 	assertAudit(t, audit(t, s, id), "cancel succeeded 200 <nil>", "cancel failed 409 refund.not_cancelable")
 }
 
-func mustDetail(t *testing.T, s *testenv.Stack, id string) ops.RefundDetail {
+func mustDetail(t *testing.T, s *rig.Stack, id string) ops.RefundDetail {
 	t.Helper()
 	var d ops.RefundDetail
 	cliJSON(t, s, &d, "show", id)
@@ -463,14 +460,14 @@ func mustDetail(t *testing.T, s *testenv.Stack, id string) ops.RefundDetail {
 }
 
 func TestWebhookAttemptsAndRedeliver(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	var hits atomic.Int32
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(hook.Close)
-	testenv.Must(t, s.Do(t, "POST", "/v1/webhook-endpoints", map[string]any{"url": hook.URL + "/hooks"}), http.StatusCreated)
+	rig.Must(t, s.Do(t, "POST", "/v1/webhook-endpoints", map[string]any{"url": hook.URL + "/hooks"}), http.StatusCreated)
 
 	id := createRefund(t, s, 3000)
 	s.WaitRefund(t, id, waitFor, refund.StatusSucceeded)
@@ -521,7 +518,7 @@ func TestWebhookAttemptsAndRedeliver(t *testing.T) {
 }
 
 func TestOpsAPIAccess(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{NoWorker: true})
+	s := rig.StartStack(t, rig.StackOptions{NoWorker: true})
 	for _, tc := range []struct {
 		name, key, path string
 		status          int
@@ -567,7 +564,7 @@ func TestOpsAPIAccess(t *testing.T) {
 func TestShowWithoutWorkflow(t *testing.T) {
 	// With no worker, a refund's workflow exists but cannot answer its query;
 	// the view still shows the database side and says why.
-	s := testenv.StartStack(t, testenv.StackOptions{NoWorker: true})
+	s := rig.StartStack(t, rig.StackOptions{NoWorker: true})
 	id := createRefund(t, s, 1200)
 	terminateOnCleanup(t, s, id)
 	d := mustDetail(t, s, id)

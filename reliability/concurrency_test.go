@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
 )
 
@@ -37,7 +37,7 @@ type attempt struct {
 	kind   string // which request family
 	amount int64
 	units  int64
-	resp   reliability.Response
+	resp   rig.Response
 	err    error
 }
 
@@ -51,10 +51,10 @@ func TestConcurrentOverRefund(t *testing.T) {
 	m := newMerchant(t, r)
 	c := r.Client(m)
 
-	plain := must[reliability.Transaction](t)(c.CreateTransaction(ctx, map[string]any{"amount": 10000}))
-	lines := must[reliability.Transaction](t)(c.CreateTransaction(ctx, map[string]any{"provider": "paydesk", "amount": 10000,
+	plain := must[rig.Transaction](t)(c.CreateTransaction(ctx, map[string]any{"amount": 10000}))
+	lines := must[rig.Transaction](t)(c.CreateTransaction(ctx, map[string]any{"provider": "paydesk", "amount": 10000,
 		"lineItems": []map[string]any{{"id": "sku-1", "amount": 500, "quantity": 6}, {"id": "sku-2", "amount": 1000, "quantity": 2}}}))
-	gift := must[reliability.Transaction](t)(c.CreateTransaction(ctx, map[string]any{"provider": "orchestra", "currency": "USD",
+	gift := must[rig.Transaction](t)(c.CreateTransaction(ctx, map[string]any{"provider": "orchestra", "currency": "USD",
 		"amount": 10000, "giftCardRedemptions": []map[string]any{{"id": "gc-1", "amount": 3000}}}))
 
 	var reqs []func() attempt
@@ -67,16 +67,16 @@ func TestConcurrentOverRefund(t *testing.T) {
 		}
 	}
 	// 40 × 300 of a 10000 transaction: exactly 33 fit.
-	add(40, "plain", 300, 0, reliability.RefundBody(plain, 300))
+	add(40, "plain", 300, 0, rig.RefundBody(plain, 300))
 	// Line items: sku-1 has 6 units of 500, sku-2 2 of 1000, while 5 × 1000 whole-amount refunds take
 	// the rest of the transaction: exactly everything fits.
 	add(24, "sku-1", 500, 1, map[string]any{"originalTransactionId": lines.ID, "lineItems": []map[string]any{{"id": "sku-1", "quantity": 1}}})
 	add(8, "sku-2", 1000, 1, map[string]any{"originalTransactionId": lines.ID, "lineItems": []map[string]any{{"id": "sku-2", "quantity": 1}}})
-	add(5, "lines-plain", 1000, 0, reliability.RefundBody(lines, 1000))
+	add(5, "lines-plain", 1000, 0, rig.RefundBody(lines, 1000))
 	// Gift card: a 3000 redemption and the rest of the transaction, 20 × 500 each.
 	add(20, "gift", 500, 0, map[string]any{"originalTransactionId": gift.ID, "targetType": "GIFT_CARD_REDEMPTION", "targetId": "gc-1",
 		"refundValue": map[string]any{"amount": 500, "currency": "USD"}})
-	add(20, "gift-plain", 500, 0, reliability.RefundBody(gift, 500))
+	add(20, "gift-plain", 500, 0, rig.RefundBody(gift, 500))
 	sc.inject("%d concurrent create-refund requests released at once on 3 transactions (one with 2 line items, one with a gift-card redemption)", len(reqs))
 
 	results := make([]attempt, len(reqs))
@@ -125,13 +125,13 @@ func TestConcurrentOverRefund(t *testing.T) {
 	sc.verified("accepted: %d of 10000 in 300s; sku-1 %d/6 and sku-2 %d/2 units; gift card %d/3000, its transaction %d/10000",
 		accepted["plain"], units["sku-1"], units["sku-2"], accepted["gift"], accepted["gift"]+accepted["gift-plain"])
 
-	if err := reliability.WaitSettled(ctx, r.Store, 60*time.Second, m.ID); err != nil {
+	if err := rig.WaitSettled(ctx, r.Store, 60*time.Second, m.ID); err != nil {
 		t.Fatal(err)
 	}
-	for kind, tx := range map[string]reliability.Transaction{"plain": plain, "lines": lines, "gift": gift} {
+	for kind, tx := range map[string]rig.Transaction{"plain": plain, "lines": lines, "gift": gift} {
 		want := map[string]int64{"plain": accepted["plain"], "lines": accepted["sku-1"] + accepted["sku-2"] + accepted["lines-plain"],
 			"gift": accepted["gift"] + accepted["gift-plain"]}[kind]
-		st := must[reliability.TransactionState](t)(c.GetTransaction(ctx, tx.ID))
+		st := must[rig.TransactionState](t)(c.GetTransaction(ctx, tx.ID))
 		if st.RefundedAmount != want || st.ReservedAmount != 0 {
 			t.Errorf("%s transaction after settling: refunded %d reserved %d, want %d and 0", kind, st.RefundedAmount, st.ReservedAmount, want)
 		}
@@ -148,7 +148,7 @@ func TestConcurrentIdempotencyKeys(t *testing.T) {
 	r := startRig(t, rigOptions{})
 	m := newMerchant(t, r)
 	c := r.Client(m)
-	tx := must[reliability.Transaction](t)(c.CreateTransaction(ctx, map[string]any{"amount": 1_000_000}))
+	tx := must[rig.Transaction](t)(c.CreateTransaction(ctx, map[string]any{"amount": 1_000_000}))
 
 	type keyed struct {
 		key  string
@@ -158,17 +158,17 @@ func TestConcurrentIdempotencyKeys(t *testing.T) {
 	var sends []keyed
 	keys := make([]keyed, 12)
 	for i := range keys {
-		keys[i] = keyed{key: "dup-" + uuid.NewString(), body: reliability.RefundBody(tx, int64(1000+100*i))}
+		keys[i] = keyed{key: "dup-" + uuid.NewString(), body: rig.RefundBody(tx, int64(1000+100*i))}
 		for range 8 {
 			sends = append(sends, keys[i])
 		}
 	}
-	other := reliability.RefundBody(tx, 7777)
+	other := rig.RefundBody(tx, 7777)
 	for range 8 {
 		sends = append(sends, keyed{key: keys[0].key, body: other})
 	}
 	sc.inject("%d concurrent POST /v1/refunds: 12 keys × 8 duplicates, one key also raced with a different body ×8", len(sends))
-	resps := make([]reliability.Response, len(sends))
+	resps := make([]rig.Response, len(sends))
 	race(len(sends), func(i int) {
 		var err error
 		if resps[i], err = c.CreateRefund(ctx, sends[i].body, sends[i].key); err != nil {
@@ -217,7 +217,7 @@ func TestConcurrentIdempotencyKeys(t *testing.T) {
 			t.Errorf("key %s: answered %v, stored %s", k.key, ids, got.ID)
 		}
 	}
-	refunds := must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID))
+	refunds := must[[]refund.Refund](t)(rig.Refunds(ctx, r.Store, m.ID))
 	if len(refunds) != len(keys) {
 		t.Fatalf("%d refunds for %d keys", len(refunds), len(keys))
 	}
@@ -225,15 +225,15 @@ func TestConcurrentIdempotencyKeys(t *testing.T) {
 
 	// Same key, another body, after the fact: 422 and nothing written.
 	before := len(refunds)
-	resp := must[reliability.Response](t)(c.CreateRefund(ctx, reliability.RefundBody(tx, 4242), keys[1].key))
+	resp := must[rig.Response](t)(c.CreateRefund(ctx, rig.RefundBody(tx, 4242), keys[1].key))
 	if p, ok := resp.Problem(); !ok || resp.Status != http.StatusUnprocessableEntity || p.Code != server.CodeIdempotencyMismatch {
 		t.Fatalf("same key, other body: %d %s", resp.Status, resp.Body)
 	}
-	if after := len(must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID))); after != before {
+	if after := len(must[[]refund.Refund](t)(rig.Refunds(ctx, r.Store, m.ID))); after != before {
 		t.Fatalf("the mismatched request wrote a refund: %d → %d", before, after)
 	}
 
-	if err := reliability.WaitSettled(ctx, r.Store, 60*time.Second, m.ID); err != nil {
+	if err := rig.WaitSettled(ctx, r.Store, 60*time.Second, m.ID); err != nil {
 		t.Fatal(err)
 	}
 	// Replays after completion answer the original 202 with the same refund.
@@ -241,7 +241,7 @@ func TestConcurrentIdempotencyKeys(t *testing.T) {
 		if won, _ := r.Store.GetRefundByIdempotencyKey(ctx, m.ID, k.key); won.Amount == 7777 {
 			k.body = other // the raced second body won key 0
 		}
-		resp := must[reliability.Response](t)(c.CreateRefund(ctx, k.body, k.key))
+		resp := must[rig.Response](t)(c.CreateRefund(ctx, k.body, k.key))
 		var o refund.Object
 		if resp.Status != http.StatusAccepted || resp.Header.Get("Idempotent-Replayed") != "true" || resp.Decode(&o) != nil {
 			t.Fatalf("replay of %s: %d %v %s", k.key, resp.Status, resp.Header, resp.Body)

@@ -17,32 +17,14 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/internal/invariants"
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/workflows"
 )
-
-// reconcile runs one reconciler pass on the rig's task queue, as its
-// Temporal Schedule would.
-func reconcile(t *testing.T, r *reliability.Rig) activities.ReconcileReport {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: r.TaskQueue}, workflows.ReconcileWorkflowName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep activities.ReconcileReport
-	if err := run.Get(ctx, &rep); err != nil {
-		t.Fatalf("reconcile: %v", err)
-	}
-	return rep
-}
 
 // backdate makes refunds look older than the reconciler's grace (the time
 // the API has to start the workflow itself).
@@ -82,7 +64,7 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 	r := startRig(t, rigOptions{})
 	m := newMerchant(t, r)
 	c := r.Client(m)
-	tx := must[reliability.Transaction](t)(c.CreateTransaction(ctx, map[string]any{"amount": 1_000_000}))
+	tx := must[rig.Transaction](t)(c.CreateTransaction(ctx, map[string]any{"amount": 1_000_000}))
 	var orphans []string
 
 	// (a) Committed by the store, never started.
@@ -98,8 +80,8 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 	// (b) and (c): a real API process, reaching Temporal through a proxy we cut.
 	proxy := startTCPProxy(t, sharedTemporalAddress())
 	logFile := filepath.Join(t.TempDir(), "api.log")
-	startAPI := func() (*process, *reliability.Client) {
-		port := testenv.FreePort(t)
+	startAPI := func() (*process, *rig.Client) {
+		port := rig.FreePort(t)
 		cfgs, _ := json.Marshal(providers.SandboxConfigs(r.SandboxURL))
 		logf, err := os.OpenFile(logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
@@ -111,14 +93,14 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 			"BACKFLOW_PROVIDERS=" + string(cfgs), "BACKFLOW_LOG_LEVEL=ERROR", "BACKFLOW_DB_MAX_CONNS=10"}, "api")
 		base := "http://127.0.0.1:" + strconv.Itoa(port)
 		waitHTTP(t, base+"/healthz", 30*time.Second)
-		return p, reliability.NewClient(base, m.Key)
+		return p, rig.NewClient(base, m.Key)
 	}
 	api, ac := startAPI()
 
 	type sent struct {
 		key    string
 		amount int64
-		resp   reliability.Response
+		resp   rig.Response
 		err    error
 	}
 	send := func(n int, base int64) []sent {
@@ -129,7 +111,7 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				out[i].resp, out[i].err = ac.CreateRefund(ctx, reliability.RefundBody(tx, out[i].amount), out[i].key)
+				out[i].resp, out[i].err = ac.CreateRefund(ctx, rig.RefundBody(tx, out[i].amount), out[i].key)
 			}()
 		}
 		wg.Wait()
@@ -162,8 +144,8 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 	done := make(chan struct{})
 	go func() { killed = send(5, 3000); close(done) }()
 	// The senders' keys are only known inside send: wait for 5 more committed refunds instead.
-	err := reliability.Poll(ctx, 30*time.Second, "5 refunds committed behind a hanging start", func(ctx context.Context) (bool, error) {
-		rs, err := reliability.Refunds(ctx, r.Store, m.ID)
+	err := rig.Poll(ctx, 30*time.Second, "5 refunds committed behind a hanging start", func(ctx context.Context) (bool, error) {
+		rs, err := rig.Refunds(ctx, r.Store, m.ID)
 		return len(rs) >= len(orphans)+5, err
 	})
 	if err != nil {
@@ -204,7 +186,7 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 	proxy.setMode("pass")
 	_, ac = startAPI()
 	for _, s := range append(refused, killed...) {
-		resp := must[reliability.Response](t)(ac.CreateRefund(ctx, reliability.RefundBody(tx, s.amount), s.key))
+		resp := must[rig.Response](t)(ac.CreateRefund(ctx, rig.RefundBody(tx, s.amount), s.key))
 		switch resp.Status {
 		case http.StatusAccepted:
 			var o refund.Object
@@ -220,22 +202,22 @@ func TestAPIKilledBetweenCommitAndStart(t *testing.T) {
 			t.Fatalf("retry of %s: %d %s", s.key, resp.Status, resp.Body)
 		}
 	}
-	if rs := must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID)); len(rs) != len(orphans) {
+	if rs := must[[]refund.Refund](t)(rig.Refunds(ctx, r.Store, m.ID)); len(rs) != len(orphans) {
 		t.Fatalf("%d refunds after the retries, want %d", len(rs), len(orphans))
 	}
 
-	rep := reconcile(t, r)
+	rep := rig.Reconcile(t, r)
 	if rep.WorkflowsStarted < len(orphans) {
 		t.Fatalf("the reconciler started %d workflows, want %d", rep.WorkflowsStarted, len(orphans))
 	}
-	if err := reliability.WaitSettled(ctx, r.Store, 60*time.Second, m.ID); err != nil {
+	if err := rig.WaitSettled(ctx, r.Store, 60*time.Second, m.ID); err != nil {
 		t.Fatal(err)
 	}
-	if again := reconcile(t, r); again.WorkflowsStarted != 0 {
+	if again := rig.Reconcile(t, r); again.WorkflowsStarted != 0 {
 		t.Fatalf("a second reconciler pass started %d workflows", again.WorkflowsStarted)
 	}
-	rs := must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID))
-	if by := reliability.CountByStatus(rs); by[refund.StatusSucceeded] != len(orphans) {
+	rs := must[[]refund.Refund](t)(rig.Refunds(ctx, r.Store, m.ID))
+	if by := rig.CountByStatus(rs); by[refund.StatusSucceeded] != len(orphans) {
 		t.Fatalf("after reconciling: %v, want %d SUCCEEDED", by, len(orphans))
 	}
 	sc.verified("the checker flagged all %d orphans before repair; client retries made no second refund; one reconciler pass started %d workflows, a second none",
@@ -300,7 +282,7 @@ func TestWorkerKilledUnderLoad(t *testing.T) {
 	const n = 16
 	hp := &holdProxy{seen: map[string]bool{}, heldCh: make(chan struct{}, n), release: make(chan struct{}),
 		onHold: func(i int) bool { return i%2 == 0 }}
-	r := startRig(t, rigOptions{RigOptions: reliability.RigOptions{NoWorker: true,
+	r := startRig(t, rigOptions{RigOptions: rig.RigOptions{NoWorker: true,
 		ProviderProxy: func(next http.Handler) http.Handler { hp.next = next; return hp }}})
 	t.Cleanup(func() {
 		sched := r.Temporal.ScheduleClient().GetHandle(context.Background(), workflows.ReconcileScheduleID(r.TaskQueue))
@@ -315,8 +297,8 @@ func TestWorkerKilledUnderLoad(t *testing.T) {
 	c := r.Client(m)
 	var ids []string
 	for i := range n {
-		p := reliability.Providers[i%4] // cardpay, paydesk, orchestra, momo
-		tx := must[reliability.Transaction](t)(c.CreateTransaction(ctx, p.Fields))
+		p := rig.Providers[i%4] // cardpay, paydesk, orchestra, momo
+		tx := must[rig.Transaction](t)(c.CreateTransaction(ctx, p.Fields))
 		amount := int64(1000 + 100*i)
 		if i%3 == 0 {
 			amount += 4 // asynchronous outcome: the answer comes by callback
@@ -342,7 +324,7 @@ func TestWorkerKilledUnderLoad(t *testing.T) {
 	if err := r.StartWorker(); err != nil {
 		t.Fatal(err)
 	}
-	if err := reliability.WaitSettled(ctx, r.Store, 90*time.Second, m.ID); err != nil {
+	if err := rig.WaitSettled(ctx, r.Store, 90*time.Second, m.ID); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range ids {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/reliability"
 )
 
 // TestProviderFaultsAtVolume sends refunds on all five sandbox providers
@@ -25,17 +25,17 @@ func TestProviderFaultsAtVolume(t *testing.T) {
 	sc := begin(t, "7. Provider faults at volume")
 	ctx := context.Background()
 	const timeout = 1500 * time.Millisecond
-	var fp *reliability.FaultProxy
-	echo := reliability.NewCallbackEcho()
+	var fp *rig.FaultProxy
+	echo := rig.NewCallbackEcho()
 	// Creates: each refund's first requests follow one of these sequences, in turn.
-	const f5, f4, ft, fl = reliability.Fault5xx, reliability.Fault429, reliability.FaultTimeout, reliability.FaultLost
-	creates := reliability.CycleFaults([][]reliability.Fault{{}, {f5}, {f5, f5}, {f4}, {ft}, {fl}, {fl, f5}, {f4, ft}, {}})
+	const f5, f4, ft, fl = rig.Fault5xx, rig.Fault429, rig.FaultTimeout, rig.FaultLost
+	creates := rig.CycleFaults([][]rig.Fault{{}, {f5}, {f5, f5}, {f4}, {ft}, {fl}, {fl, f5}, {f4, ft}, {}})
 	// Status look-ups: random 5xx, 429 and lost answers on their first two tries.
-	lookups := reliability.RandomFaults(uint64(time.Now().UnixNano()), reliability.FaultMix{MaxAttempts: 2,
-		Rates: map[reliability.Fault]float64{f5: 0.2, f4: 0.05, fl: 0.1}})
-	r := startRig(t, rigOptions{RigOptions: reliability.RigOptions{ProviderTimeout: timeout,
+	lookups := rig.RandomFaults(uint64(time.Now().UnixNano()), rig.FaultMix{MaxAttempts: 2,
+		Rates: map[rig.Fault]float64{f5: 0.2, f4: 0.05, fl: 0.1}})
+	r := startRig(t, rigOptions{RigOptions: rig.RigOptions{ProviderTimeout: timeout,
 		ProviderProxy: func(next http.Handler) http.Handler {
-			fp = reliability.NewFaultProxy(next, reliability.Plans(creates, lookups), timeout+time.Second)
+			fp = rig.NewFaultProxy(next, rig.Plans(creates, lookups), timeout+time.Second)
 			return fp
 		},
 		APIProxy: echo.Wrap}})
@@ -60,19 +60,19 @@ func TestProviderFaultsAtVolume(t *testing.T) {
 	var jobs []job
 	for i := range 90 {
 		o := outcomes[i%len(outcomes)]
-		jobs = append(jobs, job{provider: i % len(reliability.Providers), amount: 1000 + 100*int64(i/len(outcomes)) + o.suffix, want: o.want})
+		jobs = append(jobs, job{provider: i % len(rig.Providers), amount: 1000 + 100*int64(i/len(outcomes)) + o.suffix, want: o.want})
 	}
 	for i := range 5 { // refund APIs only: payouts do not look the payment up
 		jobs = append(jobs, job{provider: i % 3, amount: 2000, want: refund.StatusFailed, missing: true})
 	}
 	// One big transaction per provider (and one per missing payment).
-	txs := map[int]reliability.Transaction{}
-	for p := range reliability.Providers {
+	txs := map[int]rig.Transaction{}
+	for p := range rig.Providers {
 		fields := map[string]any{"amount": 50_000_000}
-		for k, v := range reliability.Providers[p].Fields {
+		for k, v := range rig.Providers[p].Fields {
 			fields[k] = v
 		}
-		txs[p] = must[reliability.Transaction](t)(c.CreateTransaction(ctx, fields))
+		txs[p] = must[rig.Transaction](t)(c.CreateTransaction(ctx, fields))
 	}
 	ids := make([]string, len(jobs))
 	var wg sync.WaitGroup
@@ -86,7 +86,7 @@ func TestProviderFaultsAtVolume(t *testing.T) {
 			tx := txs[j.provider]
 			if j.missing {
 				fields := map[string]any{"providerReference": "missing-" + uuid.NewString()[:8]}
-				for k, v := range reliability.Providers[j.provider].Fields {
+				for k, v := range rig.Providers[j.provider].Fields {
 					fields[k] = v
 				}
 				var err error
@@ -112,13 +112,13 @@ func TestProviderFaultsAtVolume(t *testing.T) {
 	// outcome unknown (SPEC §12): the refund waits, stuck, until on-call
 	// asks the provider and resolves it.
 	resolved := 0
-	err := reliability.Poll(ctx, 120*time.Second, "every refund final", func(ctx context.Context) (bool, error) {
+	err := rig.Poll(ctx, 120*time.Second, "every refund final", func(ctx context.Context) (bool, error) {
 		n, err := r.ResolveUnknown(ctx, m.ID)
 		resolved += n
 		if err != nil {
 			return false, err
 		}
-		live, err := reliability.Live(ctx, r.Store, m.ID)
+		live, err := rig.Live(ctx, r.Store, m.ID)
 		return live == 0, err
 	})
 	if err != nil {
@@ -131,7 +131,7 @@ func TestProviderFaultsAtVolume(t *testing.T) {
 		got[o.Status]++
 		if o.Status != j.want {
 			t.Errorf("refund %s of %d on %s (missing payment %t) ended %s, want %s (failure %+v)",
-				ids[i], j.amount, reliability.Providers[j.provider].Name, j.missing, o.Status, j.want, o.Failure)
+				ids[i], j.amount, rig.Providers[j.provider].Name, j.missing, o.Status, j.want, o.Failure)
 		}
 	}
 	late, err := echo.Replay(ctx)
@@ -140,7 +140,7 @@ func TestProviderFaultsAtVolume(t *testing.T) {
 	}
 	dup, _ := echo.Counts()
 	inj := fp.Injected()
-	for _, f := range []reliability.Fault{reliability.Fault5xx, reliability.Fault429, reliability.FaultTimeout, reliability.FaultLost} {
+	for _, f := range []rig.Fault{rig.Fault5xx, rig.Fault429, rig.FaultTimeout, rig.FaultLost} {
 		if inj[f] == 0 {
 			t.Errorf("no %s fault was injected: %v", f, inj)
 		}

@@ -13,8 +13,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/backflow/backflow/internal/invariants"
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/internal/testenv"
-	"github.com/backflow/backflow/reliability"
 )
 
 // scenario records what one test injected and checked, and appends its row
@@ -38,13 +38,13 @@ func begin(t *testing.T, name string) *scenario {
 		}
 		d := time.Since(s.start)
 		t.Logf("scenario %q: %d refunds, %s, %s in %s", name, s.refunds, strings.Join(s.checked, "; "), result, d.Round(100*time.Millisecond))
-		path := os.Getenv(reliability.ReportEnv)
+		path := os.Getenv(rig.ReportEnv)
 		if path == "" {
 			return
 		}
-		row := reliability.Row{Scenario: name, Injected: strings.Join(s.injected, "; "), Refunds: s.refunds,
+		row := rig.Row{Scenario: name, Injected: strings.Join(s.injected, "; "), Refunds: s.refunds,
 			Checked: strings.Join(s.checked, "; "), Result: result, Duration: d, At: time.Now().UTC()}
-		if err := reliability.AppendRow(path, row); err != nil {
+		if err := rig.AppendRow(path, row); err != nil {
 			t.Errorf("report: %v", err)
 		}
 	})
@@ -90,13 +90,13 @@ func statusList[K ~string](m map[K]int) string {
 // rigOptions are what a test may set on its rig; the services default to
 // the run's shared Postgres and Temporal.
 type rigOptions struct {
-	reliability.RigOptions
+	rig.RigOptions
 	// Pool, when set, is the Postgres the rig uses (its own database).
 	Pool *pgxpool.Pool
 }
 
 // startRig starts a rig on its own task queue, torn down with t.
-func startRig(t *testing.T, o rigOptions) *reliability.Rig {
+func startRig(t *testing.T, o rigOptions) *rig.Rig {
 	t.Helper()
 	env := testenv.Get(t)
 	ro := o.RigOptions
@@ -112,7 +112,7 @@ func startRig(t *testing.T, o rigOptions) *reliability.Rig {
 	if ro.Logger == nil {
 		ro.Logger = env.Logger
 	}
-	r, err := reliability.StartRig(ro)
+	r, err := rig.StartRig(ro)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func queueName(t *testing.T) string {
 	return testenv.Get(t).TaskQueue + "-" + strings.ToLower(strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())) + "-" + uuid.NewString()[:4]
 }
 
-func newMerchant(t *testing.T, r *reliability.Rig) reliability.Merchant {
+func newMerchant(t *testing.T, r *rig.Rig) rig.Merchant {
 	t.Helper()
 	m, err := r.NewMerchant(context.Background(), nil)
 	if err != nil {
@@ -146,7 +146,7 @@ func must[T any](t *testing.T) func(T, error) T {
 
 // fullCheck is the full checker on the shared services for the merchants:
 // balances, ledger, events, provider counts and workflows.
-func fullCheck(r *reliability.Rig, tc client.Client, merchants ...reliability.Merchant) invariants.Options {
+func fullCheck(r *rig.Rig, tc client.Client, merchants ...rig.Merchant) invariants.Options {
 	ids := make([]uuid.UUID, len(merchants))
 	for i, m := range merchants {
 		ids[i] = m.ID

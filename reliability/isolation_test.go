@@ -11,8 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
 )
 
@@ -45,22 +45,22 @@ func TestTenantIsolationEveryEndpoint(t *testing.T) {
 	ctx := context.Background()
 	r := startRig(t, rigOptions{})
 	threshold := int64(5000)
-	a := must[reliability.Merchant](t)(r.NewMerchant(ctx, &threshold))
+	a := must[rig.Merchant](t)(r.NewMerchant(ctx, &threshold))
 	b := newMerchant(t, r)
 	ca, cb := r.Client(a), r.Client(b)
 
 	// A's objects: a finished refund, a refund waiting for approval, an endpoint, events.
-	tx := must[reliability.Transaction](t)(ca.CreateTransaction(ctx, nil))
+	tx := must[rig.Transaction](t)(ca.CreateTransaction(ctx, nil))
 	done := must[string](t)(ca.Refund(ctx, tx, 1000))
 	waiting := must[string](t)(ca.Refund(ctx, tx, 6000))
-	if err := reliability.Poll(ctx, 30*time.Second, "A's first refund final", func(ctx context.Context) (bool, error) {
+	if err := rig.Poll(ctx, 30*time.Second, "A's first refund final", func(ctx context.Context) (bool, error) {
 		o, err := ca.GetRefund(ctx, done)
 		return o.Status == refund.StatusSucceeded, err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	var ep server.WebhookEndpointObject
-	resp := must[reliability.Response](t)(ca.Do(ctx, "POST", "/v1/webhook-endpoints", map[string]any{"url": "http://127.0.0.1:9/hooks"}))
+	resp := must[rig.Response](t)(ca.Do(ctx, "POST", "/v1/webhook-endpoints", map[string]any{"url": "http://127.0.0.1:9/hooks"}))
 	if resp.Status != http.StatusCreated || resp.Decode(&ep) != nil {
 		t.Fatalf("create endpoint: %d %s", resp.Status, resp.Body)
 	}
@@ -70,9 +70,9 @@ func TestTenantIsolationEveryEndpoint(t *testing.T) {
 	}
 	eventID := events[0].ID.String()
 	// B's own objects, to aim A's ids at.
-	btx := must[reliability.Transaction](t)(cb.CreateTransaction(ctx, nil))
+	btx := must[rig.Transaction](t)(cb.CreateTransaction(ctx, nil))
 	bRefund := must[string](t)(cb.Refund(ctx, btx, 1000))
-	if err := reliability.WaitSettled(ctx, r.Store, 30*time.Second, b.ID); err != nil {
+	if err := rig.WaitSettled(ctx, r.Store, 30*time.Second, b.ID); err != nil {
 		t.Fatal(err)
 	}
 	bEvent := listAllEvents(t, cb)[0].ID.String()
@@ -143,7 +143,7 @@ func TestTenantIsolationEveryEndpoint(t *testing.T) {
 	// Lists: B never sees A's objects.
 	for _, path := range []string{"/v1/refunds", "/v1/refunds?sessionId=" + tx.SessionID, "/v1/refunds?originalTransactionId=" + tx.ID,
 		"/v1/webhook-endpoints", "/v1/events", "/v1/events?refundId=" + done} {
-		resp := must[reliability.Response](t)(cb.Do(ctx, "GET", path, nil))
+		resp := must[rig.Response](t)(cb.Do(ctx, "GET", path, nil))
 		for _, aid := range []string{done, waiting, tx.ID, ep.ID.String(), eventID} {
 			if strings.Contains(string(resp.Body), aid) {
 				t.Errorf("GET %s as B shows A's %s", path, aid)
@@ -155,23 +155,23 @@ func TestTenantIsolationEveryEndpoint(t *testing.T) {
 	}
 	covered["GET /v1/refunds"], covered["GET /v1/webhook-endpoints"], covered["GET /v1/events"] = true, true, true
 	// B's endpoint is invisible to A, and A cannot use B's session either.
-	resp = must[reliability.Response](t)(cb.Do(ctx, "POST", "/v1/webhook-endpoints", map[string]any{"url": "http://127.0.0.1:9/b"}))
+	resp = must[rig.Response](t)(cb.Do(ctx, "POST", "/v1/webhook-endpoints", map[string]any{"url": "http://127.0.0.1:9/b"}))
 	var bep server.WebhookEndpointObject
 	if resp.Status != http.StatusCreated || resp.Decode(&bep) != nil {
 		t.Fatalf("B creates an endpoint: %d %s", resp.Status, resp.Body)
 	}
 	covered["POST /v1/webhook-endpoints"] = true
-	if resp := must[reliability.Response](t)(ca.Do(ctx, "GET", "/v1/webhook-endpoints", nil)); strings.Contains(string(resp.Body), bep.ID.String()) {
+	if resp := must[rig.Response](t)(ca.Do(ctx, "GET", "/v1/webhook-endpoints", nil)); strings.Contains(string(resp.Body), bep.ID.String()) {
 		t.Error("A lists B's endpoint")
 	}
-	if resp := must[reliability.Response](t)(ca.Do(ctx, "GET", "/v1/refunds/"+bRefund, nil)); resp.Status != http.StatusNotFound {
+	if resp := must[rig.Response](t)(ca.Do(ctx, "GET", "/v1/refunds/"+bRefund, nil)); resp.Status != http.StatusNotFound {
 		t.Errorf("A reads B's refund: %d", resp.Status)
 	}
 
 	// One Idempotency-Key, two merchants: two refunds, no replay across tenants.
 	key := "shared-" + uuid.NewString()
-	ra := must[reliability.Response](t)(ca.CreateRefund(ctx, reliability.RefundBody(tx, 500), key))
-	rb := must[reliability.Response](t)(cb.CreateRefund(ctx, reliability.RefundBody(btx, 700), key))
+	ra := must[rig.Response](t)(ca.CreateRefund(ctx, rig.RefundBody(tx, 500), key))
+	rb := must[rig.Response](t)(cb.CreateRefund(ctx, rig.RefundBody(btx, 700), key))
 	var oa, ob refund.Object
 	if ra.Status != http.StatusAccepted || rb.Status != http.StatusAccepted || ra.Decode(&oa) != nil || rb.Decode(&ob) != nil ||
 		rb.Header.Get("Idempotent-Replayed") != "" || oa.TransactionID == ob.TransactionID {
@@ -183,7 +183,7 @@ func TestTenantIsolationEveryEndpoint(t *testing.T) {
 		t.Errorf("A's waiting refund is %s after B's attempts", o.Status)
 	}
 	var still server.WebhookEndpointObject
-	resp = must[reliability.Response](t)(ca.Do(ctx, "GET", "/v1/webhook-endpoints/"+ep.ID.String(), nil))
+	resp = must[rig.Response](t)(ca.Do(ctx, "GET", "/v1/webhook-endpoints/"+ep.ID.String(), nil))
 	if resp.Status != http.StatusOK || resp.Decode(&still) != nil || still.PreviousSecretExpiresAt != nil || still.Status != "ENABLED" {
 		t.Errorf("A's endpoint after B's attempts: %d %s", resp.Status, resp.Body)
 	}
@@ -201,10 +201,10 @@ func TestTenantIsolationEveryEndpoint(t *testing.T) {
 	}
 
 	// A cancels its own waiting refund: the workflow ends, nothing stays reserved.
-	if resp := must[reliability.Response](t)(ca.Do(ctx, "POST", "/v1/refunds/"+waiting+"/cancel", nil)); resp.Status != http.StatusOK {
+	if resp := must[rig.Response](t)(ca.Do(ctx, "POST", "/v1/refunds/"+waiting+"/cancel", nil)); resp.Status != http.StatusOK {
 		t.Errorf("A cancels its refund: %d %s", resp.Status, resp.Body)
 	}
-	if err := reliability.WaitSettled(ctx, r.Store, 30*time.Second, a.ID, b.ID); err != nil {
+	if err := rig.WaitSettled(ctx, r.Store, 30*time.Second, a.ID, b.ID); err != nil {
 		t.Fatal(err)
 	}
 	sc.inject("merchant B calls %d routes with merchant A's ids (refund, transaction, session, endpoint, event), lists with A's filters, and reuses A's Idempotency-Key",
@@ -214,7 +214,7 @@ func TestTenantIsolationEveryEndpoint(t *testing.T) {
 	sc.refunds = rep.Refunds
 }
 
-func sendCase(t *testing.T, c *reliability.Client, tc isolationCase, id string) reliability.Response {
+func sendCase(t *testing.T, c *rig.Client, tc isolationCase, id string) rig.Response {
 	t.Helper()
 	var body any
 	if m, ok := tc.body.(map[string]any); ok {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/internal/invariants"
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -22,14 +22,14 @@ import (
 
 // refundOnEveryProvider creates n refunds of amount on each sandbox provider
 // for m and returns their ids.
-func refundOnEveryProvider(t *testing.T, r *reliability.Rig, m reliability.Merchant, n int, amount int64) []string {
+func refundOnEveryProvider(t *testing.T, r *rig.Rig, m rig.Merchant, n int, amount int64) []string {
 	t.Helper()
 	ctx := context.Background()
 	c := r.Client(m)
 	var ids []string
-	for _, p := range reliability.Providers {
+	for _, p := range rig.Providers {
 		for range n {
-			tx := must[reliability.Transaction](t)(c.CreateTransaction(ctx, p.Fields))
+			tx := must[rig.Transaction](t)(c.CreateTransaction(ctx, p.Fields))
 			ids = append(ids, must[string](t)(c.Refund(ctx, tx, amount)))
 		}
 	}
@@ -37,13 +37,13 @@ func refundOnEveryProvider(t *testing.T, r *reliability.Rig, m reliability.Merch
 }
 
 // waitAll waits until every refund is final and returns them by status.
-func waitAll(t *testing.T, r *reliability.Rig, m reliability.Merchant, timeout time.Duration) map[refund.Status]int {
+func waitAll(t *testing.T, r *rig.Rig, m rig.Merchant, timeout time.Duration) map[refund.Status]int {
 	t.Helper()
 	ctx := context.Background()
-	if err := reliability.WaitSettled(ctx, r.Store, timeout, m.ID); err != nil {
+	if err := rig.WaitSettled(ctx, r.Store, timeout, m.ID); err != nil {
 		t.Fatal(err)
 	}
-	return reliability.CountByStatus(must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID)))
+	return rig.CountByStatus(must[[]refund.Refund](t)(rig.Refunds(ctx, r.Store, m.ID)))
 }
 
 // TestStatusChecksAnswering401 (SPEC §12: 401/403 are never final): every
@@ -57,16 +57,16 @@ func TestStatusChecksAnswering401(t *testing.T) {
 	var mu sync.Mutex
 	outageEnds := time.Now().Add(time.Hour)
 	var refused int
-	r := startRig(t, rigOptions{RigOptions: reliability.RigOptions{AsyncDelay: 3 * time.Second,
+	r := startRig(t, rigOptions{RigOptions: rig.RigOptions{AsyncDelay: 3 * time.Second,
 		ProviderProxy: func(next http.Handler) http.Handler {
-			return reliability.NewFaultProxy(next, func(req *http.Request, _ int) reliability.Fault {
+			return rig.NewFaultProxy(next, func(req *http.Request, _ int) rig.Fault {
 				mu.Lock()
 				defer mu.Unlock()
 				if req.Method == http.MethodGet && time.Now().Before(outageEnds) {
 					refused++
-					return reliability.Fault401
+					return rig.Fault401
 				}
-				return reliability.FaultNone
+				return rig.FaultNone
 			}, 5*time.Second)
 		}}})
 	m := newMerchant(t, r)
@@ -77,8 +77,8 @@ func TestStatusChecksAnswering401(t *testing.T) {
 	sc.inject("every status check answered 401 for 6 s while %d refunds on 5 providers were processing", len(ids))
 
 	stuck := map[string]bool{}
-	err := reliability.Poll(ctx, 10*time.Second, "refunds flagged stuck for provider.auth", func(ctx context.Context) (bool, error) {
-		rs, err := reliability.Refunds(ctx, r.Store, m.ID)
+	err := rig.Poll(ctx, 10*time.Second, "refunds flagged stuck for provider.auth", func(ctx context.Context) (bool, error) {
+		rs, err := rig.Refunds(ctx, r.Store, m.ID)
 		for _, rf := range rs {
 			if rf.Stuck && rf.StuckReason == refund.StuckAuth {
 				stuck[rf.ID.String()] = true
@@ -110,13 +110,13 @@ func TestStatusChecksAnswering401(t *testing.T) {
 func TestRetriedSubmitAnswered409(t *testing.T) {
 	sc := begin(t, "13. A retried submit gets 409")
 	ctx := context.Background()
-	proxies := make(chan *reliability.FaultProxy, 1)
-	r := startRig(t, rigOptions{RigOptions: reliability.RigOptions{ProviderProxy: func(next http.Handler) http.Handler {
-		p := reliability.NewFaultProxy(next, reliability.Plans(func(_ *http.Request, attempt int) reliability.Fault {
+	proxies := make(chan *rig.FaultProxy, 1)
+	r := startRig(t, rigOptions{RigOptions: rig.RigOptions{ProviderProxy: func(next http.Handler) http.Handler {
+		p := rig.NewFaultProxy(next, rig.Plans(func(_ *http.Request, attempt int) rig.Fault {
 			if attempt == 1 {
-				return reliability.FaultLost
+				return rig.FaultLost
 			}
-			return reliability.Fault409
+			return rig.Fault409
 		}, nil), 5*time.Second)
 		proxies <- p
 		return p
@@ -140,12 +140,12 @@ func TestRetriedSubmitAnswered409(t *testing.T) {
 func TestTerminatedWorkflowsAreRepaired(t *testing.T) {
 	sc := begin(t, "14. Workflow terminated mid-refund is repaired")
 	ctx := context.Background()
-	r := startRig(t, rigOptions{RigOptions: reliability.RigOptions{AsyncDelay: 4 * time.Second}})
+	r := startRig(t, rigOptions{RigOptions: rig.RigOptions{AsyncDelay: 4 * time.Second}})
 	m := newMerchant(t, r)
 	ids := refundOnEveryProvider(t, r, m, 2, 1204) // processing for 4 s, then a callback nobody receives
-	err := reliability.Poll(ctx, 10*time.Second, "every refund processing", func(ctx context.Context) (bool, error) {
-		rs, err := reliability.Refunds(ctx, r.Store, m.ID)
-		return reliability.CountByStatus(rs)[refund.StatusProcessing] == len(ids), err
+	err := rig.Poll(ctx, 10*time.Second, "every refund processing", func(ctx context.Context) (bool, error) {
+		rs, err := rig.Refunds(ctx, r.Store, m.ID)
+		return rig.CountByStatus(rs)[refund.StatusProcessing] == len(ids), err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -157,19 +157,19 @@ func TestTerminatedWorkflowsAreRepaired(t *testing.T) {
 	}
 	sc.inject("%d workflows on 5 providers terminated while their refunds were PROCESSING; their callbacks arrived while no workflow ran", len(ids))
 	resumed := 0
-	err = reliability.Poll(ctx, 60*time.Second, "every refund resumed and final", func(ctx context.Context) (bool, error) {
+	err = rig.Poll(ctx, 60*time.Second, "every refund resumed and final", func(ctx context.Context) (bool, error) {
 		rep, err := r.Activities.Reconcile(ctx)
 		resumed += rep.WorkflowsResumed
 		if err != nil {
 			return false, err
 		}
-		n, err := reliability.Live(ctx, r.Store, m.ID)
+		n, err := rig.Live(ctx, r.Store, m.ID)
 		return n == 0, err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	byStatus := reliability.CountByStatus(must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID)))
+	byStatus := rig.CountByStatus(must[[]refund.Refund](t)(rig.Refunds(ctx, r.Store, m.ID)))
 	if byStatus[refund.StatusSucceeded] != len(ids) || resumed != len(ids) {
 		t.Fatalf("statuses %v, %d resumed; want all %d SUCCEEDED and resumed", byStatus, resumed, len(ids))
 	}
@@ -187,16 +187,16 @@ func TestTerminatedWorkflowsAreRepaired(t *testing.T) {
 func TestReversalAfterSuccess(t *testing.T) {
 	sc := begin(t, "15. Reversal after success")
 	ctx := context.Background()
-	echo := reliability.NewCallbackEcho()
+	echo := rig.NewCallbackEcho()
 	receiver := newHookReceiver(t)
-	r := startRig(t, rigOptions{RigOptions: reliability.RigOptions{APIProxy: echo.Wrap,
+	r := startRig(t, rigOptions{RigOptions: rig.RigOptions{APIProxy: echo.Wrap,
 		WebhookPolicy: &activities.WebhookPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2,
 			MaximumInterval: time.Second, GiveUpAfter: time.Minute, AttemptTimeout: 2 * time.Second}}})
 	echo.SetAPIURL(r.APIURL)
 	m := newMerchant(t, r)
 	c := r.Client(m)
 	var ep struct{ Secret string }
-	resp := must[reliability.Response](t)(c.Do(ctx, "POST", "/v1/webhook-endpoints", map[string]any{"url": receiver.srv.URL}))
+	resp := must[rig.Response](t)(c.Do(ctx, "POST", "/v1/webhook-endpoints", map[string]any{"url": receiver.srv.URL}))
 	if resp.Status != http.StatusCreated || resp.Decode(&ep) != nil {
 		t.Fatalf("create endpoint: %d %s", resp.Status, resp.Body)
 	}
@@ -204,9 +204,9 @@ func TestReversalAfterSuccess(t *testing.T) {
 	receiver.secret = ep.Secret
 	receiver.mu.Unlock()
 	ids := refundOnEveryProvider(t, r, m, 2, 1208)
-	err := reliability.Poll(ctx, 40*time.Second, "every refund reversed", func(ctx context.Context) (bool, error) {
-		rs, err := reliability.Refunds(ctx, r.Store, m.ID)
-		return reliability.CountByStatus(rs)[refund.StatusReversed] == len(ids), err
+	err := rig.Poll(ctx, 40*time.Second, "every refund reversed", func(ctx context.Context) (bool, error) {
+		rs, err := rig.Refunds(ctx, r.Store, m.ID)
+		return rig.CountByStatus(rs)[refund.StatusReversed] == len(ids), err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +222,7 @@ func TestReversalAfterSuccess(t *testing.T) {
 		if rf.Status != refund.StatusReversed {
 			t.Fatalf("refund %s is %s after the late callbacks", id, rf.Status)
 		}
-		tx := must[reliability.TransactionState](t)(c.GetTransaction(ctx, rf.OriginalTransactionID.String()))
+		tx := must[rig.TransactionState](t)(c.GetTransaction(ctx, rf.OriginalTransactionID.String()))
 		if tx.RefundedAmount != 0 || tx.RefundableAmount != tx.Amount || tx.Status != refund.TxCaptured {
 			t.Fatalf("transaction of reversed refund %s: %+v", id, tx)
 		}
@@ -242,7 +242,7 @@ func TestReversalAfterSuccess(t *testing.T) {
 		}
 		return n
 	}
-	err = reliability.Poll(ctx, 30*time.Second, "refund.reversed delivered", func(ctx context.Context) (bool, error) {
+	err = rig.Poll(ctx, 30*time.Second, "refund.reversed delivered", func(ctx context.Context) (bool, error) {
 		if reversedEvents() < len(ids) {
 			return false, nil
 		}
@@ -270,7 +270,7 @@ func TestSameTransactionRegisteredConcurrently(t *testing.T) {
 	m := newMerchant(t, r)
 	c := r.Client(m)
 	var sess struct{ SessionID string }
-	resp := must[reliability.Response](t)(c.Do(ctx, "POST", "/v1/sessions", map[string]any{}))
+	resp := must[rig.Response](t)(c.Do(ctx, "POST", "/v1/sessions", map[string]any{}))
 	if resp.Status != http.StatusCreated || resp.Decode(&sess) != nil {
 		t.Fatalf("session: %d %s", resp.Status, resp.Body)
 	}
@@ -283,7 +283,7 @@ func TestSameTransactionRegisteredConcurrently(t *testing.T) {
 	}
 	other["amount"] = 20000
 	const n = 20
-	resps := make([]reliability.Response, 2*n)
+	resps := make([]rig.Response, 2*n)
 	race(2*n, func(i int) {
 		b := body
 		if i >= n {
@@ -327,11 +327,11 @@ func TestSameTransactionRegisteredConcurrently(t *testing.T) {
 	for id := range ids {
 		txID = id
 	}
-	tx := reliability.Transaction{ID: txID, Currency: "EUR"}
-	if resp := must[reliability.Response](t)(c.CreateRefund(ctx, map[string]any{"originalTransactionId": txID}, "")); resp.Status != http.StatusAccepted {
+	tx := rig.Transaction{ID: txID, Currency: "EUR"}
+	if resp := must[rig.Response](t)(c.CreateRefund(ctx, map[string]any{"originalTransactionId": txID}, "")); resp.Status != http.StatusAccepted {
 		t.Fatalf("full refund: %d %s", resp.Status, resp.Body)
 	}
-	if resp := must[reliability.Response](t)(c.CreateRefund(ctx, reliability.RefundBody(tx, 100), "")); resp.Status != http.StatusUnprocessableEntity {
+	if resp := must[rig.Response](t)(c.CreateRefund(ctx, rig.RefundBody(tx, 100), "")); resp.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("a refund past the payment method's balance answered %d %s", resp.Status, resp.Body)
 	}
 	waitAll(t, r, m, 30*time.Second)

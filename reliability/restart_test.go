@@ -14,8 +14,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/backflow/backflow/internal/invariants"
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
 )
@@ -39,7 +39,7 @@ func TestTemporalRestartedWithRefundsInFlight(t *testing.T) {
 			next.ServeHTTP(w, req)
 		})
 	}
-	r := startRig(t, rigOptions{RigOptions: reliability.RigOptions{Temporal: tc, AsyncDelay: 3 * time.Second, APIProxy: countCallbacks}})
+	r := startRig(t, rigOptions{RigOptions: rig.RigOptions{Temporal: tc, AsyncDelay: 3 * time.Second, APIProxy: countCallbacks}})
 	m := newMerchant(t, r)
 	c := r.Client(m)
 
@@ -49,8 +49,8 @@ func TestTemporalRestartedWithRefundsInFlight(t *testing.T) {
 	var ids []string
 	want := map[string]refund.Status{}
 	for i := range n {
-		p := reliability.Providers[i%len(reliability.Providers)]
-		tx := must[reliability.Transaction](t)(c.CreateTransaction(ctx, p.Fields))
+		p := rig.Providers[i%len(rig.Providers)]
+		tx := must[rig.Transaction](t)(c.CreateTransaction(ctx, p.Fields))
 		s := suffixes[i%len(suffixes)]
 		id := must[string](t)(c.Refund(ctx, tx, 1000+100*int64(i)+s))
 		ids = append(ids, id)
@@ -61,16 +61,16 @@ func TestTemporalRestartedWithRefundsInFlight(t *testing.T) {
 	}
 	sc.refunds = n
 	// Kill it while the first refunds are still moving.
-	live := must[int](t)(reliability.Live(ctx, r.Store, m.ID))
+	live := must[int](t)(rig.Live(ctx, r.Store, m.ID))
 	ts.kill()
 	down := time.Now()
 	// While it is down the API says so, and callbacks of the asynchronous outcomes fail (the sandbox gives up after 5 tries).
-	resp := must[reliability.Response](t)(reliability.NewClient(r.APIURL, "").Do(ctx, "GET", "/readyz", nil))
+	resp := must[rig.Response](t)(rig.NewClient(r.APIURL, "").Do(ctx, "GET", "/readyz", nil))
 	if resp.Status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with Temporal down: %d %s", resp.Status, resp.Body)
 	}
 	seen := callbacks.Load()
-	err := reliability.Poll(ctx, 30*time.Second, "a provider callback arriving while Temporal is down", func(context.Context) (bool, error) {
+	err := rig.Poll(ctx, 30*time.Second, "a provider callback arriving while Temporal is down", func(context.Context) (bool, error) {
 		return callbacks.Load() > seen, nil
 	})
 	if err != nil {
@@ -81,7 +81,7 @@ func TestTemporalRestartedWithRefundsInFlight(t *testing.T) {
 	sc.inject("SIGKILL of the %s with %d of %d refunds still live; down %s (%d provider callbacks arrived meanwhile); restarted on the same %s",
 		ownTemporal(), live, n, outage.Round(100*time.Millisecond), callbacks.Load()-seen, ts.data())
 
-	if err := reliability.WaitSettled(ctx, r.Store, 90*time.Second, m.ID); err != nil {
+	if err := rig.WaitSettled(ctx, r.Store, 90*time.Second, m.ID); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
@@ -111,16 +111,16 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 	ctx := context.Background()
 	pg := startPostgres(t)
 	pool, _ := pg.database(t, "bf_reliability_pgrestart")
-	r := startRig(t, rigOptions{RigOptions: reliability.RigOptions{Store: store.New(pool)}})
+	r := startRig(t, rigOptions{RigOptions: rig.RigOptions{Store: store.New(pool)}})
 	m := newMerchant(t, r)
 	c := r.Client(m)
-	var txs []reliability.Transaction
-	for _, p := range reliability.Providers {
+	var txs []rig.Transaction
+	for _, p := range rig.Providers {
 		fields := map[string]any{"amount": 50_000_000}
 		for k, v := range p.Fields {
 			fields[k] = v
 		}
-		txs = append(txs, must[reliability.Transaction](t)(c.CreateTransaction(ctx, fields)))
+		txs = append(txs, must[rig.Transaction](t)(c.CreateTransaction(ctx, fields)))
 	}
 
 	type outcome struct {
@@ -132,7 +132,7 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 		bad         []string          // any 500 or malformed error
 	}
 	o := &outcome{accepted: map[string]string{}, unresolved: map[string]bool{}, codes: map[string]int{}}
-	record := func(what string, resp reliability.Response) {
+	record := func(what string, resp rig.Response) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		p, isProblem := resp.Problem()
@@ -163,7 +163,7 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 					amount += 4 // asynchronous outcome
 				}
 				key := fmt.Sprintf("pg-%d-%s", w, uuid.NewString())
-				body := reliability.RefundBody(tx, amount)
+				body := rig.RefundBody(tx, amount)
 				// Retry the same key on 503 and 409 (as a client should), a few times.
 				for try := 0; ; try++ {
 					resp, err := c.CreateRefund(ctx, body, key)
@@ -207,15 +207,15 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 		defer o.mu.Unlock()
 		return len(o.accepted)
 	}
-	if err := reliability.Poll(ctx, 30*time.Second, "load before the crash", func(context.Context) (bool, error) { return accepted() >= 20, nil }); err != nil {
+	if err := rig.Poll(ctx, 30*time.Second, "load before the crash", func(context.Context) (bool, error) { return accepted() >= 20, nil }); err != nil {
 		t.Fatal(err)
 	}
 	before := accepted()
 	pg.crash(t)
 	down := time.Now()
 	// While it is down: 503 on writes, reads and readiness.
-	anon := reliability.NewClient(r.APIURL, m.Key)
-	err := reliability.Poll(ctx, 20*time.Second, "503 from the API while Postgres is down", func(ctx context.Context) (bool, error) {
+	anon := rig.NewClient(r.APIURL, m.Key)
+	err := rig.Poll(ctx, 20*time.Second, "503 from the API while Postgres is down", func(ctx context.Context) (bool, error) {
 		resp, err := anon.Do(ctx, "GET", "/v1/refunds?limit=1", nil)
 		if err != nil {
 			return false, err
@@ -226,14 +226,14 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp := must[reliability.Response](t)(anon.Do(ctx, "GET", "/readyz", nil)); resp.Status != http.StatusServiceUnavailable {
+	if resp := must[rig.Response](t)(anon.Do(ctx, "GET", "/readyz", nil)); resp.Status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with Postgres down: %d", resp.Status)
 	}
 	time.Sleep(2 * time.Second) // the outage itself: load keeps hitting the API
 	pg.start(t)
 	outage := time.Since(down)
 	// It recovers by itself: no restart of the API or the worker.
-	if err := reliability.Poll(ctx, 30*time.Second, "refunds accepted again after the restart", func(context.Context) (bool, error) {
+	if err := rig.Poll(ctx, 30*time.Second, "refunds accepted again after the restart", func(context.Context) (bool, error) {
 		return accepted() >= before+20, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -250,7 +250,7 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 		t.Errorf("no 503 %s seen during the outage: %v", server.CodeUnavailable, o.codes)
 	}
 	sc.inject("pg_ctl stop -m immediate under 6 concurrent clients (create + read), down %s, restarted", outage.Round(100*time.Millisecond))
-	if err := reliability.WaitSettled(ctx, r.Store, 90*time.Second, m.ID); err != nil {
+	if err := rig.WaitSettled(ctx, r.Store, 90*time.Second, m.ID); err != nil {
 		t.Fatal(err)
 	}
 	// Nothing lost: every accepted refund exists and is final; an unresolved key made at most one refund.
@@ -266,7 +266,7 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 			unresolvedWithRefund++
 		}
 	}
-	all := must[[]refund.Refund](t)(reliability.Refunds(ctx, r.Store, m.ID))
+	all := must[[]refund.Refund](t)(rig.Refunds(ctx, r.Store, m.ID))
 	sc.refunds = len(all)
 	sc.verified("answers: %s; no 500; every one of %d accepted refunds kept and final; %d keys unresolved when the load stopped (%d of them committed); 503 detail: %q",
 		histogram(o.codes), len(o.accepted), len(o.unresolved), unresolvedWithRefund, first(o.unavailable))

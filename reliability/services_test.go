@@ -27,9 +27,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/migrations"
-	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/workflows"
 )
@@ -240,7 +240,7 @@ func (s *temporalServer) run(t *testing.T) {
 // waitReady polls until the default namespace answers.
 func (s *temporalServer) waitReady(t *testing.T) {
 	t.Helper()
-	err := reliability.Poll(context.Background(), 60*time.Second, ownTemporal()+" on "+s.addr(), func(ctx context.Context) (bool, error) {
+	err := rig.Poll(context.Background(), 60*time.Second, ownTemporal()+" on "+s.addr(), func(ctx context.Context) (bool, error) {
 		if s.proc.exited() {
 			return false, errors.New("the server exited")
 		}
@@ -323,7 +323,7 @@ func startPostgres(t *testing.T) *pgServer {
 			t.Fatal(err)
 		}
 	}
-	p := &pgServer{bin: pgBin(t), dir: filepath.Join(dir, "data"), port: testenv.FreePort(t)}
+	p := &pgServer{bin: pgBin(t), dir: filepath.Join(dir, "data"), port: rig.FreePort(t)}
 	if out, err := asPostgres(filepath.Join(p.bin, "initdb"), "-D", p.dir, "-U", "postgres", "--auth=trust", "-E", "UTF8",
 		"--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
@@ -459,7 +459,7 @@ func (p *tcpProxy) pipe(c net.Conn) {
 // waitHTTP waits until url answers 200.
 func waitHTTP(t *testing.T, url string, timeout time.Duration) {
 	t.Helper()
-	err := reliability.Poll(context.Background(), timeout, "GET "+url, func(ctx context.Context) (bool, error) {
+	err := rig.Poll(context.Background(), timeout, "GET "+url, func(ctx context.Context) (bool, error) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

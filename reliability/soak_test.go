@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/internal/testenv"
-	"github.com/backflow/backflow/reliability"
 )
 
 // TestShortSoak runs the soak (make soak) for 20 seconds: mixed load on
@@ -18,9 +18,9 @@ func TestShortSoak(t *testing.T) {
 	sc := begin(t, "11. Mixed load with random faults (short soak)")
 	env := testenv.Get(t)
 	var progress strings.Builder
-	res, err := reliability.Soak(context.Background(), reliability.SoakOptions{
+	res, err := rig.Soak(context.Background(), rig.SoakOptions{
 		Pool:     env.Pool,
-		Rig:      reliability.RigOptions{Store: env.Store, Temporal: env.Temporal, TaskQueue: queueName(t), Logger: env.Logger},
+		Rig:      rig.RigOptions{Store: env.Store, Temporal: env.Temporal, TaskQueue: queueName(t), Logger: env.Logger},
 		Duration: 20 * time.Second, Clients: 6, Merchants: 3, MaxLive: 30, Drain: 90 * time.Second,
 		Progress: &progress, ProgressEvery: 5 * time.Second,
 	})

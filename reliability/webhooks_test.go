@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/backflow/backflow/activities"
-	"github.com/backflow/backflow/reliability"
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/webhooks"
 )
@@ -87,14 +87,14 @@ func TestWebhookReceiverDownForALongTime(t *testing.T) {
 	ctx := context.Background()
 	policy := activities.WebhookPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: time.Second,
 		GiveUpAfter: 10 * time.Minute, AttemptTimeout: 2 * time.Second}
-	r := startRig(t, rigOptions{RigOptions: reliability.RigOptions{WebhookPolicy: &policy}})
+	r := startRig(t, rigOptions{RigOptions: rig.RigOptions{WebhookPolicy: &policy}})
 	m := newMerchant(t, r)
 	c := r.Client(m)
 
 	recv := newHookReceiver(t)
 	front := startTCPProxy(t, recv.srv.Listener.Addr().String())
 	var ep server.WebhookEndpointObject
-	resp := must[reliability.Response](t)(c.Do(ctx, "POST", "/v1/webhook-endpoints", map[string]any{"url": "http://" + front.addr() + "/hooks"},
+	resp := must[rig.Response](t)(c.Do(ctx, "POST", "/v1/webhook-endpoints", map[string]any{"url": "http://" + front.addr() + "/hooks"},
 		"Idempotency-Key", uuid.NewString()))
 	if resp.Status != http.StatusCreated || resp.Decode(&ep) != nil || ep.Secret == "" {
 		t.Fatalf("create webhook endpoint: %d %s", resp.Status, resp.Body)
@@ -107,14 +107,13 @@ func TestWebhookReceiverDownForALongTime(t *testing.T) {
 	front.setMode("refuse")
 	const n = 20
 	suffixes := []int64{0, 1, 4, 5, 10}
-	var ids []string
 	for i := range n {
-		p := reliability.Providers[i%len(reliability.Providers)]
-		tx := must[reliability.Transaction](t)(c.CreateTransaction(ctx, p.Fields))
-		ids = append(ids, must[string](t)(c.Refund(ctx, tx, 1000+100*int64(i)+suffixes[i%len(suffixes)])))
+		p := rig.Providers[i%len(rig.Providers)]
+		tx := must[rig.Transaction](t)(c.CreateTransaction(ctx, p.Fields))
+		must[string](t)(c.Refund(ctx, tx, 1000+100*int64(i)+suffixes[i%len(suffixes)]))
 	}
 	sc.refunds = n
-	if err := reliability.WaitSettled(ctx, r.Store, 60*time.Second, m.ID); err != nil {
+	if err := rig.WaitSettled(ctx, r.Store, 60*time.Second, m.ID); err != nil {
 		t.Fatalf("refunds waited for their webhooks: %v", err)
 	}
 	events := listAllEvents(t, c)
@@ -135,7 +134,7 @@ func TestWebhookReceiverDownForALongTime(t *testing.T) {
 
 	// Back up: everything arrives.
 	recv.setFailing(false)
-	err := reliability.Poll(ctx, 60*time.Second, "every event delivered", func(context.Context) (bool, error) {
+	err := rig.Poll(ctx, 60*time.Second, "every event delivered", func(context.Context) (bool, error) {
 		_, distinct, _, _ := recv.stats()
 		return distinct == len(events), nil
 	})
@@ -162,7 +161,7 @@ func TestWebhookReceiverDownForALongTime(t *testing.T) {
 	sc.invariants(ctx, r.Store.Pool(), o)
 }
 
-func listAllEvents(t *testing.T, c *reliability.Client) []server.EventObject {
+func listAllEvents(t *testing.T, c *rig.Client) []server.EventObject {
 	t.Helper()
 	var out []server.EventObject
 	cursor := ""
@@ -175,7 +174,7 @@ func listAllEvents(t *testing.T, c *reliability.Client) []server.EventObject {
 		if cursor != "" {
 			path += "&cursor=" + cursor
 		}
-		resp := must[reliability.Response](t)(c.Do(context.Background(), "GET", path, nil))
+		resp := must[rig.Response](t)(c.Do(context.Background(), "GET", path, nil))
 		if resp.Status != http.StatusOK || resp.Decode(&page) != nil {
 			t.Fatalf("list events: %d %s", resp.Status, resp.Body)
 		}
@@ -188,7 +187,7 @@ func listAllEvents(t *testing.T, c *reliability.Client) []server.EventObject {
 }
 
 // countAttempts counts the logged delivery attempts of events that succeeded (or failed).
-func countAttempts(t *testing.T, r *reliability.Rig, events []server.EventObject, succeeded bool) int {
+func countAttempts(t *testing.T, r *rig.Rig, events []server.EventObject, succeeded bool) int {
 	t.Helper()
 	n := 0
 	for _, e := range events {
@@ -206,9 +205,9 @@ func countAttempts(t *testing.T, r *reliability.Rig, events []server.EventObject
 }
 
 // waitFailedAttempts waits until every event has at least k failed attempts logged.
-func waitFailedAttempts(t *testing.T, r *reliability.Rig, events []server.EventObject, k int) {
+func waitFailedAttempts(t *testing.T, r *rig.Rig, events []server.EventObject, k int) {
 	t.Helper()
-	err := reliability.Poll(context.Background(), 60*time.Second, fmt.Sprintf("%d failed attempts per event", k), func(ctx context.Context) (bool, error) {
+	err := rig.Poll(context.Background(), 60*time.Second, fmt.Sprintf("%d failed attempts per event", k), func(ctx context.Context) (bool, error) {
 		for _, e := range events {
 			as, err := r.Store.ListWebhookAttempts(ctx, e.ID)
 			if err != nil {

@@ -9,6 +9,7 @@
 #   BENCH_FLAGS="-n 500" make bench
 #   BENCH_JSON=out.json (default bin/bench-last.json), BENCH_KEEP=1 keeps the
 #   temporary directory and its logs, BENCH_LOG_LEVEL sets the services' log level.
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -96,8 +97,9 @@ wait_for "sandbox PSP" bash -c "curl -sS -o /dev/null $BACKFLOW_SANDBOX_URL/"
 BENCH_JSON=${BENCH_JSON:-$BIN/bench-last.json}
 mkdir -p "$(dirname "$BENCH_JSON")"
 log "running backflow bench ${BENCH_FLAGS:-} $*"
-# shellcheck disable=SC2086
 LABEL="commit $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+# BENCH_FLAGS is a list of flags: split on purpose.
+# shellcheck disable=SC2086
 "$BF" bench --api-url "$BACKFLOW_PUBLIC_URL" --api-key "$API_KEY" --json "$BENCH_JSON" --label "$LABEL" \
   --pid "api=${PID_OF[api]}" --pid "worker=${PID_OF[worker]}" --pid "sandbox=${PID_OF[sandbox]}" \
   --pid "temporal=$TEMPORAL_PID" --pid "postgres=$PG_PID" --temporal-metrics "http://127.0.0.1:$TEMPORAL_METRICS_PORT/metrics" ${BENCH_FLAGS:-} "$@"

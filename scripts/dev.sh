@@ -5,6 +5,7 @@
 # real temporal-server on that Postgres (deploy/temporal/). Data is kept
 # between runs, in .dev/ (dev server) or .dev/cluster/ (temporal-server);
 # .dev/demo.env describes the stack that runs. Ctrl-C stops everything.
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -119,5 +120,7 @@ Try a refund (cardpay sample session; amount ending in 00 succeeds at once):
 
 Press Ctrl-C to stop.
 MSG
+# No UI process (the dev server serves its own UI): no argument.
+# shellcheck disable=SC2086
 wait -n "${PIDS[@]}" "$TEMPORAL_PID" ${TEMPORAL_UI_PID:-} || true
 log "a process exited; see $LOGS"

@@ -7,6 +7,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN="$ROOT/bin"
 STRIPE_MOCK_VERSION=v0.203.0
+STATICCHECK_VERSION=v0.8.2
 
 # Backflow's custom search attributes (workflows.SearchAttributeKeys), NAME=Type.
 SEARCH_ATTRIBUTES=(BackflowMerchantId=Keyword BackflowRefundStatus=Keyword BackflowProvider=Keyword
@@ -40,6 +41,21 @@ ensure_stripe_mock() {
   if [ -x "$BIN/stripe-mock" ]; then return; fi
   log "installing stripe-mock $STRIPE_MOCK_VERSION"
   GOBIN="$BIN" go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION"
+}
+
+ensure_staticcheck() {
+  if [ -x "$BIN/staticcheck" ]; then return; fi
+  log "installing staticcheck $STATICCHECK_VERSION"
+  GOBIN="$BIN" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+}
+
+# ensure_shellcheck installs shellcheck from the machine's packages when absent.
+ensure_shellcheck() {
+  if command -v shellcheck >/dev/null; then return; fi
+  log "installing shellcheck from the machine's packages"
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
+  $sudo apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq shellcheck >&2
 }
 
 # pg_bin finds the Postgres server binaries, installing them when absent.

@@ -4,6 +4,7 @@
 # does), then the invariant checker. Exits non-zero on any violation.
 #   DURATION=10m make soak
 #   SOAK_ARGS="-clients 16 -seed 42" make soak
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -20,4 +21,4 @@ export DURATION=${DURATION:-2m}
 
 log "soak for $DURATION"
 # shellcheck disable=SC2086 # SOAK_ARGS is a list of flags
-go run ./reliability/cmd/soak ${SOAK_ARGS:-}
+go run ./internal/rig/cmd/soak ${SOAK_ARGS:-}

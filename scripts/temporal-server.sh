@@ -7,6 +7,7 @@
 #   scripts/temporal-server.sh setup   role, databases and schema (safe to repeat)
 #   scripts/temporal-server.sh run     becomes temporal-server (the process to kill)
 #   scripts/temporal-server.sh init    default namespace and Backflow's search attributes
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 

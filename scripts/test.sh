@@ -3,6 +3,7 @@
 # the whole run, then runs go vet and every test against them. Temporal is
 # the CLI's dev server, or with BACKFLOW_TEST_TEMPORAL=server the real
 # temporal-server on that Postgres (deploy/temporal/, as make cluster runs it).
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
 )
@@ -18,7 +18,7 @@ import (
 // counts is what a rejected request must leave untouched.
 type counts struct{ refunds, ledger, events int }
 
-func countRows(t *testing.T, s *testenv.Stack) counts {
+func countRows(t *testing.T, s *rig.Stack) counts {
 	t.Helper()
 	var c counts
 	err := s.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM refunds), (SELECT count(*) FROM ledger_entries),
@@ -30,7 +30,7 @@ func countRows(t *testing.T, s *testenv.Stack) counts {
 }
 
 func TestConcurrentPartialRefundsNeverOverRefund(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	_, txID := s.Transaction(t, map[string]any{"amount": 10000})
 	const workers, each = 50, 300 // 15000 asked of 10000 captured
 	var wg sync.WaitGroup
@@ -90,12 +90,12 @@ func TestConcurrentPartialRefundsNeverOverRefund(t *testing.T) {
 }
 
 func TestConcurrentSameIdempotencyKeyMakesOneRefund(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	_, txID := s.Transaction(t, map[string]any{"amount": 10000})
 	body := map[string]any{"originalTransactionId": txID, "refundValue": map[string]any{"amount": 1200, "currency": "EUR"}}
 	key := "idem-" + uuid.NewString()
 	var wg sync.WaitGroup
-	responses := make([]testenv.Response, 20)
+	responses := make([]rig.Response, 20)
 	for i := range responses {
 		wg.Add(1)
 		go func() {
@@ -112,7 +112,7 @@ func TestConcurrentSameIdempotencyKeyMakesOneRefund(t *testing.T) {
 			r.JSON(t, &o)
 			ids[o.TransactionID] = true
 		case http.StatusConflict:
-			testenv.AssertProblem(t, r, http.StatusConflict, server.CodeIdempotencyInFlight)
+			rig.AssertProblem(t, r, http.StatusConflict, server.CodeIdempotencyInFlight)
 		default:
 			t.Fatalf("unexpected %d: %s", r.Status, r.Body)
 		}
@@ -125,7 +125,7 @@ func TestConcurrentSameIdempotencyKeyMakesOneRefund(t *testing.T) {
 		t.Fatalf("%d refund rows (err %v), want 1", n, err)
 	}
 	// A later retry replays the original response.
-	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", body, "Idempotency-Key", key), http.StatusAccepted)
+	r := rig.Must(t, s.Do(t, "POST", "/v1/refunds", body, "Idempotency-Key", key), http.StatusAccepted)
 	if r.Header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("replay lacks Idempotent-Replayed header")
 	}
@@ -143,14 +143,14 @@ func TestConcurrentSameIdempotencyKeyMakesOneRefund(t *testing.T) {
 	// Same key, another body: rejected, nothing written.
 	before := countRows(t, s)
 	body["refundValue"] = map[string]any{"amount": 1300, "currency": "EUR"}
-	testenv.AssertProblem(t, s.Do(t, "POST", "/v1/refunds", body, "Idempotency-Key", key), http.StatusUnprocessableEntity, server.CodeIdempotencyMismatch)
+	rig.AssertProblem(t, s.Do(t, "POST", "/v1/refunds", body, "Idempotency-Key", key), http.StatusUnprocessableEntity, server.CodeIdempotencyMismatch)
 	if after := countRows(t, s); after != before {
 		t.Fatalf("mismatch left rows: %+v → %+v", before, after)
 	}
 }
 
 func TestErrorCodes(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	sessionID, txID := s.Transaction(t, map[string]any{"amount": 5000})
 	authSession, authTx := s.Transaction(t, map[string]any{"status": "AUTHORIZED"})
 	twoSession, _ := s.Transaction(t, nil)
@@ -158,7 +158,7 @@ func TestErrorCodes(t *testing.T) {
 		"amount": 100, "currency": "EUR", "status": "CAPTURED", "providerReference": "second"})
 	_, noDestTx := s.Transaction(t, map[string]any{"provider": "momo", "method": "mobile_money"})
 	_, fullTx := s.Transaction(t, map[string]any{"amount": 700})
-	full := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": fullTx}), http.StatusAccepted)
+	full := rig.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": fullTx}), http.StatusAccepted)
 	var fullRefund refund.Object
 	full.JSON(t, &fullRefund)
 	s.WaitRefund(t, fullRefund.TransactionID.String(), 20*time.Second, refund.StatusSucceeded)
@@ -203,7 +203,7 @@ func TestErrorCodes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := countRows(t, s)
-			p := testenv.AssertProblem(t, s.DoWithKey(t, tc.key, tc.method, tc.path, tc.body), tc.status, tc.code)
+			p := rig.AssertProblem(t, s.DoWithKey(t, tc.key, tc.method, tc.path, tc.body), tc.status, tc.code)
 			if p.Detail == "" || p.Title == "" || p.Type == "" || p.Status != tc.status {
 				t.Fatalf("incomplete problem: %+v", p)
 			}
@@ -218,7 +218,7 @@ func TestErrorCodes(t *testing.T) {
 }
 
 func TestValidationBoundaries(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{NoWorker: true})
+	s := rig.StartStack(t, rig.StackOptions{NoWorker: true})
 	_, txID := s.Transaction(t, map[string]any{"amount": 200_000_000})
 	meta := func(n, keyLen, valLen int) map[string]string {
 		m := map[string]string{}
@@ -266,10 +266,10 @@ func TestValidationBoundaries(t *testing.T) {
 			}
 			r := s.Do(t, "POST", "/v1/refunds", body)
 			if tc.ok {
-				testenv.Must(t, r, http.StatusAccepted)
+				rig.Must(t, r, http.StatusAccepted)
 				return
 			}
-			p := testenv.AssertProblem(t, r, http.StatusUnprocessableEntity, refund.CodeValidation)
+			p := rig.AssertProblem(t, r, http.StatusUnprocessableEntity, refund.CodeValidation)
 			found := false
 			for _, fe := range p.Errors {
 				found = found || strings.HasPrefix(fe.Field, tc.field)
@@ -282,9 +282,9 @@ func TestValidationBoundaries(t *testing.T) {
 }
 
 func TestTenantIsolation(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	sessionID, txID := s.Transaction(t, nil)
-	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"sessionId": sessionID,
+	r := rig.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"sessionId": sessionID,
 		"refundValue": map[string]any{"amount": 100, "currency": "EUR"}}), http.StatusAccepted)
 	var got refund.Object
 	r.JSON(t, &got)
@@ -303,20 +303,20 @@ func TestTenantIsolation(t *testing.T) {
 		{"POST", "/v1/transactions", map[string]any{"sessionId": sessionID, "provider": "cardpay", "method": "card", "amount": 1,
 			"currency": "EUR", "status": "CAPTURED", "providerReference": "x"}, refund.CodeSessionNotFound},
 	} {
-		testenv.AssertProblem(t, s.DoWithKey(t, other, tc.method, tc.path, tc.body), http.StatusNotFound, tc.code)
+		rig.AssertProblem(t, s.DoWithKey(t, other, tc.method, tc.path, tc.body), http.StatusNotFound, tc.code)
 	}
 	var page struct{ Data []refund.Object }
-	testenv.Must(t, s.DoWithKey(t, other, "GET", "/v1/refunds?sessionId="+sessionID, nil), http.StatusOK).JSON(t, &page)
+	rig.Must(t, s.DoWithKey(t, other, "GET", "/v1/refunds?sessionId="+sessionID, nil), http.StatusOK).JSON(t, &page)
 	if len(page.Data) != 0 {
 		t.Fatalf("other merchant lists %d refunds", len(page.Data))
 	}
 }
 
 func TestBasicAuthAndListPagination(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{NoWorker: true})
+	s := rig.StartStack(t, rig.StackOptions{NoWorker: true})
 	sessionID, _ := s.Transaction(t, nil)
 	for range 5 {
-		testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"sessionId": sessionID,
+		rig.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"sessionId": sessionID,
 			"refundValue": map[string]any{"amount": 10, "currency": "EUR"}}), http.StatusAccepted)
 	}
 	req, _ := http.NewRequest("GET", s.APIURL+"/v1/refunds?limit=2&sessionId="+sessionID, nil)
@@ -333,7 +333,7 @@ func TestBasicAuthAndListPagination(t *testing.T) {
 			Data       []refund.Object
 			NextCursor string
 		}
-		testenv.Must(t, s.Do(t, "GET", "/v1/refunds?limit=2&sessionId="+sessionID+"&cursor="+cursor, nil), http.StatusOK).JSON(t, &page)
+		rig.Must(t, s.Do(t, "GET", "/v1/refunds?limit=2&sessionId="+sessionID+"&cursor="+cursor, nil), http.StatusOK).JSON(t, &page)
 		for _, r := range page.Data {
 			if seen[r.TransactionID] {
 				t.Fatalf("refund %s on two pages", r.TransactionID)
@@ -349,37 +349,37 @@ func TestBasicAuthAndListPagination(t *testing.T) {
 		t.Fatalf("paged through %d refunds, want 5", len(seen))
 	}
 	var page struct{ Data []refund.Object }
-	testenv.Must(t, s.Do(t, "GET", "/v1/refunds?status=SUCCEEDED&sessionId="+sessionID, nil), http.StatusOK).JSON(t, &page)
+	rig.Must(t, s.Do(t, "GET", "/v1/refunds?status=SUCCEEDED&sessionId="+sessionID, nil), http.StatusOK).JSON(t, &page)
 	if len(page.Data) != 0 {
 		t.Fatalf("status filter returned %d", len(page.Data))
 	}
 }
 
 func TestLineItemsAndGiftCardBalances(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{NoWorker: true})
+	s := rig.StartStack(t, rig.StackOptions{NoWorker: true})
 	_, txID := s.Transaction(t, map[string]any{"provider": "orchestra", "amount": 10000,
 		"lineItems":           []map[string]any{{"id": "sku-1", "amount": 1500, "quantity": 2}},
 		"giftCardRedemptions": []map[string]any{{"id": "gc-1", "amount": 3000}}})
 	// Line items: 2 units; a third is refused.
-	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
+	r := rig.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"lineItems": []map[string]any{{"id": "sku-1", "quantity": 2}}}), http.StatusAccepted)
 	var o refund.Object
 	r.JSON(t, &o)
 	if o.RefundValue.Amount != 3000 {
 		t.Fatalf("line item refund amount %d, want 3000", o.RefundValue.Amount)
 	}
-	testenv.AssertProblem(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
+	rig.AssertProblem(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"lineItems": []map[string]any{{"id": "sku-1", "quantity": 1}}}), http.StatusUnprocessableEntity, refund.CodeAmountInsufficient)
-	testenv.AssertProblem(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
+	rig.AssertProblem(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID,
 		"lineItems": []map[string]any{{"id": "sku-9", "quantity": 1}}}), http.StatusUnprocessableEntity, refund.CodeValidation)
 	// Gift card: its own 3000 balance is enforced.
-	gift := func(amount int) testenv.Response {
+	gift := func(amount int) rig.Response {
 		return s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID, "targetType": "GIFT_CARD_REDEMPTION",
 			"targetId": "gc-1", "refundValue": map[string]any{"amount": amount, "currency": "EUR"}})
 	}
-	testenv.Must(t, gift(2000), http.StatusAccepted)
-	testenv.AssertProblem(t, gift(1001), http.StatusUnprocessableEntity, refund.CodeAmountInsufficient)
-	testenv.Must(t, gift(1000), http.StatusAccepted)
+	rig.Must(t, gift(2000), http.StatusAccepted)
+	rig.AssertProblem(t, gift(1001), http.StatusUnprocessableEntity, refund.CodeAmountInsufficient)
+	rig.Must(t, gift(1000), http.StatusAccepted)
 	var tx server.TransactionObject
 	s.Do(t, "GET", "/v1/transactions/"+txID, nil).JSON(t, &tx)
 	if tx.ReservedAmount != 6000 || tx.GiftCardRedemptions[0].ReservedAmount != 3000 || tx.LineItems[0].ReservedQuantity != 2 {

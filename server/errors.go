@@ -91,8 +91,6 @@ func problem(code, detail string, fields ...FieldError) *Problem {
 	return &Problem{Type: problemTypeBase + code, Title: titles[status], Status: status, Detail: detail, Code: code, Errors: fields}
 }
 
-func notFound(code string) *Problem { return problem(code, "no such object for this merchant") }
-
 // toProblem maps any handler error to a problem document.
 func toProblem(err error) *Problem {
 	var p *Problem

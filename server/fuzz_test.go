@@ -20,11 +20,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/refunds"
-	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
 )
@@ -222,7 +222,7 @@ func FuzzCreateRefund(f *testing.F) {
 // docs/reliability.md) when BACKFLOW_RELIABILITY_REPORT is set; fuzzing
 // runs (-fuzz) are not reported.
 func reportFuzz(f *testing.F, statuses map[int]int, d time.Duration) {
-	path := os.Getenv(reliability.ReportEnv)
+	path := os.Getenv(rig.ReportEnv)
 	if path == "" || (flag.Lookup("test.fuzz") != nil && flag.Lookup("test.fuzz").Value.String() != "") {
 		return
 	}
@@ -241,12 +241,12 @@ func reportFuzz(f *testing.F, statuses map[int]int, d time.Duration) {
 	if f.Failed() {
 		result = "FAIL"
 	}
-	row := reliability.Row{Scenario: "9. Bad input (FuzzCreateRefund seed corpus)",
+	row := rig.Row{Scenario: "9. Bad input (FuzzCreateRefund seed corpus)",
 		Injected: fmt.Sprintf("%d bodies: malformed/truncated/trailing JSON, huge, negative, fractional and string amounts, bad and foreign UUIDs, unknown and duplicate fields, a 70 KB body, NUL, lone surrogates, invalid UTF-8, RTL and emoji text", total),
 		Refunds:  statuses[http.StatusAccepted],
 		Checked:  "answers " + strings.Join(parts, ", ") + "; every rejection a problem+json 4xx with no refund, ledger or event row and no workflow start; every 202 exactly one of each",
 		Result:   result, Duration: d, At: time.Now().UTC()}
-	if err := reliability.AppendRow(path, row); err != nil {
+	if err := rig.AppendRow(path, row); err != nil {
 		f.Errorf("report: %v", err)
 	}
 }

@@ -25,12 +25,11 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/backflow/backflow/activities"
-	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/metrics"
 	"github.com/backflow/backflow/ops"
 	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/refunds"
-	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/webhooks"
 )
@@ -153,7 +152,7 @@ func echoPathToOpenAPI(p string) string {
 // conformance sends real requests and checks each request and response
 // against the document.
 type conformance struct {
-	s      *testenv.Stack
+	s      *rig.Stack
 	doc    *openapi3.T
 	router routers.Router
 	opts   *openapi3filter.Options
@@ -162,7 +161,7 @@ type conformance struct {
 	exercised map[string]bool // "METHOD /template" of every operation called
 }
 
-func newConformance(t *testing.T, s *testenv.Stack) *conformance {
+func newConformance(t *testing.T, s *rig.Stack) *conformance {
 	doc := loadOpenAPI(t)
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
@@ -212,7 +211,7 @@ type call struct {
 
 // do validates the request, sends it, checks the status and validates the
 // response against the document.
-func (c *conformance) do(t *testing.T, in call) testenv.Response {
+func (c *conformance) do(t *testing.T, in call) rig.Response {
 	t.Helper()
 	var raw []byte
 	switch b := in.body.(type) {
@@ -292,7 +291,7 @@ func (c *conformance) do(t *testing.T, in call) testenv.Response {
 	if err := c.validateResponse(reqInput, resp.StatusCode, resp.Header, body); err != nil {
 		t.Errorf("%s %s: %d response does not conform to the document: %v\n%s", in.method, in.path, resp.StatusCode, err, body)
 	}
-	return testenv.Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	return rig.Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
 }
 
 func (c *conformance) validateResponse(reqInput *openapi3filter.RequestValidationInput, status int, header http.Header, body []byte) error {
@@ -303,13 +302,13 @@ func (c *conformance) validateResponse(reqInput *openapi3filter.RequestValidatio
 
 // problemOf decodes a problem response and checks its code; do has
 // already checked the status.
-func problemOf(t *testing.T, r testenv.Response, code string) server.Problem {
+func problemOf(t *testing.T, r rig.Response, code string) server.Problem {
 	t.Helper()
-	return testenv.AssertProblem(t, r, r.Status, code)
+	return rig.AssertProblem(t, r, r.Status, code)
 }
 
 func TestOpenAPIConformance(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{NoWorker: true})
+	s := rig.StartStack(t, rig.StackOptions{NoWorker: true})
 	// Webhook retries within a second, so failed attempts are seen quickly.
 	s.Activities.Webhooks = activities.WebhookPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2,
 		MaximumInterval: time.Second, GiveUpAfter: time.Minute, AttemptTimeout: 3 * time.Second}
@@ -360,7 +359,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		r := c.do(t, call{method: "POST", path: "/v1/sessions", want: 201})
 		var sess struct{ SessionID string }
 		r.JSON(t, &sess)
-		r = c.do(t, call{method: "POST", path: "/v1/transactions", want: 201,
+		c.do(t, call{method: "POST", path: "/v1/transactions", want: 201,
 			body: map[string]any{"sessionId": sess.SessionID, "provider": "momo", "method": "mobile_money", "amount": 5000,
 				"currency": "KES", "status": "CAPTURED", "providerReference": "momo_" + uuid.NewString()[:8],
 				"payoutDestination": map[string]any{"type": "mobile_money", "mobileNumber": "+254700000001", "network": "mpesa", "country": "KE"}}})
@@ -672,7 +671,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		recv.waitAny(t, "/gone")
 		var gone server.WebhookEndpointObject
 		for deadline := time.Now().Add(30 * time.Second); gone.Status != "DISABLED" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			testenv.Must(t, s.Do(t, "GET", "/v1/webhook-endpoints/"+epGone.ID.String(), nil), http.StatusOK).JSON(t, &gone)
+			rig.Must(t, s.Do(t, "GET", "/v1/webhook-endpoints/"+epGone.ID.String(), nil), http.StatusOK).JSON(t, &gone)
 		}
 		c.do(t, call{method: "GET", path: "/v1/webhook-endpoints/" + epGone.ID.String(), want: 200}).JSON(t, &gone)
 		if gone.Status != "DISABLED" || gone.DisabledAt == nil || gone.DisabledReason == "" {
@@ -867,7 +866,7 @@ func TestOpenAPIConformance(t *testing.T) {
 	t.Run("metrics", func(t *testing.T) {
 		m := metrics.New()
 		m.WatchStore(s.Store, metrics.StoreScrapeTimeout, s.Logger)
-		svc := reliability.NewService(s.Store, s.Temporal, s.TaskQueue, s.Providers, s.Logger, refunds.Hooks{Created: m.RefundCreated})
+		svc := rig.NewService(s.Store, s.Temporal, s.TaskQueue, s.Providers, s.Logger, refunds.Hooks{Created: m.RefundCreated})
 		api := httptest.NewServer(server.New(server.Deps{Service: svc, Logger: s.Logger, Metrics: m.Handler(),
 			Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}}).Handler())
 		t.Cleanup(api.Close)
@@ -1032,7 +1031,7 @@ func (c *conformance) input(t *testing.T, method, path string) *openapi3filter.R
 
 // rejectsDrift checks that the document refuses each mutation of good, a
 // conforming answer to method path.
-func (c *conformance) rejectsDrift(t *testing.T, method, path string, good testenv.Response, mutations map[string]func(m map[string]any)) {
+func (c *conformance) rejectsDrift(t *testing.T, method, path string, good rig.Response, mutations map[string]func(m map[string]any)) {
 	t.Helper()
 	in := c.input(t, method, path)
 	if err := c.validateResponse(in, good.Status, good.Header, good.Body); err != nil {
@@ -1151,12 +1150,12 @@ func (h *hookReceiver) waitAny(t *testing.T, path string) {
 }
 
 // waitEvent polls GET /v1/events/{id} (merchant key) until ok.
-func waitEvent(t *testing.T, s *testenv.Stack, id string, ok func(server.EventDetail) bool) server.EventDetail {
+func waitEvent(t *testing.T, s *rig.Stack, id string, ok func(server.EventDetail) bool) server.EventDetail {
 	t.Helper()
 	var d server.EventDetail
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		testenv.Must(t, s.Do(t, "GET", "/v1/events/"+id, nil), http.StatusOK).JSON(t, &d)
+		rig.Must(t, s.Do(t, "GET", "/v1/events/"+id, nil), http.StatusOK).JSON(t, &d)
 		if ok(d) {
 			return d
 		}
@@ -1179,12 +1178,12 @@ func attemptsTo(d server.EventDetail, endpoint uuid.UUID) []server.WebhookAttemp
 }
 
 // waitOps polls GET /v1/ops/refunds/{id} until ok.
-func waitOps(t *testing.T, s *testenv.Stack, id string, ok func(ops.RefundDetail) bool) ops.RefundDetail {
+func waitOps(t *testing.T, s *rig.Stack, id string, ok func(ops.RefundDetail) bool) ops.RefundDetail {
 	t.Helper()
 	var d ops.RefundDetail
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		testenv.Must(t, s.DoWithKey(t, s.OpsKey, "GET", "/v1/ops/refunds/"+id, nil), http.StatusOK).JSON(t, &d)
+		rig.Must(t, s.DoWithKey(t, s.OpsKey, "GET", "/v1/ops/refunds/"+id, nil), http.StatusOK).JSON(t, &d)
 		if ok(d) {
 			return d
 		}

@@ -6,17 +6,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/workflows"
 )
 
 func TestRefundEndToEnd(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
+	s := rig.StartStack(t, rig.StackOptions{})
 	sessionID, txID := s.Transaction(t, map[string]any{"amount": 10000})
 
-	r := testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{
+	r := rig.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{
 		"sessionId": sessionID, "refundValue": map[string]any{"amount": 2500, "currency": "EUR"},
 		"reason": "customer asked", "description": "partial refund",
 	}), http.StatusAccepted)
@@ -61,7 +61,7 @@ func TestRefundEndToEnd(t *testing.T) {
 	}
 
 	// The rest is refunded with the amount omitted → the full remaining amount.
-	r = testenv.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID}), http.StatusAccepted)
+	r = rig.Must(t, s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID}), http.StatusAccepted)
 	r.JSON(t, &created)
 	if created.RefundValue.Amount != 7500 {
 		t.Fatalf("full remaining refund amount = %d, want 7500", created.RefundValue.Amount)
@@ -72,5 +72,5 @@ func TestRefundEndToEnd(t *testing.T) {
 		t.Fatalf("after full refund: %+v", tx)
 	}
 	r = s.Do(t, "POST", "/v1/refunds", map[string]any{"originalTransactionId": txID})
-	testenv.AssertProblem(t, r, http.StatusConflict, refund.CodeFullyRefunded)
+	rig.AssertProblem(t, r, http.StatusConflict, refund.CodeFullyRefunded)
 }

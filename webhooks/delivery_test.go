@@ -21,7 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/backflow/backflow/activities"
-	"github.com/backflow/backflow/internal/testenv"
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/webhooks"
@@ -40,7 +40,7 @@ const waitLimit = 30 * time.Second
 // one sandbox PSP and one worker on the package's task queue (workers of
 // several stacks would share that queue and take each other's tasks).
 func TestWebhooks(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{NoWorker: true})
+	s := rig.StartStack(t, rig.StackOptions{NoWorker: true})
 	s.Activities.Webhooks = fastWebhooks
 	s.StartWorker(t)
 
@@ -60,7 +60,7 @@ func TestWebhooks(t *testing.T) {
 // at least once after retries, with stable ids and valid signatures, and
 // every attempt is logged; meanwhile another merchant's refund and webhooks
 // are not delayed, and the refund itself never waits for its webhooks.
-func testRetriedUntilDelivered(t *testing.T, s *testenv.Stack) {
+func testRetriedUntilDelivered(t *testing.T, s *rig.Stack) {
 	_, keyA := s.NewMerchantKey(t, nil)
 	recvA := newReceiver(t)
 	recvA.setDown(true)
@@ -178,7 +178,7 @@ func testRetriedUntilDelivered(t *testing.T, s *testenv.Stack) {
 }
 
 // testGoneDisablesEndpoint: a 410 disables the endpoint and ends its deliveries.
-func testGoneDisablesEndpoint(t *testing.T, s *testenv.Stack) {
+func testGoneDisablesEndpoint(t *testing.T, s *rig.Stack) {
 	_, key := s.NewMerchantKey(t, nil)
 	recv := newReceiver(t)
 	recv.setStatus(http.StatusGone)
@@ -188,7 +188,7 @@ func testGoneDisablesEndpoint(t *testing.T, s *testenv.Stack) {
 
 	var got server.WebhookEndpointObject
 	poll(t, "endpoint disabled", func() bool {
-		testenv.Must(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+ep.ID.String(), nil), http.StatusOK).JSON(t, &got)
+		rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+ep.ID.String(), nil), http.StatusOK).JSON(t, &got)
 		return got.Status == "DISABLED"
 	})
 	if got.DisabledAt == nil || !strings.Contains(got.DisabledReason, "410") || got.Secret != "" {
@@ -216,7 +216,7 @@ func testGoneDisablesEndpoint(t *testing.T, s *testenv.Stack) {
 		t.Fatalf("endpoint answering 410 got %d requests, want 1 or 2 (one per event at most)", n)
 	}
 	var detail server.EventDetail
-	testenv.Must(t, s.DoWithKey(t, key, "GET", "/v1/events/"+events[1].ID.String(), nil), http.StatusOK).JSON(t, &detail)
+	rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/events/"+events[1].ID.String(), nil), http.StatusOK).JSON(t, &detail)
 	for _, a := range detail.Attempts {
 		if a.Succeeded || a.StatusCode == nil || *a.StatusCode != http.StatusGone {
 			t.Fatalf("attempt %+v, want a failed 410", a)
@@ -224,9 +224,9 @@ func testGoneDisablesEndpoint(t *testing.T, s *testenv.Stack) {
 	}
 	// A disabled endpoint receives no redelivery.
 	r := s.DoWithKey(t, key, "POST", "/v1/events/"+events[0].ID.String()+"/redeliver", map[string]any{"endpointId": ep.ID})
-	testenv.AssertProblem(t, r, http.StatusConflict, refund.CodeWebhookEndpointDisabled)
+	rig.AssertProblem(t, r, http.StatusConflict, refund.CodeWebhookEndpointDisabled)
 	var res server.RedeliveryResult
-	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/events/"+events[0].ID.String()+"/redeliver", nil), http.StatusAccepted).JSON(t, &res)
+	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/events/"+events[0].ID.String()+"/redeliver", nil), http.StatusAccepted).JSON(t, &res)
 	if len(res.Deliveries) != 0 {
 		t.Fatalf("redelivery went to a disabled endpoint: %+v", res)
 	}
@@ -237,7 +237,7 @@ func testGoneDisablesEndpoint(t *testing.T, s *testenv.Stack) {
 
 // testMerchantIsolation: another merchant's endpoints and events are 404
 // and never listed.
-func testMerchantIsolation(t *testing.T, s *testenv.Stack) {
+func testMerchantIsolation(t *testing.T, s *rig.Stack) {
 	_, keyA := s.NewMerchantKey(t, nil)
 	_, keyB := s.NewMerchantKey(t, nil)
 	recv := newReceiver(t)
@@ -250,16 +250,16 @@ func testMerchantIsolation(t *testing.T, s *testenv.Stack) {
 	ev := events[0].ID.String()
 	epPath := "/v1/webhook-endpoints/" + epA.ID.String()
 
-	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "GET", epPath, nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
-	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "DELETE", epPath, nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
-	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "POST", epPath+"/rotate-secret", nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
-	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "GET", "/v1/events/"+ev, nil), http.StatusNotFound, refund.CodeEventNotFound)
-	testenv.AssertProblem(t, s.DoWithKey(t, keyB, "POST", "/v1/events/"+ev+"/redeliver", nil), http.StatusNotFound, refund.CodeEventNotFound)
+	rig.AssertProblem(t, s.DoWithKey(t, keyB, "GET", epPath, nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
+	rig.AssertProblem(t, s.DoWithKey(t, keyB, "DELETE", epPath, nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
+	rig.AssertProblem(t, s.DoWithKey(t, keyB, "POST", epPath+"/rotate-secret", nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
+	rig.AssertProblem(t, s.DoWithKey(t, keyB, "GET", "/v1/events/"+ev, nil), http.StatusNotFound, refund.CodeEventNotFound)
+	rig.AssertProblem(t, s.DoWithKey(t, keyB, "POST", "/v1/events/"+ev+"/redeliver", nil), http.StatusNotFound, refund.CodeEventNotFound)
 
 	var list struct {
 		Data []server.WebhookEndpointObject
 	}
-	testenv.Must(t, s.DoWithKey(t, keyB, "GET", "/v1/webhook-endpoints", nil), http.StatusOK).JSON(t, &list)
+	rig.Must(t, s.DoWithKey(t, keyB, "GET", "/v1/webhook-endpoints", nil), http.StatusOK).JSON(t, &list)
 	if len(list.Data) != 0 {
 		t.Fatalf("merchant B lists endpoints %+v", list.Data)
 	}
@@ -274,11 +274,11 @@ func testMerchantIsolation(t *testing.T, s *testenv.Stack) {
 	refundB := createRefund(t, s, keyB, 2500)
 	evB := listEvents(t, s, keyB, "?refundId="+refundB)[0].ID.String()
 	r := s.DoWithKey(t, keyB, "POST", "/v1/events/"+evB+"/redeliver", map[string]any{"endpointId": epA.ID})
-	testenv.AssertProblem(t, r, http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
+	rig.AssertProblem(t, r, http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
 
 	// A still owns everything.
-	testenv.Must(t, s.DoWithKey(t, keyA, "GET", epPath, nil), http.StatusOK)
-	testenv.Must(t, s.DoWithKey(t, keyA, "GET", "/v1/events/"+ev, nil), http.StatusOK)
+	rig.Must(t, s.DoWithKey(t, keyA, "GET", epPath, nil), http.StatusOK)
+	rig.Must(t, s.DoWithKey(t, keyA, "GET", "/v1/events/"+ev, nil), http.StatusOK)
 	waitRefund(t, s, keyA, refundA, refund.StatusSucceeded)
 	waitRefund(t, s, keyB, refundB, refund.StatusSucceeded)
 	got := recv.waitFor(t, "merchant A's two events", func(ds []received) bool { return len(deliveredTypes(ds)) == 2 })
@@ -294,7 +294,7 @@ func testMerchantIsolation(t *testing.T, s *testenv.Stack) {
 
 // testRedelivery: a redelivery starts a fresh workflow and delivers the same
 // event again; endpoints not subscribed to the type get nothing.
-func testRedelivery(t *testing.T, s *testenv.Stack) {
+func testRedelivery(t *testing.T, s *rig.Stack) {
 	_, key := s.NewMerchantKey(t, nil)
 	recv := newReceiver(t)
 	ep := createEndpoint(t, s, key, recv.url())
@@ -309,7 +309,7 @@ func testRedelivery(t *testing.T, s *testenv.Stack) {
 
 	var res server.RedeliveryResult
 	r := s.DoWithKey(t, key, "POST", "/v1/events/"+created.ID.String()+"/redeliver", nil, "Idempotency-Key", "redeliver-"+created.ID.String())
-	testenv.Must(t, r, http.StatusAccepted).JSON(t, &res)
+	rig.Must(t, r, http.StatusAccepted).JSON(t, &res)
 	if res.EventID != created.ID || len(res.Deliveries) != 1 || res.Deliveries[0].EndpointID != ep.ID ||
 		!strings.HasPrefix(res.Deliveries[0].WorkflowID, workflows.WebhookWorkflowID(created.ID, ep.ID)+"-redeliver-") {
 		t.Fatalf("redelivery = %+v", res)
@@ -334,11 +334,11 @@ func testRedelivery(t *testing.T, s *testenv.Stack) {
 
 	// Replaying the request does not redeliver again; a new request does, with a new workflow id.
 	r = s.DoWithKey(t, key, "POST", "/v1/events/"+created.ID.String()+"/redeliver", nil, "Idempotency-Key", "redeliver-"+created.ID.String())
-	if testenv.Must(t, r, http.StatusAccepted); r.Header.Get("Idempotent-Replayed") != "true" {
+	if rig.Must(t, r, http.StatusAccepted); r.Header.Get("Idempotent-Replayed") != "true" {
 		t.Fatal("same Idempotency-Key was not replayed")
 	}
 	var again server.RedeliveryResult
-	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/events/"+created.ID.String()+"/redeliver", map[string]any{"endpointId": ep.ID}), http.StatusAccepted).JSON(t, &again)
+	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/events/"+created.ID.String()+"/redeliver", map[string]any{"endpointId": ep.ID}), http.StatusAccepted).JSON(t, &again)
 	if len(again.Deliveries) != 1 || again.Deliveries[0].WorkflowID == res.Deliveries[0].WorkflowID {
 		t.Fatalf("second redelivery = %+v", again)
 	}
@@ -354,14 +354,14 @@ func testRedelivery(t *testing.T, s *testenv.Stack) {
 
 // testSecretRotation: during the grace period deliveries carry both
 // signatures and verify with either secret; after it, only the new one.
-func testSecretRotation(t *testing.T, s *testenv.Stack) {
+func testSecretRotation(t *testing.T, s *rig.Stack) {
 	_, key := s.NewMerchantKey(t, nil)
 	recv := newReceiver(t)
 	ep := createEndpoint(t, s, key, recv.url())
 	path := "/v1/webhook-endpoints/" + ep.ID.String() + "/rotate-secret"
 
 	var rotated server.WebhookEndpointObject
-	testenv.Must(t, s.DoWithKey(t, key, "POST", path, nil), http.StatusOK).JSON(t, &rotated)
+	rig.Must(t, s.DoWithKey(t, key, "POST", path, nil), http.StatusOK).JSON(t, &rotated)
 	if rotated.Secret == "" || rotated.Secret == ep.Secret || !strings.HasPrefix(rotated.Secret, webhooks.SecretPrefix) {
 		t.Fatalf("rotated secret %q (old %q)", rotated.Secret, ep.Secret)
 	}
@@ -388,12 +388,12 @@ func testSecretRotation(t *testing.T, s *testenv.Stack) {
 
 	// Rotating with no grace period retires the previous secret at once.
 	var now server.WebhookEndpointObject
-	testenv.Must(t, s.DoWithKey(t, key, "POST", path, map[string]any{"gracePeriodSeconds": 0}), http.StatusOK).JSON(t, &now)
+	rig.Must(t, s.DoWithKey(t, key, "POST", path, map[string]any{"gracePeriodSeconds": 0}), http.StatusOK).JSON(t, &now)
 	if now.PreviousSecretExpiresAt != nil {
 		t.Fatalf("previous secret still valid until %v", now.PreviousSecretExpiresAt)
 	}
 	events := listEvents(t, s, key, "?refundId="+rf)
-	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/events/"+events[0].ID.String()+"/redeliver", nil), http.StatusAccepted)
+	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/events/"+events[0].ID.String()+"/redeliver", nil), http.StatusAccepted)
 	after := recv.waitFor(t, "the redelivery", func(got []received) bool { return len(got) > len(ds) })
 	last := after[len(after)-1]
 	h := last.header.Get(webhooks.SignatureHeader)
@@ -407,12 +407,12 @@ func testSecretRotation(t *testing.T, s *testenv.Stack) {
 		t.Fatalf("still verifies with the retired secret: %v", err)
 	}
 
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", path, map[string]any{"gracePeriodSeconds": -1}), http.StatusUnprocessableEntity, refund.CodeValidation)
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", path, map[string]any{"grace": 1}), http.StatusBadRequest, server.CodeMalformed)
+	rig.AssertProblem(t, s.DoWithKey(t, key, "POST", path, map[string]any{"gracePeriodSeconds": -1}), http.StatusUnprocessableEntity, refund.CodeValidation)
+	rig.AssertProblem(t, s.DoWithKey(t, key, "POST", path, map[string]any{"grace": 1}), http.StatusBadRequest, server.CodeMalformed)
 }
 
 // testEndpointAPI: validation, defaults, secret shown once, delete, scope.
-func testEndpointAPI(t *testing.T, s *testenv.Stack) {
+func testEndpointAPI(t *testing.T, s *rig.Stack) {
 	_, key := s.NewMerchantKey(t, nil)
 	for _, tc := range []struct {
 		name  string
@@ -429,15 +429,15 @@ func testEndpointAPI(t *testing.T, s *testenv.Stack) {
 		{"unknown event type", map[string]any{"url": "https://example.com", "eventTypes": []string{"refund.exploded"}}, "eventTypes[0]"},
 		{"duplicate event type", map[string]any{"url": "https://example.com", "eventTypes": []string{"refund.failed", "refund.failed"}}, "eventTypes[1]"},
 	} {
-		p := testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", tc.body), http.StatusUnprocessableEntity, refund.CodeValidation)
+		p := rig.AssertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", tc.body), http.StatusUnprocessableEntity, refund.CodeValidation)
 		if len(p.Errors) == 0 || p.Errors[0].Field != tc.field {
 			t.Fatalf("%s: errors %+v, want field %s", tc.name, p.Errors, tc.field)
 		}
 	}
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.com", "secret": "x"}),
+	rig.AssertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.com", "secret": "x"}),
 		http.StatusBadRequest, server.CodeMalformed)
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/not-a-uuid", nil), http.StatusBadRequest, server.CodeMalformed)
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+uuid.NewString(), nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
+	rig.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/not-a-uuid", nil), http.StatusBadRequest, server.CodeMalformed)
+	rig.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+uuid.NewString(), nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
 
 	all := createEndpoint(t, s, key, "https://example.com/all")
 	if !slices.Equal(all.EventTypes, refund.EventTypes) || all.Status != "ENABLED" || !strings.HasPrefix(all.Secret, webhooks.SecretPrefix) {
@@ -448,7 +448,7 @@ func testEndpointAPI(t *testing.T, s *testenv.Stack) {
 		t.Fatalf("event types %v", some.EventTypes)
 	}
 	var got server.WebhookEndpointObject
-	r := testenv.Must(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusOK)
+	r := rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusOK)
 	r.JSON(t, &got)
 	if got.Secret != "" || strings.Contains(string(r.Body), all.Secret) || got.URL != all.URL {
 		t.Fatalf("GET shows %s", r.Body)
@@ -456,16 +456,16 @@ func testEndpointAPI(t *testing.T, s *testenv.Stack) {
 	var list struct {
 		Data []server.WebhookEndpointObject
 	}
-	r = testenv.Must(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints", nil), http.StatusOK)
+	r = rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints", nil), http.StatusOK)
 	r.JSON(t, &list)
 	if len(list.Data) != 2 || list.Data[0].ID != all.ID || list.Data[1].ID != some.ID || strings.Contains(string(r.Body), "whsec_") {
 		t.Fatalf("list = %s", r.Body)
 	}
 
-	testenv.Must(t, s.DoWithKey(t, key, "DELETE", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNoContent)
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "DELETE", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
-	testenv.Must(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints", nil), http.StatusOK).JSON(t, &list)
+	rig.Must(t, s.DoWithKey(t, key, "DELETE", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNoContent)
+	rig.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
+	rig.AssertProblem(t, s.DoWithKey(t, key, "DELETE", "/v1/webhook-endpoints/"+all.ID.String(), nil), http.StatusNotFound, refund.CodeWebhookEndpointNotFound)
+	rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints", nil), http.StatusOK).JSON(t, &list)
 	if len(list.Data) != 1 || list.Data[0].ID != some.ID {
 		t.Fatalf("after delete: %+v", list.Data)
 	}
@@ -474,15 +474,15 @@ func testEndpointAPI(t *testing.T, s *testenv.Stack) {
 	for i := 1; i < refund.MaxWebhookEndpoints; i++ {
 		createEndpoint(t, s, key, fmt.Sprintf("https://example.com/%d", i))
 	}
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.com/one-too-many"}),
+	rig.AssertProblem(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://example.com/one-too-many"}),
 		http.StatusConflict, refund.CodeWebhookEndpointLimit)
 
 	// Idempotent create: the same key replays the same endpoint (and secret).
 	_, key2 := s.NewMerchantKey(t, nil)
 	var first, second server.WebhookEndpointObject
 	body := map[string]any{"url": "https://example.com/idem"}
-	testenv.Must(t, s.DoWithKey(t, key2, "POST", "/v1/webhook-endpoints", body, "Idempotency-Key", "ep-1"), http.StatusCreated).JSON(t, &first)
-	testenv.Must(t, s.DoWithKey(t, key2, "POST", "/v1/webhook-endpoints", body, "Idempotency-Key", "ep-1"), http.StatusCreated).JSON(t, &second)
+	rig.Must(t, s.DoWithKey(t, key2, "POST", "/v1/webhook-endpoints", body, "Idempotency-Key", "ep-1"), http.StatusCreated).JSON(t, &first)
+	rig.Must(t, s.DoWithKey(t, key2, "POST", "/v1/webhook-endpoints", body, "Idempotency-Key", "ep-1"), http.StatusCreated).JSON(t, &second)
 	if first.ID != second.ID || first.Secret != second.Secret {
 		t.Fatalf("replayed create made another endpoint: %s vs %s", first.ID, second.ID)
 	}
@@ -490,15 +490,15 @@ func testEndpointAPI(t *testing.T, s *testenv.Stack) {
 	// Scope webhooks:manage is required.
 	_, readOnly := s.NewMerchantKey(t, nil, refund.ScopeRefundsRead, refund.ScopeRefundsWrite)
 	for _, path := range []string{"/v1/webhook-endpoints", "/v1/events"} {
-		testenv.AssertProblem(t, s.DoWithKey(t, readOnly, "GET", path, nil), http.StatusForbidden, server.CodeForbidden)
+		rig.AssertProblem(t, s.DoWithKey(t, readOnly, "GET", path, nil), http.StatusForbidden, server.CodeForbidden)
 	}
-	testenv.AssertProblem(t, s.DoWithKey(t, readOnly, "POST", "/v1/webhook-endpoints", body), http.StatusForbidden, server.CodeForbidden)
-	testenv.AssertProblem(t, s.DoWithKey(t, "", "GET", "/v1/events", nil), http.StatusUnauthorized, server.CodeUnauthorized)
+	rig.AssertProblem(t, s.DoWithKey(t, readOnly, "POST", "/v1/webhook-endpoints", body), http.StatusForbidden, server.CodeForbidden)
+	rig.AssertProblem(t, s.DoWithKey(t, "", "GET", "/v1/events", nil), http.StatusUnauthorized, server.CodeUnauthorized)
 }
 
 // testEventsAPI: filters, newest first, cursor pagination, the refund
 // object in data, and the events written with each status change.
-func testEventsAPI(t *testing.T, s *testenv.Stack) {
+func testEventsAPI(t *testing.T, s *rig.Stack) {
 	_, key := s.NewMerchantKey(t, nil)
 	ok := createRefund(t, s, key, 2500)
 	declined := createRefund(t, s, key, 2501) // sandbox: amounts ending in 01 are declined
@@ -535,7 +535,7 @@ func testEventsAPI(t *testing.T, s *testenv.Stack) {
 			Data       []server.EventObject
 			NextCursor string
 		}
-		testenv.Must(t, s.DoWithKey(t, key, "GET", "/v1/events?limit=1"+cursor, nil), http.StatusOK).JSON(t, &page)
+		rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/events?limit=1"+cursor, nil), http.StatusOK).JSON(t, &page)
 		paged = append(paged, page.Data...)
 		if page.NextCursor == "" {
 			break
@@ -552,20 +552,20 @@ func testEventsAPI(t *testing.T, s *testenv.Stack) {
 	}
 
 	var detail server.EventDetail
-	r := testenv.Must(t, s.DoWithKey(t, key, "GET", "/v1/events/"+all[0].ID.String(), nil), http.StatusOK)
+	r := rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/events/"+all[0].ID.String(), nil), http.StatusOK)
 	r.JSON(t, &detail)
 	if detail.ID != all[0].ID || detail.Attempts == nil || !strings.Contains(string(r.Body), `"attempts":[]`) {
 		t.Fatalf("event without endpoints = %s", r.Body)
 	}
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?type=refund.exploded", nil), http.StatusBadRequest, server.CodeMalformed)
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?refundId=nope", nil), http.StatusBadRequest, server.CodeMalformed)
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?limit=0", nil), http.StatusBadRequest, server.CodeMalformed)
-	testenv.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events/"+uuid.NewString(), nil), http.StatusNotFound, refund.CodeEventNotFound)
+	rig.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?type=refund.exploded", nil), http.StatusBadRequest, server.CodeMalformed)
+	rig.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?refundId=nope", nil), http.StatusBadRequest, server.CodeMalformed)
+	rig.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events?limit=0", nil), http.StatusBadRequest, server.CodeMalformed)
+	rig.AssertProblem(t, s.DoWithKey(t, key, "GET", "/v1/events/"+uuid.NewString(), nil), http.StatusNotFound, refund.CodeEventNotFound)
 }
 
 // testCanceledEvent: canceling a refund (here one awaiting approval) writes
 // refund.canceled, delivered to an endpoint subscribed to that type only.
-func testCanceledEvent(t *testing.T, s *testenv.Stack) {
+func testCanceledEvent(t *testing.T, s *rig.Stack) {
 	threshold := int64(1000)
 	_, key := s.NewMerchantKey(t, &threshold)
 	recv := newReceiver(t)
@@ -576,7 +576,7 @@ func testCanceledEvent(t *testing.T, s *testenv.Stack) {
 		var st workflows.RefundState
 		return err == nil && v.Get(&st) == nil && st.Step == workflows.StepAwaitingApproval
 	})
-	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/refunds/"+rf+"/cancel", nil), http.StatusOK)
+	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/refunds/"+rf+"/cancel", nil), http.StatusOK)
 	waitRefund(t, s, key, rf, refund.StatusCanceled)
 
 	events := listEvents(t, s, key, "?refundId="+rf)
@@ -599,7 +599,7 @@ func testCanceledEvent(t *testing.T, s *testenv.Stack) {
 // testReconcilerRedispatch: an event left undispatched (its workflow
 // crashed before starting the deliveries) is delivered by the reconciler,
 // under the same workflow id and type the refund workflow would use.
-func testReconcilerRedispatch(t *testing.T, s *testenv.Stack) {
+func testReconcilerRedispatch(t *testing.T, s *rig.Stack) {
 	_, key := s.NewMerchantKey(t, nil)
 	rf := createRefund(t, s, key, 2500)
 	waitRefund(t, s, key, rf, refund.StatusSucceeded)
@@ -661,7 +661,7 @@ func testReconcilerRedispatch(t *testing.T, s *testenv.Stack) {
 // runs them again. The second run must return the same deliveries, or the
 // rf.created and rf.succeeded webhooks are lost; starting them twice
 // delivers each once.
-func testDispatchRepeated(t *testing.T, s *testenv.Stack) {
+func testDispatchRepeated(t *testing.T, s *rig.Stack) {
 	ctx := context.Background()
 	merchantID, key := s.NewMerchantKey(t, nil)
 	recv := newReceiver(t)
@@ -862,24 +862,24 @@ func poll(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func createEndpoint(t *testing.T, s *testenv.Stack, key, url string, types ...string) server.WebhookEndpointObject {
+func createEndpoint(t *testing.T, s *rig.Stack, key, url string, types ...string) server.WebhookEndpointObject {
 	t.Helper()
 	body := map[string]any{"url": url}
 	if len(types) > 0 {
 		body["eventTypes"] = types
 	}
 	var ep server.WebhookEndpointObject
-	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", body), http.StatusCreated).JSON(t, &ep)
+	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", body), http.StatusCreated).JSON(t, &ep)
 	return ep
 }
 
 // createRefund registers a captured card payment for key's merchant and
 // refunds amount of it; it returns the refund id.
-func createRefund(t *testing.T, s *testenv.Stack, key string, amount int64) string {
+func createRefund(t *testing.T, s *rig.Stack, key string, amount int64) string {
 	t.Helper()
 	txID := createTransaction(t, s, key)
 	var r refund.Object
-	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/refunds", map[string]any{
+	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/refunds", map[string]any{
 		"originalTransactionId": txID, "refundValue": map[string]any{"amount": amount, "currency": "EUR"},
 	}), http.StatusAccepted).JSON(t, &r)
 	return r.TransactionID.String()
@@ -887,46 +887,46 @@ func createRefund(t *testing.T, s *testenv.Stack, key string, amount int64) stri
 
 // createTransaction registers a captured 100 EUR card payment for key's
 // merchant; it returns the transaction id.
-func createTransaction(t *testing.T, s *testenv.Stack, key string) string {
+func createTransaction(t *testing.T, s *rig.Stack, key string) string {
 	t.Helper()
 	var sess struct{ SessionID string }
-	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/sessions", map[string]any{}), http.StatusCreated).JSON(t, &sess)
+	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/sessions", map[string]any{}), http.StatusCreated).JSON(t, &sess)
 	var tx struct{ TransactionID string }
-	testenv.Must(t, s.DoWithKey(t, key, "POST", "/v1/transactions", map[string]any{
+	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/transactions", map[string]any{
 		"sessionId": sess.SessionID, "provider": "cardpay", "method": "card", "amount": 10000, "currency": "EUR",
 		"status": "CAPTURED", "providerReference": "pay_" + uuid.NewString()[:8],
 	}), http.StatusCreated).JSON(t, &tx)
 	return tx.TransactionID
 }
 
-func waitRefund(t *testing.T, s *testenv.Stack, key, id string, status refund.Status) {
+func waitRefund(t *testing.T, s *rig.Stack, key, id string, status refund.Status) {
 	t.Helper()
 	var r refund.Object
 	poll(t, "refund "+id+" "+string(status), func() bool {
-		testenv.Must(t, s.DoWithKey(t, key, "GET", "/v1/refunds/"+id, nil), http.StatusOK).JSON(t, &r)
+		rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/refunds/"+id, nil), http.StatusOK).JSON(t, &r)
 		return r.Status == status
 	})
 }
 
-func listEvents(t *testing.T, s *testenv.Stack, key, query string) []server.EventObject {
+func listEvents(t *testing.T, s *rig.Stack, key, query string) []server.EventObject {
 	t.Helper()
 	var page struct{ Data []server.EventObject }
-	testenv.Must(t, s.DoWithKey(t, key, "GET", "/v1/events"+query, nil), http.StatusOK).JSON(t, &page)
+	rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/events"+query, nil), http.StatusOK).JSON(t, &page)
 	return page.Data
 }
 
-func waitAttempts(t *testing.T, s *testenv.Stack, key string, eventID uuid.UUID, cond func([]server.WebhookAttemptObject) bool) server.EventDetail {
+func waitAttempts(t *testing.T, s *rig.Stack, key string, eventID uuid.UUID, cond func([]server.WebhookAttemptObject) bool) server.EventDetail {
 	t.Helper()
 	var d server.EventDetail
 	poll(t, "attempts of event "+eventID.String(), func() bool {
-		testenv.Must(t, s.DoWithKey(t, key, "GET", "/v1/events/"+eventID.String(), nil), http.StatusOK).JSON(t, &d)
+		rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/events/"+eventID.String(), nil), http.StatusOK).JSON(t, &d)
 		return cond(d.Attempts)
 	})
 	return d
 }
 
 // waitDelivery waits for a delivery workflow to complete and returns its result.
-func waitDelivery(t *testing.T, s *testenv.Stack, workflowID string) activities.DeliveryResult {
+func waitDelivery(t *testing.T, s *rig.Stack, workflowID string) activities.DeliveryResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()

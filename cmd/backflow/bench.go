@@ -16,8 +16,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/backflow/backflow/app"
-	"github.com/backflow/backflow/bench"
 	"github.com/backflow/backflow/config"
+	"github.com/backflow/backflow/internal/bench"
 )
 
 const benchUsage = `usage: backflow bench [flags]

@@ -223,8 +223,6 @@ const (
 	stateReversed // succeeded, then taken back by the provider
 )
 
-func (st state) final() bool { return st != stateProcessing }
-
 // recordKey scopes ids and idempotency keys per API.
 type recordKey struct{ api, id string }
 

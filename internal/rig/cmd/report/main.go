@@ -4,7 +4,7 @@
 //	export BACKFLOW_RELIABILITY_REPORT=/tmp/rel.jsonl
 //	go test -count=1 ./reliability
 //	go test -count=1 -run FuzzCreateRefund ./server
-//	go run ./reliability/cmd/report -in /tmp/rel.jsonl -doc docs/reliability.md
+//	go run ./internal/rig/cmd/report -in /tmp/rel.jsonl -doc docs/reliability.md
 package main
 
 import (
@@ -16,11 +16,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/backflow/backflow/reliability"
+	"github.com/backflow/backflow/internal/rig"
 )
 
 func main() {
-	in := flag.String("in", os.Getenv(reliability.ReportEnv), "report rows (JSON lines)")
+	in := flag.String("in", os.Getenv(rig.ReportEnv), "report rows (JSON lines)")
 	doc := flag.String("doc", "docs/reliability.md", "document whose report section is replaced; - prints the table")
 	flag.Parse()
 	if err := run(*in, *doc); err != nil {
@@ -31,9 +31,9 @@ func main() {
 
 func run(in, doc string) error {
 	if in == "" {
-		return fmt.Errorf("-in (or %s) is required", reliability.ReportEnv)
+		return fmt.Errorf("-in (or %s) is required", rig.ReportEnv)
 	}
-	rows, err := reliability.ReadRows(in)
+	rows, err := rig.ReadRows(in)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func run(in, doc string) error {
 			latest = r.At
 		}
 	}
-	table := reliability.Render(rows) + fmt.Sprintf("\nGenerated %s from one run of the suite (`go test ./reliability` and the seed corpus of `FuzzCreateRefund`).\n",
+	table := rig.Render(rows) + fmt.Sprintf("\nGenerated %s from one run of the suite (`go test ./reliability` and the seed corpus of `FuzzCreateRefund`).\n",
 		latest.UTC().Format(time.DateOnly))
 	if doc == "-" {
 		fmt.Print(table)
@@ -57,7 +57,7 @@ func run(in, doc string) error {
 	if err != nil {
 		return err
 	}
-	out, err := reliability.Splice(string(text), table)
+	out, err := rig.Splice(string(text), table)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,8 @@
-package testenv
+package rig
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -13,18 +12,20 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
 
 	"github.com/backflow/backflow/activities"
+	"github.com/backflow/backflow/internal/testenv"
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
-	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/server"
+	"github.com/backflow/backflow/workflows"
 )
 
-// Stack is a whole Backflow over real HTTP (a reliability.Rig on the
+// Stack is a whole Backflow over real HTTP (a Rig on the
 // package's database and task queue) with a fresh merchant and ops key.
 type Stack struct {
-	*reliability.Rig
+	*Rig
 	Pool        *pgxpool.Pool
 	DBURL       string
 	MerchantID  uuid.UUID
@@ -32,9 +33,9 @@ type Stack struct {
 	OpsKey      string
 }
 
-// FastPolicy keeps test refunds quick: short polls, few attempts, a 3 s SLA.
-func FastPolicy() activities.Policy {
-	p := reliability.FastPolicy()
+// StackPolicy is FastPolicy with a 3 s SLA, for tests of stuck refunds.
+func StackPolicy() activities.Policy {
+	p := FastPolicy()
 	p.StuckAfter = 3 * time.Second
 	return p
 }
@@ -57,9 +58,9 @@ type StackOptions struct {
 // StartStack starts the API, the sandbox and a worker, all torn down with t.
 func StartStack(t testing.TB, opts StackOptions) *Stack {
 	t.Helper()
-	env := Get(t)
-	ro := reliability.RigOptions{Store: env.Store, Temporal: env.Temporal, TaskQueue: env.TaskQueue, Logger: env.Logger,
-		Policy: FastPolicy(), ProviderTimeout: 5 * time.Second, AsyncDelay: opts.AsyncDelay, ProviderProxy: opts.ProviderProxy,
+	env := testenv.Get(t)
+	ro := RigOptions{Store: env.Store, Temporal: env.Temporal, TaskQueue: env.TaskQueue, Logger: env.Logger,
+		Policy: StackPolicy(), ProviderTimeout: 5 * time.Second, AsyncDelay: opts.AsyncDelay, ProviderProxy: opts.ProviderProxy,
 		NoWorker: opts.NoWorker, ExtraProviders: opts.ExtraProviders}
 	if opts.Policy != nil {
 		ro.Policy = *opts.Policy
@@ -67,12 +68,12 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 	if opts.CallbackTap != nil {
 		ro.APIProxy = func(next http.Handler) http.Handler { return tapCallbacks(next, opts.CallbackTap) }
 	}
-	rig, err := reliability.StartRig(ro)
+	r, err := StartRig(ro)
 	if err != nil {
 		t.Fatalf("start stack: %v", err)
 	}
-	t.Cleanup(rig.Close)
-	s := &Stack{Rig: rig, Pool: env.Pool, DBURL: env.DBURL}
+	t.Cleanup(r.Close)
+	s := &Stack{Rig: r, Pool: env.Pool, DBURL: env.DBURL}
 	s.MerchantID, s.MerchantKey = s.NewMerchantKey(t, opts.ApprovalThreshold)
 	if s.OpsKey, err = env.Store.CreateAPIKey(context.Background(), uuid.Nil, "ops", []string{refund.ScopeOps}); err != nil {
 		t.Fatalf("create ops key: %v", err)
@@ -88,21 +89,6 @@ func (s *Stack) StartWorker(t testing.TB) {
 	}
 }
 
-// Response is a decoded API answer.
-type Response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// JSON decodes the body into v.
-func (r Response) JSON(t testing.TB, v any) {
-	t.Helper()
-	if err := json.Unmarshal(r.Body, v); err != nil {
-		t.Fatalf("decode %s: %v", r.Body, err)
-	}
-}
-
 // Do sends a request with the merchant key; body may be a string, []byte or any JSON value.
 func (s *Stack) Do(t testing.TB, method, path string, body any, headers ...string) Response {
 	t.Helper()
@@ -112,11 +98,11 @@ func (s *Stack) Do(t testing.TB, method, path string, body any, headers ...strin
 // DoWithKey sends a request with key ("" for none); headers are name, value pairs.
 func (s *Stack) DoWithKey(t testing.TB, key, method, path string, body any, headers ...string) Response {
 	t.Helper()
-	r, err := reliability.NewClient(s.APIURL, key).Do(context.Background(), method, path, body, headers...)
+	r, err := NewClient(s.APIURL, key).Do(context.Background(), method, path, body, headers...)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	return Response{Status: r.Status, Header: r.Header, Body: r.Body}
+	return r
 }
 
 // Transaction registers a session and a captured transaction on provider
@@ -229,4 +215,21 @@ func AssertProblem(t testing.TB, r Response, status int, code string) server.Pro
 		t.Fatalf("code %q, want %q: %s", p.Code, code, r.Body)
 	}
 	return p
+}
+
+// Reconcile runs one reconciler pass on the rig's task queue, as its
+// Temporal Schedule would.
+func Reconcile(t testing.TB, r *Rig) activities.ReconcileReport {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: r.TaskQueue}, workflows.ReconcileWorkflowName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep activities.ReconcileReport
+	if err := run.Get(ctx, &rep); err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	return rep
 }

@@ -1,4 +1,4 @@
-package reliability
+package rig
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"testing"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,6 +41,14 @@ func (r Response) Decode(v any) error {
 		return fmt.Errorf("decode %d %q: %w", r.Status, truncate(r.Body, 300), err)
 	}
 	return nil
+}
+
+// JSON decodes the body into v or fails the test.
+func (r Response) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
 }
 
 // Problem decodes a problem document; ok is false when the body is not one.

@@ -3,7 +3,7 @@
 // any violation. make soak runs it through scripts/soak.sh, which starts a
 // Postgres and a Temporal dev server for it.
 //
-//	DATABASE_URL=... TEMPORAL_ADDRESS=... go run ./reliability/cmd/soak -duration 2m
+//	DATABASE_URL=... TEMPORAL_ADDRESS=... go run ./internal/rig/cmd/soak -duration 2m
 package main
 
 import (
@@ -21,8 +21,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/migrations"
-	"github.com/backflow/backflow/reliability"
 	"github.com/backflow/backflow/store"
 	"github.com/backflow/backflow/worker"
 )
@@ -75,9 +75,9 @@ func run(ctx context.Context, args []string) (bool, error) {
 		return false, err
 	}
 	fmt.Printf("soak: %s of mixed load with random faults, %d clients, %d merchants, seed %d\n", *duration, *clients, *merchants, *seed)
-	res, err := reliability.Soak(ctx, reliability.SoakOptions{
+	res, err := rig.Soak(ctx, rig.SoakOptions{
 		Pool: pool,
-		Rig: reliability.RigOptions{Store: store.New(pool), Temporal: tc, TaskQueue: "soak-" + uuid.NewString()[:8],
+		Rig: rig.RigOptions{Store: store.New(pool), Temporal: tc, TaskQueue: "soak-" + uuid.NewString()[:8],
 			Logger: logger},
 		Duration: *duration, Clients: *clients, Merchants: *merchants, Seed: *seed,
 		Progress: os.Stdout, ProgressEvery: *progress,

@@ -1,14 +1,15 @@
-// Package reliability drives Backflow through faults and bad input and
-// checks that nothing was lost and nothing doubled. It holds what both the
-// reliability tests and the soak share: a whole Backflow in one process on
-// real Postgres, Temporal and the sandbox PSP over HTTP (Rig), fault
+// Package rig is a whole Backflow in one process, for tests and the soak:
+// the API and a worker on real Postgres and Temporal with the sandbox PSP
+// over HTTP (Rig, and Stack for a test with a fresh merchant), fault
 // injection between the connectors and the provider (FaultProxy), provider
 // callback duplication (CallbackEcho), an API client and mixed load (Load),
-// and the report the tests write (Row, Render).
+// waits on refunds, and the report the reliability tests write (Row,
+// Render). It is the one home of the helpers end-to-end tests share; the
+// services themselves (a database, Temporal) come from internal/testenv.
 //
-// The scenarios themselves are the package's tests; docs/reliability.md is
-// rendered from one run of them.
-package reliability
+// The fault scenarios are the tests of ./reliability; docs/reliability.md
+// is rendered from one run of them.
+package rig
 
 import (
 	"context"
