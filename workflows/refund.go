@@ -168,6 +168,7 @@ func (w *refundRun) run(in RefundInput) error {
 	if w.state.ProviderReference == "" {
 		w.state.ProviderReference = w.plan.ProviderReference
 	}
+	w.showDetails()
 	w.startDeliveries(w.plan.Deliveries)
 	if w.plan.Status.Final() {
 		w.mark(StepDone, "already "+string(w.plan.Status))
@@ -336,6 +337,7 @@ func (w *refundRun) submit() (providers.Result, error) {
 		err := workflow.ExecuteActivity(submitCtx(w.ctx, w.plan.Policy, w.plan.Policy.SubmitAttempts), a.SubmitRefund, req).Get(w.ctx, &res)
 		w.calling = false
 		w.state.Attempts += attemptsOf(res, err, w.plan.Policy.SubmitAttempts)
+		w.showDetails()
 		if err == nil {
 			w.callAnswered(res.Result)
 			return res.Result, nil
@@ -419,7 +421,11 @@ func (w *refundRun) waitStuck() (providers.Result, bool) {
 func (w *refundRun) waitSignalOr(d time.Duration) (providers.Result, bool) {
 	next := workflow.Now(w.ctx).Add(d)
 	w.state.NextRetryAt = &next
-	defer func() { w.state.NextRetryAt = nil }()
+	w.showDetails()
+	defer func() {
+		w.state.NextRetryAt = nil
+		w.showDetails()
+	}()
 	timerCtx, stopTimer := workflow.WithCancel(w.ctx)
 	defer stopTimer()
 	var ev ProviderEvent
@@ -500,6 +506,7 @@ func (w *refundRun) flagStuck(reason, why string) {
 func (w *refundRun) setStuck(stuck bool, reason string) {
 	changed := w.state.Stuck != stuck
 	w.state.Stuck, w.state.StuckReason = stuck, reason
+	w.showDetails()
 	if err := workflow.ExecuteLocalActivity(localCtx(w.ctx), a.SetStuck, w.state.RefundID, stuck, reason).Get(w.ctx, nil); err != nil {
 		workflow.GetLogger(w.ctx).Error("set stuck", "stuck", stuck, "reason", reason, "error", err)
 	}
@@ -609,6 +616,7 @@ func (w *refundRun) startDeliveries(ds []activities.Delivery) {
 func (w *refundRun) mark(step, note string) {
 	w.state.Step = step
 	w.state.Timeline = append(w.state.Timeline, TimelineEntry{Step: step, At: workflow.Now(w.ctx), Note: note})
+	w.showDetails()
 }
 
 func (w *refundRun) upsert(updates ...temporal.SearchAttributeUpdate) {

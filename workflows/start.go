@@ -22,6 +22,8 @@ func StartOptions(r refund.Refund, taskQueue string) client.StartWorkflowOptions
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		EnableEagerStart:         true,
+		StaticSummary:            Summary(r.Amount, r.Currency, r.Provider, r.Method),
+		StaticDetails:            StaticDetails(r),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			SAMerchantID.ValueSet(r.MerchantID.String()),
 			SAStatus.ValueSet(string(r.Status)),
