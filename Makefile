@@ -29,9 +29,11 @@ build:
 tools:
 	bash -c 'source scripts/lib.sh && ensure_temporal && ensure_stripe_mock && ensure_temporal_server'
 
-# Throughput and latency of the refund path against the baseline workflow.
+# Throughput and latency of the refund path against the baseline workflow,
+# on the dev server or, with TEMPORAL=server, on temporal-server; PROCS=2
+# runs two API and two worker processes.
 bench:
-	./scripts/bench.sh
+	BENCH_TEMPORAL=$(or $(TEMPORAL),$(BENCH_TEMPORAL),dev) BENCH_PROCS=$(or $(PROCS),$(BENCH_PROCS),1) ./scripts/bench.sh
 
 # Mixed load with random faults for DURATION (default 2m), then the invariants.
 soak:

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The bench command (make bench): brings up a private stack in a temporary
-# directory (Postgres with pg_stat_statements, the Temporal dev server, the
-# sandbox PSP, the worker and the API, each its own process on free ports),
-# then runs `backflow bench`: refunds through the API against a baseline
-# workflow of four no-op regular activities on the same Temporal server.
+# directory (Postgres with pg_stat_statements, Temporal, the sandbox PSP, the
+# worker and the API, each its own process on free ports), then runs
+# `backflow bench`: refunds through the API against a baseline workflow of
+# four no-op regular activities on the same Temporal server.
 #
 #   ./scripts/bench.sh [backflow bench flags]     e.g. -n 2000 -c 64
 #   BENCH_FLAGS="-n 500" make bench
+#   BENCH_TEMPORAL=server (make bench TEMPORAL=server): temporal-server on
+#   the stack's Postgres, as make cluster runs it, instead of the dev server.
+#   BENCH_PROCS=2: two API and two worker processes (requests round-robin).
 #   BENCH_JSON=out.json (default bin/bench-last.json), BENCH_KEEP=1 keeps the
 #   temporary directory and its logs, BENCH_LOG_LEVEL sets the services' log level.
 # shellcheck source=scripts/lib.sh
@@ -48,9 +51,35 @@ free_port() {
     fi
   done
 }
-free_port PG_PORT; free_port TEMPORAL_PORT; free_port UI_PORT; free_port TEMPORAL_METRICS_PORT
+# free_ports VAR N [MAX]: the first of N consecutive free ports below MAX.
+free_ports() {
+  local base i max=${3:-30000}
+  while :; do
+    base=$(( 12000 + RANDOM % (max - 12000 - $2) ))
+    for ((i = 0; i < $2; i++)); do
+      case " $USED_PORTS " in *" $((base + i)) "*) continue 2 ;; esac
+      [ -z "$(ss -Htln "sport = :$((base + i))" 2>/dev/null)" ] || continue 2
+    done
+    for ((i = 0; i < $2; i++)); do USED_PORTS="$USED_PORTS $((base + i))"; done
+    printf -v "$1" '%s' "$base"
+    return
+  done
+}
 
-ensure_temporal
+KIND=${BENCH_TEMPORAL:-dev}
+PROCS=${BENCH_PROCS:-1}
+case "$KIND" in
+  dev) ensure_temporal ;;
+  server) ensure_temporal_server ;;
+  *) log "BENCH_TEMPORAL is dev or server, not '$KIND'"; exit 2 ;;
+esac
+free_port PG_PORT; free_port UI_PORT
+if [ "$KIND" = server ]; then
+  # frontend, history, matching, worker, HTTP, metrics; membership below 32768.
+  free_ports TEMPORAL_PORT 6; free_ports MEMBERSHIP_PORT 4 32000
+else
+  free_port TEMPORAL_PORT; free_port TEMPORAL_METRICS_PORT
+fi
 log "building backflow"
 go build -o "$WORK/backflow" ./cmd/backflow
 BF="$WORK/backflow"
@@ -70,7 +99,12 @@ fi
 [ -n "$PGSS" ] && "${PSQL[@]}" -d backflow -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 PG_PID=$(head -n 1 "$WORK/pg/postmaster.pid")
 
-start_temporal "$WORK/temporal.db" "$TEMPORAL_PORT" "$UI_PORT" --headless --metrics-port "$TEMPORAL_METRICS_PORT"
+if [ "$KIND" = server ]; then
+  temporal_server_env "$PG_PORT" "$TEMPORAL_PORT" "$MEMBERSHIP_PORT"
+  start_temporal_server "$WORK/temporal-server.log"
+else
+  start_temporal "$WORK/temporal.db" "$TEMPORAL_PORT" "$UI_PORT" --headless --metrics-port "$TEMPORAL_METRICS_PORT"
+fi
 # Chosen once Temporal holds its own (random) internal ports.
 free_port API_PORT; free_port SANDBOX_PORT; free_port WORKER_PORT
 
@@ -84,22 +118,34 @@ API_KEY=$(random_key bf_bench)
 OPS_KEY=$(random_key bf_ops)
 "$BF" seed --api-key "$API_KEY" --ops-key "$OPS_KEY" >"$WORK/seed.log"
 
-declare -A PID_OF
-for svc in sandbox worker api; do
-  "$BF" "$svc" >>"$WORK/$svc.log" 2>&1 &
+# start SVC N: the Nth process of a service, on its own ports after the first.
+PID_FLAGS=()
+API_URLS=()
+start() {
+  local svc=$1 n=$2 api=$BACKFLOW_HTTP_ADDR wrk=$BACKFLOW_WORKER_HTTP_ADDR port
+  if [ "$n" -gt 1 ]; then
+    free_port port; api="127.0.0.1:$port"
+    free_port port; wrk="127.0.0.1:$port"
+  fi
+  BACKFLOW_HTTP_ADDR=$api BACKFLOW_WORKER_HTTP_ADDR=$wrk "$BF" "$svc" >>"$WORK/$svc-$n.log" 2>&1 &
   PIDS+=($!)
-  PID_OF[$svc]=$!
-done
-wait_for "API on $BACKFLOW_PUBLIC_URL" curl -fsS "$BACKFLOW_PUBLIC_URL/readyz"
-wait_for "worker" curl -fsS "http://$BACKFLOW_WORKER_HTTP_ADDR/healthz"
-wait_for "sandbox PSP" bash -c "curl -sS -o /dev/null $BACKFLOW_SANDBOX_URL/"
+  PID_FLAGS+=(--pid "$svc=$!")
+  case "$svc" in
+    api) API_URLS+=("http://$api"); wait_for "API on http://$api" curl -fsS "http://$api/readyz" ;;
+    worker) wait_for "worker $n" curl -fsS "http://$wrk/healthz" ;;
+    sandbox) wait_for "sandbox PSP" bash -c "curl -sS -o /dev/null $BACKFLOW_SANDBOX_URL/" ;;
+  esac
+}
+start sandbox 1
+for ((i = 1; i <= PROCS; i++)); do start worker "$i"; done
+for ((i = 1; i <= PROCS; i++)); do start api "$i"; done
 
 BENCH_JSON=${BENCH_JSON:-$BIN/bench-last.json}
 mkdir -p "$(dirname "$BENCH_JSON")"
-log "running backflow bench ${BENCH_FLAGS:-} $*"
-LABEL="commit $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+log "running backflow bench ${BENCH_FLAGS:-} $* (Temporal: $KIND, $PROCS API and $PROCS worker process(es))"
+LABEL="commit $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown), temporal $KIND, ${PROCS}x api+worker"
+URLS=$(IFS=,; echo "${API_URLS[*]}")
 # BENCH_FLAGS is a list of flags: split on purpose.
 # shellcheck disable=SC2086
-"$BF" bench --api-url "$BACKFLOW_PUBLIC_URL" --api-key "$API_KEY" --json "$BENCH_JSON" --label "$LABEL" \
-  --pid "api=${PID_OF[api]}" --pid "worker=${PID_OF[worker]}" --pid "sandbox=${PID_OF[sandbox]}" \
+"$BF" bench --api-url "$URLS" --api-key "$API_KEY" --json "$BENCH_JSON" --label "$LABEL" "${PID_FLAGS[@]}" \
   --pid "temporal=$TEMPORAL_PID" --pid "postgres=$PG_PID" --temporal-metrics "http://127.0.0.1:$TEMPORAL_METRICS_PORT/metrics" ${BENCH_FLAGS:-} "$@"

@@ -49,7 +49,7 @@ func runBench(ctx context.Context, cfg config.Config, args []string) error {
 	halfRate := fs.Duration("half-rate", 20*time.Second, "duration of the phase at half the max rate, for the accept latency (0: skip)")
 	baseline := fs.Bool("baseline", true, "run the baseline workflow phase")
 	samples := fs.Int("samples", 20, "workflow histories read per phase")
-	apiURL := fs.String("api-url", benchEnvOr("BACKFLOW_URL", cfg.PublicURL), "Backflow API base URL")
+	apiURL := fs.String("api-url", benchEnvOr("BACKFLOW_URL", cfg.PublicURL), "Backflow API base URL; several API processes comma-separated (requests go round-robin)")
 	apiKey := fs.String("api-key", os.Getenv("BACKFLOW_API_KEY"), "merchant API key (scopes refunds:write, transactions:write)")
 	provider := fs.String("provider", "cardpay", "provider of the captured transactions")
 	currency := fs.String("currency", "EUR", "currency")
@@ -73,6 +73,10 @@ func runBench(ctx context.Context, cfg config.Config, args []string) error {
 	if *n < 1 || *conc < 1 {
 		return errors.New("bench: -n and -c must be positive")
 	}
+	urls := apiURLs(*apiURL)
+	if len(urls) == 0 {
+		return errors.New("bench: set --api-url or BACKFLOW_URL")
+	}
 	if *warmup < 0 {
 		*warmup = 2 * *conc
 	}
@@ -85,7 +89,7 @@ func runBench(ctx context.Context, cfg config.Config, args []string) error {
 
 	progress := io.Writer(os.Stderr)
 	bc := bench.Config{
-		APIURL: strings.TrimRight(*apiURL, "/"), APIKey: *apiKey, DatabaseURL: cfg.DatabaseURL, Temporal: tc,
+		APIURLs: urls, APIKey: *apiKey, DatabaseURL: cfg.DatabaseURL, Temporal: tc,
 		Refunds: *n, Concurrency: *conc, Rate: *rate, Warmup: *warmup, HalfRate: *halfRate, Baseline: *baseline,
 		Samples: *samples, Provider: *provider, Currency: *currency, TxAmount: 10 * *amount, Amount: *amount,
 		IdempotencyKeys: *idem, Label: *label, BaselineTaskQueue: bench.BaselineTaskQueue, Procs: procs, Progress: progress,
@@ -178,4 +182,15 @@ func benchEnvOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// apiURLs splits the --api-url list.
+func apiURLs(list string) []string {
+	var out []string
+	for _, u := range strings.Split(list, ",") {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }

@@ -14,18 +14,25 @@ import (
 	"github.com/google/uuid"
 )
 
-// apiClient speaks to the Backflow API as a merchant (and upstream platform).
+// apiClient speaks to the Backflow API as a merchant (and upstream
+// platform), spreading requests round-robin over the API processes' URLs.
 type apiClient struct {
-	base string
-	key  string
-	http *http.Client
+	bases []string
+	next  atomic.Uint64
+	key   string
+	http  *http.Client
 }
 
-func newAPIClient(base, key string, conns int) *apiClient {
+func newAPIClient(bases []string, key string, conns int) *apiClient {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = conns * 2
 	tr.MaxIdleConnsPerHost = conns * 2
-	return &apiClient{base: base, key: key, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &apiClient{bases: bases, key: key, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+// url is path on the next API process.
+func (a *apiClient) url(path string) string {
+	return a.bases[(a.next.Add(1)-1)%uint64(len(a.bases))] + path
 }
 
 // post sends a JSON body and decodes a JSON answer into out when the status is want.
@@ -34,7 +41,7 @@ func (a *apiClient) post(ctx context.Context, path, idemKey string, body, out an
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url(path), bytes.NewReader(b))
 	if err != nil {
 		return err
 	}

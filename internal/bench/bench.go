@@ -30,7 +30,7 @@ import (
 
 // Config is one bench run.
 type Config struct {
-	APIURL      string
+	APIURLs     []string // one per API process; requests go round-robin
 	APIKey      string
 	DatabaseURL string
 	Temporal    client.Client
@@ -83,7 +83,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer pool.Close()
-	api := newAPIClient(cfg.APIURL, cfg.APIKey, max(cfg.Concurrency, 16))
+	api := newAPIClient(cfg.APIURLs, cfg.APIKey, max(cfg.Concurrency, 16))
 	tag := time.Now().UTC().Format("20060102T150405")
 	rep := &Report{Machine: machine(), Config: reportConfig(cfg), StartedAt: time.Now().UTC()}
 	procs := append(slices.Clone(cfg.Procs), Proc{Name: "bench", PID: os.Getpid()})
@@ -273,13 +273,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		rep.HalfRate = &c
 	}
-	for _, p := range procs {
-		if m, ok := readMemory(p.PID); ok {
-			if rep.Memory == nil {
-				rep.Memory = map[string]Memory{}
-			}
-			rep.Memory[p.Name] = m
-		}
+	if mem := memories(procs); len(mem) > 0 {
+		rep.Memory = mem
 	}
 	rep.finish()
 	return rep, ctx.Err()
@@ -382,11 +377,12 @@ func sample[T any](s []T, n int) []T {
 func memories(procs []Proc, names ...string) map[string]Memory {
 	out := map[string]Memory{}
 	for _, p := range procs {
-		if !slices.Contains(names, p.Name) {
+		if len(names) > 0 && !slices.Contains(names, p.Name) {
 			continue
 		}
 		if m, ok := readMemory(p.PID); ok {
-			out[p.Name] = m
+			sum := out[p.Name] // several processes of one name (two APIs) add up
+			out[p.Name] = Memory{RSS: round(sum.RSS+m.RSS, 1), HWM: round(sum.HWM+m.HWM, 1)}
 		}
 	}
 	return out
