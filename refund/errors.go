@@ -67,6 +67,8 @@ const (
 	CodeWebhookEndpointLimit    = "webhook_endpoint.limit_reached"
 	CodeWebhookEndpointDisabled = "webhook_endpoint.disabled"
 	CodeEventNotFound           = "event.not_found"
+	CodeMerchantNotFound        = "merchant.not_found"
+	CodeAPIKeyNotFound          = "api_key.not_found"
 
 	// Ops actions on a refund.
 	CodeNotAwaitingApproval = "refund.not_awaiting_approval"

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/backflow/backflow/refund"
@@ -19,7 +20,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if key == "" {
 			return unauthorized(c, "missing API key: send Authorization: Bearer <key> or Basic auth with the key as user name")
 		}
-		p, err := s.svc.Authenticate(c.Request().Context(), key)
+		p, err := s.svc.Authenticate(c.Request().Context(), key, uuid.Nil)
 		if errors.Is(err, refund.ErrNotFound) {
 			return unauthorized(c, "invalid API key")
 		}
