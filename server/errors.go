@@ -53,6 +53,8 @@ var statusOf = map[string]int{
 	refund.CodeRefundNotFound:          http.StatusNotFound,
 	refund.CodeEventNotFound:           http.StatusNotFound,
 	refund.CodeWebhookEndpointNotFound: http.StatusNotFound,
+	refund.CodeMerchantNotFound:        http.StatusNotFound,
+	refund.CodeAPIKeyNotFound:          http.StatusNotFound,
 	refund.CodeWebhookEndpointLimit:    http.StatusConflict,
 	refund.CodeWebhookEndpointDisabled: http.StatusConflict,
 	refund.CodeNotCaptured:             http.StatusConflict,

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -131,12 +132,16 @@ func TestOpenAPIDocument(t *testing.T) {
 		refund.CodeCurrencyMismatch, refund.CodeAmbiguous, refund.CodeMethodUnavailable, refund.CodeValidation,
 		refund.CodeWebhookEndpointNotFound, refund.CodeWebhookEndpointLimit, refund.CodeWebhookEndpointDisabled,
 		refund.CodeEventNotFound, refund.CodeNotAwaitingApproval, refund.CodeNotRetryable, refund.CodeWorkflowUnavailable,
-		refund.CodeTargetUnsupported, refund.CodeTransactionDup, refund.CodeNotResolvable} {
+		refund.CodeTargetUnsupported, refund.CodeTransactionDup, refund.CodeNotResolvable, refund.CodeMerchantNotFound,
+		refund.CodeAPIKeyNotFound} {
 		if !slices.Contains(codes, any(code)) {
 			t.Errorf("error code %s is not in the Problem.code enum", code)
 		}
 	}
 }
+
+// pathParam is a path template's parameter, such as {id}.
+var pathParam = regexp.MustCompile(`\{[A-Za-z]+\}`)
 
 // echoPathToOpenAPI turns /v1/refunds/:id into /v1/refunds/{id}.
 func echoPathToOpenAPI(p string) string {
@@ -862,6 +867,8 @@ func TestOpenAPIConformance(t *testing.T) {
 		c.do(t, call{method: "GET", path: "/v1/ops/audit?refundId=" + approved, auth: "ops", want: 200})
 	})
 
+	t.Run("merchants and keys", func(t *testing.T) { testAccessConformance(t, c) })
+
 	// /metrics is served when the API runs with metrics, as `backflow api` does.
 	t.Run("metrics", func(t *testing.T) {
 		m := metrics.New()
@@ -905,7 +912,7 @@ func TestOpenAPIConformance(t *testing.T) {
 				if scope == "" {
 					continue
 				}
-				p := strings.ReplaceAll(path, "{id}", uuid.Must(uuid.NewV7()).String())
+				p := pathParam.ReplaceAllStringFunc(path, func(string) string { return uuid.Must(uuid.NewV7()).String() })
 				denied := []string{allBut[scope]}
 				if scope != refund.ScopeOps {
 					denied = append(denied, s.OpsKey)
