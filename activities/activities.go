@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -72,6 +73,9 @@ type Activities struct {
 	Policy    Policy
 	// Webhooks is the webhook delivery timing; zero fields take the defaults.
 	Webhooks WebhookPolicy
+	// WebhookClient sends deliveries: webhooks.URLPolicy.Client() of the
+	// deployment's policy; nil is https to public addresses only.
+	WebhookClient *http.Client
 	// Workflows starts and lists workflows for the reconciler's repairs.
 	Workflows Workflows
 	// Observe, when set, is told about each finished refund (metrics).

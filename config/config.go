@@ -38,6 +38,9 @@ type Config struct {
 	ReconcileEvery  time.Duration // BACKFLOW_RECONCILE_EVERY: reconciler schedule interval
 	VerifyEvery     time.Duration // BACKFLOW_VERIFY_EVERY: the worker checks the last day's money invariants this often
 	LogLevel        slog.Level    // BACKFLOW_LOG_LEVEL
+	// WebhookAllowLoopback lets webhook endpoints be loopback addresses, and
+	// plain http to them (development and tests only).
+	WebhookAllowLoopback bool // BACKFLOW_WEBHOOK_ALLOW_LOOPBACK
 
 	// Stripe's webhooks: the signing secret (whsec_...) of the endpoint
 	// registered at Stripe, or polling only (outcomes from status checks).
@@ -67,6 +70,7 @@ func Load() (Config, error) {
 	c.StripePollingOnly = boolEnv("BACKFLOW_STRIPE_POLLING_ONLY", false, &errs)
 	c.DBMaxConns = int32(intEnv("BACKFLOW_DB_MAX_CONNS", 20, &errs))
 	c.APIWorker = boolEnv("BACKFLOW_API_WORKER", false, &errs)
+	c.WebhookAllowLoopback = boolEnv("BACKFLOW_WEBHOOK_ALLOW_LOOPBACK", false, &errs)
 	c.StuckAfter = durationEnv("BACKFLOW_STUCK_AFTER", 15*time.Minute, &errs)
 	c.ApprovalTimeout = durationEnv("BACKFLOW_APPROVAL_TIMEOUT", 168*time.Hour, &errs)
 	c.ProviderTimeout = durationEnv("BACKFLOW_PROVIDER_TIMEOUT", 10*time.Second, &errs)
@@ -99,6 +103,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("providerTimeout", c.ProviderTimeout),
 		slog.Duration("reconcileEvery", c.ReconcileEvery),
 		slog.Duration("verifyEvery", c.VerifyEvery),
+		slog.Bool("webhookAllowLoopback", c.WebhookAllowLoopback),
 	)
 }
 

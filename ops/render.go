@@ -243,7 +243,7 @@ func renderAudit(out io.Writer, entries []refund.AuditEntry, withRefund bool) er
 	}
 	t.row(head...)
 	for _, e := range entries {
-		outcome, detail := auditDetail(e.Detail)
+		outcome, detail := auditDetail(e)
 		cols := []string{indent + ts(e.CreatedAt), e.Action, e.ActorKey.String(), outcome, detail}
 		if withRefund {
 			ref := "-"
@@ -258,18 +258,23 @@ func renderAudit(out io.Writer, entries []refund.AuditEntry, withRefund bool) er
 }
 
 // auditDetail summarizes an entry's detail: its outcome, and the reason,
-// event id, error code and message that matter to a reader.
-func auditDetail(raw json.RawMessage) (string, string) {
+// event id, error code and message that matter to a reader; for merchant
+// and key actions, which merchant, key and name.
+func auditDetail(e refund.AuditEntry) (string, string) {
 	var d map[string]any
-	if json.Unmarshal(raw, &d) != nil {
-		return "?", string(raw)
+	if json.Unmarshal(e.Detail, &d) != nil {
+		return "?", string(e.Detail)
+	}
+	keys := []string{"reason", "eventId", "code", "error"}
+	if e.RefundID == nil && d["eventId"] == nil {
+		keys = []string{"merchantId", "keyId", "name", "code", "error"}
 	}
 	outcome, _ := d["outcome"].(string)
 	if outcome == "" {
 		outcome = "in progress" // the action was started and its outcome not recorded
 	}
 	var parts []string
-	for _, k := range []string{"reason", "eventId", "merchantId", "keyId", "name", "code", "error"} {
+	for _, k := range keys {
 		if v, ok := d[k]; ok && v != "" {
 			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
 		}

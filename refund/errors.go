@@ -66,6 +66,7 @@ const (
 	CodeWebhookEndpointNotFound = "webhook_endpoint.not_found"
 	CodeWebhookEndpointLimit    = "webhook_endpoint.limit_reached"
 	CodeWebhookEndpointDisabled = "webhook_endpoint.disabled"
+	CodeWebhookURLNotAllowed    = "webhook.url_not_allowed"
 	CodeEventNotFound           = "event.not_found"
 	CodeMerchantNotFound        = "merchant.not_found"
 	CodeAPIKeyNotFound          = "api_key.not_found"

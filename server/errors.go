@@ -73,6 +73,7 @@ var statusOf = map[string]int{
 	refund.CodeMethodUnavailable:       http.StatusUnprocessableEntity,
 	refund.CodeTargetUnsupported:       http.StatusUnprocessableEntity,
 	refund.CodeValidation:              http.StatusUnprocessableEntity,
+	refund.CodeWebhookURLNotAllowed:    http.StatusUnprocessableEntity,
 	CodeIdempotencyMismatch:            http.StatusUnprocessableEntity,
 	CodeMethodNotAllowed:               http.StatusMethodNotAllowed,
 	CodeUnavailable:                    http.StatusServiceUnavailable,

@@ -72,3 +72,14 @@ func testAccessConformance(t *testing.T, c *conformance) {
 		"negative":          func(m map[string]any) { dig(m, "data", 0)["approvalThreshold"] = -1 },
 	})
 }
+
+// testURLPolicyConformance: refusals of the webhook URL policy conform.
+func testURLPolicyConformance(t *testing.T, c *conformance) {
+	for _, u := range []string{"https://169.254.169.254/latest/meta-data/", "https://10.0.0.1/", "https://nowhere.invalid/x"} {
+		p := problemOf(t, c.do(t, call{method: "POST", path: "/v1/webhook-endpoints", body: map[string]any{"url": u}, want: 422}),
+			refund.CodeWebhookURLNotAllowed)
+		if len(p.Errors) != 1 || p.Errors[0].Field != "url" {
+			t.Errorf("%s: errors = %+v", u, p.Errors)
+		}
+	}
+}

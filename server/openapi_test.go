@@ -133,7 +133,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		refund.CodeWebhookEndpointNotFound, refund.CodeWebhookEndpointLimit, refund.CodeWebhookEndpointDisabled,
 		refund.CodeEventNotFound, refund.CodeNotAwaitingApproval, refund.CodeNotRetryable, refund.CodeWorkflowUnavailable,
 		refund.CodeTargetUnsupported, refund.CodeTransactionDup, refund.CodeNotResolvable, refund.CodeMerchantNotFound,
-		refund.CodeAPIKeyNotFound} {
+		refund.CodeAPIKeyNotFound, refund.CodeWebhookURLNotAllowed} {
 		if !slices.Contains(codes, any(code)) {
 			t.Errorf("error code %s is not in the Problem.code enum", code)
 		}
@@ -868,6 +868,7 @@ func TestOpenAPIConformance(t *testing.T) {
 	})
 
 	t.Run("merchants and keys", func(t *testing.T) { testAccessConformance(t, c) })
+	t.Run("webhook URL policy", func(t *testing.T) { testURLPolicyConformance(t, c) })
 
 	// /metrics is served when the API runs with metrics, as `backflow api` does.
 	t.Run("metrics", func(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"github.com/backflow/backflow/refunds"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/webhooks"
 	"github.com/backflow/backflow/worker"
 )
 
@@ -99,7 +100,8 @@ func runAPI(ctx context.Context, cfg config.Config) error {
 		defer w.Stop()
 	}
 	svc := refunds.New(deps.Store, deps.Providers, refunds.TemporalGateway{Client: deps.Temporal, TaskQueue: cfg.TaskQueue}, logger,
-		refunds.Hooks{Created: m.RefundCreated, Reversed: m.RefundFinished, Contradiction: m.Contradiction})
+		refunds.Hooks{Created: m.RefundCreated, Reversed: m.RefundFinished, Contradiction: m.Contradiction},
+		refunds.WithWebhookURLs(webhookURLs(cfg)))
 	srv := server.New(server.Deps{Service: svc, Logger: logger, Metrics: m.Handler(),
 		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}})
 	logger.Info("api listening", "addr", cfg.HTTPAddr, "config", cfg)
@@ -140,12 +142,19 @@ func startWorker(ctx context.Context, cfg config.Config, deps *app.Deps, m *metr
 	}
 	policy := activities.DefaultPolicy()
 	policy.StuckAfter, policy.ApprovalTimeout = cfg.StuckAfter, cfg.ApprovalTimeout
-	acts := &activities.Activities{Store: worker.ActivityStore(deps.Store), Providers: deps.Providers, Policy: policy, Observe: m.RefundFinished}
+	acts := &activities.Activities{Store: worker.ActivityStore(deps.Store), Providers: deps.Providers, Policy: policy, Observe: m.RefundFinished,
+		WebhookClient: webhookURLs(cfg).Client()}
 	w := worker.New(deps.Temporal, cfg.TaskQueue, acts, sdkworker.Options{})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	return w, nil
+}
+
+// webhookURLs is the webhook URL policy: https to public addresses, plus
+// loopback with BACKFLOW_WEBHOOK_ALLOW_LOOPBACK (development).
+func webhookURLs(cfg config.Config) webhooks.URLPolicy {
+	return webhooks.URLPolicy{AllowLoopback: cfg.WebhookAllowLoopback}
 }
 
 func runSandbox(ctx context.Context, cfg config.Config) error {
