@@ -27,6 +27,7 @@ func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
 // Stable codes of the API's own errors (business rules use the store's codes).
 const (
 	CodeMalformed           = "request.malformed"
+	CodeTooLarge            = "request.too_large"
 	CodeUnauthorized        = "auth.unauthorized"
 	CodeForbidden           = "auth.forbidden"
 	CodeNotFound            = "resource.not_found"
@@ -45,6 +46,7 @@ const (
 // statusOf maps every stable code to its HTTP status.
 var statusOf = map[string]int{
 	CodeMalformed:                      http.StatusBadRequest,
+	CodeTooLarge:                       http.StatusRequestEntityTooLarge,
 	CodeUnauthorized:                   http.StatusUnauthorized,
 	CodeForbidden:                      http.StatusForbidden,
 	CodeNotFound:                       http.StatusNotFound,
@@ -121,7 +123,7 @@ func toProblem(err error) *Problem {
 		case http.StatusMethodNotAllowed:
 			return problem(CodeMethodNotAllowed, "method not allowed on this route")
 		case http.StatusRequestEntityTooLarge:
-			return problem(CodeMalformed, "request body too large")
+			return tooLarge()
 		}
 		if he.Code >= 400 && he.Code < 500 {
 			return &Problem{Type: problemTypeBase + CodeMalformed, Title: titles[he.Code], Status: he.Code, Detail: http.StatusText(he.Code), Code: CodeMalformed}
@@ -136,6 +138,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		return
 	}
 	p := toProblem(err)
+	if p.Code == CodeTooLarge {
+		drainOversized(c)
+	}
 	if p.Status >= 500 {
 		s.log.ErrorContext(c.Request().Context(), "request failed", "error", err, "path", c.Path(),
 			"requestId", c.Response().Header().Get(echo.HeaderXRequestID))

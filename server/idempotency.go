@@ -31,9 +31,9 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 		if len(key) > idempotencyKeyMaxLength {
 			return problem(CodeMalformed, "Idempotency-Key is longer than 255 characters")
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxRequestBodyBytes))
+		body, err := readBody(c)
 		if err != nil {
-			return problem(CodeMalformed, "request body too large or unreadable")
+			return err
 		}
 		c.Request().Body = io.NopCloser(bytes.NewReader(body))
 		k := refunds.IdempotencyKey{Owner: scopeOwner(principal(c)), Endpoint: c.Request().Method + " " + c.Request().URL.Path, Key: key}

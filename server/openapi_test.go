@@ -125,7 +125,7 @@ func TestOpenAPIDocument(t *testing.T) {
 
 	// Every stable error code the server can emit is in the Problem code enum.
 	codes := doc.Components.Schemas["Problem"].Value.Properties["code"].Value.Enum
-	for _, code := range []string{server.CodeMalformed, server.CodeUnauthorized, server.CodeForbidden, server.CodeNotFound,
+	for _, code := range []string{server.CodeMalformed, server.CodeTooLarge, server.CodeUnauthorized, server.CodeForbidden, server.CodeNotFound,
 		server.CodeIdempotencyMismatch, server.CodeIdempotencyInFlight, server.CodeUnavailable, server.CodeInternal,
 		server.CodeMethodNotAllowed, refund.CodeSessionNotFound, refund.CodeTransactionNotFound, refund.CodeRefundNotFound,
 		refund.CodeNotCaptured, refund.CodeFullyRefunded, refund.CodeNotCancelable, refund.CodeAmountInsufficient,
@@ -459,6 +459,12 @@ func TestOpenAPIConformance(t *testing.T) {
 		problemOf(t, r, server.CodeMalformed)
 		r = c.do(t, call{method: "POST", path: "/v1/sessions", headers: []string{"Idempotency-Key", strings.Repeat("k", 256)}, requestInvalid: true, want: 400})
 		problemOf(t, r, server.CodeMalformed)
+	})
+
+	t.Run("413", func(t *testing.T) {
+		big := `{"sessionId": "` + sessionID + `", "reason": "` + strings.Repeat("x", 70<<10) + `"}`
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/refunds", body: big, requestInvalid: true, want: 413}), server.CodeTooLarge)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/merchants", auth: "ops", body: big, requestUnchecked: true, want: 413}), server.CodeTooLarge)
 	})
 
 	t.Run("401", func(t *testing.T) {

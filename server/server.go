@@ -23,8 +23,6 @@ import (
 	"github.com/backflow/backflow/refunds"
 )
 
-const maxRequestBodyBytes = 64 << 10
-
 // Deps are the server's dependencies.
 type Deps struct {
 	Service *refunds.Service
@@ -49,7 +47,7 @@ func New(d Deps) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(d.Middleware...)
-	e.Use(middleware.Recover(), middleware.RequestID(), s.accessLog, middleware.BodyLimit("64K"))
+	e.Use(middleware.Recover(), middleware.RequestID(), s.accessLog, limitBody)
 	s.echo = e
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
@@ -101,12 +99,12 @@ func (s *Server) readyz(c echo.Context) error {
 	return c.JSON(http.StatusOK, checks)
 }
 
-// decode reads a JSON body strictly: unknown fields, wrong types, trailing
-// data and oversized bodies are 400.
+// decode reads a JSON body strictly: unknown fields, wrong types and
+// trailing data are 400, an oversized body 413.
 func decode(c echo.Context, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxRequestBodyBytes))
+	body, err := readBody(c)
 	if err != nil {
-		return problem(CodeMalformed, "request body too large or unreadable")
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -122,9 +120,9 @@ func decode(c echo.Context, v any) error {
 // decodeOptional decodes a JSON body strictly, like decode, leaving v
 // untouched when the body is empty.
 func decodeOptional(c echo.Context, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxRequestBodyBytes))
+	body, err := readBody(c)
 	if err != nil {
-		return problem(CodeMalformed, "request body too large or unreadable")
+		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil

@@ -1,0 +1,103 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/backflow/backflow/internal/rig"
+	"github.com/backflow/backflow/server"
+)
+
+// rawRequest writes a whole request on a fresh connection before reading
+// anything, as simple clients do, then reads the answer.
+func rawRequest(t *testing.T, apiURL, head string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	u, err := url.Parse(apiURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Fatalf("write head: %v", err)
+	}
+	if _, err := conn.Write(body); err != nil {
+		t.Fatalf("write %d bytes of body: %v", len(body), err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("read the answer: %v", err)
+	}
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read the answer's body: %v", err)
+	}
+	return resp, out
+}
+
+func assertTooLarge(t *testing.T, apiURL, head string, sent []byte) {
+	t.Helper()
+	resp, body := rawRequest(t, apiURL, head, sent)
+	var p server.Problem
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get("Content-Type") != "application/problem+json" ||
+		json.Unmarshal(body, &p) != nil || p.Code != server.CodeTooLarge || p.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("answer %d %s: %s, want 413 %s", resp.StatusCode, resp.Header.Get("Content-Type"), body, server.CodeTooLarge)
+	}
+}
+
+// TestOversizedBody: a body over the limit is 413 request.too_large, and a
+// client that sends all of it before reading receives that answer (the
+// server reads the rest, up to a bound, before closing), whether the body
+// has a Content-Length or is chunked, on every kind of route.
+func TestOversizedBody(t *testing.T) {
+	s := rig.StartStack(t, rig.StackOptions{NoWorker: true})
+	big := bytes.Repeat([]byte("x"), 6<<20)
+	for _, tc := range []struct{ name, path, headers string }{
+		{"create refund", "/v1/refunds", "Authorization: Bearer " + s.MerchantKey + "\r\n"},
+		{"with an Idempotency-Key", "/v1/refunds", "Authorization: Bearer " + s.MerchantKey + "\r\nIdempotency-Key: big-1\r\n"},
+		{"ops action", "/v1/ops/merchants", "Authorization: Bearer " + s.OpsKey + "\r\n"},
+		{"provider callback", "/v1/provider-callbacks/cardpay", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n", tc.path, tc.headers, len(big))
+			assertTooLarge(t, s.APIURL, head, big)
+
+			var chunked bytes.Buffer
+			for i := 0; i < len(big); i += 64 << 10 {
+				fmt.Fprintf(&chunked, "%x\r\n%s\r\n", 64<<10, big[i:i+64<<10])
+			}
+			chunked.WriteString("0\r\n\r\n")
+			head = fmt.Sprintf("POST %s HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n%sTransfer-Encoding: chunked\r\n\r\n", tc.path, tc.headers)
+			assertTooLarge(t, s.APIURL, head, chunked.Bytes())
+		})
+	}
+	// A client that waits for 100-continue gets the 413 without sending the body.
+	t.Run("expect 100-continue", func(t *testing.T) {
+		head := fmt.Sprintf("POST /v1/refunds HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer %s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n",
+			s.MerchantKey, len(big))
+		assertTooLarge(t, s.APIURL, head, nil)
+	})
+	// Go's own client, which writes while it reads, gets it too.
+	t.Run("http.Client", func(t *testing.T) {
+		r := s.Do(t, "POST", "/v1/refunds", big)
+		rig.AssertProblem(t, r, http.StatusRequestEntityTooLarge, server.CodeTooLarge)
+	})
+	// Under the limit the body is read as usual.
+	r := s.Do(t, "POST", "/v1/refunds", `{"sessionId": "`+strings.Repeat("a", 60<<10)+`"}`)
+	rig.AssertProblem(t, r, http.StatusBadRequest, server.CodeMalformed)
+}
