@@ -76,3 +76,43 @@ func TestLogValueMasksStripeSecret(t *testing.T) {
 		t.Errorf("LogValue() leaks the secret: %s", s)
 	}
 }
+
+func TestAccessSettings(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		check   func(Config) bool
+		wantErr string
+	}{
+		{name: "default rate limit", check: func(c Config) bool { return c.RateLimit == 100 && c.RateBurst == 200 }},
+		{name: "rate and burst", env: map[string]string{"BACKFLOW_RATE_LIMIT": "20:50"},
+			check: func(c Config) bool { return c.RateLimit == 20 && c.RateBurst == 50 }},
+		{name: "rate alone bursts twice", env: map[string]string{"BACKFLOW_RATE_LIMIT": "25/s"},
+			check: func(c Config) bool { return c.RateLimit == 25 && c.RateBurst == 50 }},
+		{name: "no limit", env: map[string]string{"BACKFLOW_RATE_LIMIT": "off"}, check: func(c Config) bool { return c.RateLimit == 0 }},
+		{name: "bad rate", env: map[string]string{"BACKFLOW_RATE_LIMIT": "fast"}, wantErr: "BACKFLOW_RATE_LIMIT: want requests a second"},
+		{name: "bad burst", env: map[string]string{"BACKFLOW_RATE_LIMIT": "10:0"}, wantErr: "BACKFLOW_RATE_LIMIT: want requests a second"},
+		{name: "webhooks to public addresses by default", check: func(c Config) bool { return !c.WebhookAllowLoopback }},
+		{name: "loopback webhooks", env: map[string]string{"BACKFLOW_WEBHOOK_ALLOW_LOOPBACK": "true"},
+			check: func(c Config) bool { return c.WebhookAllowLoopback }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("BACKFLOW_RATE_LIMIT", "")
+			t.Setenv("BACKFLOW_WEBHOOK_ALLOW_LOOPBACK", "")
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !tc.check(c) {
+				t.Fatalf("Load() = %+v, %v", c, err)
+			}
+		})
+	}
+}

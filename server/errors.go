@@ -28,6 +28,7 @@ func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
 const (
 	CodeMalformed           = "request.malformed"
 	CodeTooLarge            = "request.too_large"
+	CodeRateLimited         = "rate_limited"
 	CodeUnauthorized        = "auth.unauthorized"
 	CodeForbidden           = "auth.forbidden"
 	CodeNotFound            = "resource.not_found"
@@ -78,13 +79,14 @@ var statusOf = map[string]int{
 	refund.CodeWebhookURLNotAllowed:    http.StatusUnprocessableEntity,
 	CodeIdempotencyMismatch:            http.StatusUnprocessableEntity,
 	CodeMethodNotAllowed:               http.StatusMethodNotAllowed,
+	CodeRateLimited:                    http.StatusTooManyRequests,
 	CodeUnavailable:                    http.StatusServiceUnavailable,
 	CodeInternal:                       http.StatusInternalServerError,
 }
 
 var titles = map[int]string{
 	400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-	409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Entity", 500: "Internal Server Error",
+	409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
 	503: "Service Unavailable",
 }
 

@@ -101,3 +101,72 @@ func TestOversizedBody(t *testing.T) {
 	r := s.Do(t, "POST", "/v1/refunds", `{"sessionId": "`+strings.Repeat("a", 60<<10)+`"}`)
 	rig.AssertProblem(t, r, http.StatusBadRequest, server.CodeMalformed)
 }
+
+// TestSlowClients: a client trickling its headers or its body loses the
+// connection at the server's read timeouts; oversized headers are refused.
+func TestSlowClients(t *testing.T) {
+	limits := server.Limits{ReadHeaderTimeout: 500 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: 5 * time.Second,
+		IdleTimeout: time.Second, MaxHeaderBytes: 8 << 10}
+	s := rig.StartStack(t, rig.StackOptions{NoWorker: true, HTTPLimits: limits})
+	u, _ := url.Parse(s.APIURL)
+	trickle := func(t *testing.T, head string, drip string) time.Duration {
+		t.Helper()
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		start := time.Now()
+		if _, err := io.WriteString(conn, head); err != nil {
+			t.Fatal(err)
+		}
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			_, _ = io.Copy(io.Discard, conn) // until the server closes
+		}()
+		for {
+			select {
+			case <-closed:
+				return time.Since(start)
+			case <-time.After(100 * time.Millisecond):
+			}
+			if time.Since(start) > 10*time.Second {
+				t.Fatal("the server kept a trickling connection for 10 s")
+			}
+			_, _ = io.WriteString(conn, drip)
+		}
+	}
+	t.Run("headers", func(t *testing.T) {
+		if d := trickle(t, "GET /v1/refunds HTTP/1.1\r\nHost: api\r\n", "X-Slow: 1\r\n"); d < limits.ReadHeaderTimeout*4/5 || d > 3*time.Second {
+			t.Fatalf("closed after %s, want about %s", d, limits.ReadHeaderTimeout)
+		}
+	})
+	t.Run("body", func(t *testing.T) {
+		head := "POST /v1/refunds HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer " + s.MerchantKey + "\r\nContent-Length: 60000\r\n\r\n{"
+		if d := trickle(t, head, " "); d < limits.ReadTimeout*4/5 || d > 4*time.Second {
+			t.Fatalf("closed after %s, want about %s", d, limits.ReadTimeout)
+		}
+	})
+	t.Run("idle keep-alive", func(t *testing.T) {
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		start := time.Now()
+		_, _ = io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: api\r\n\r\n")
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.Copy(io.Discard, conn)
+		if d := time.Since(start); d > 4*time.Second {
+			t.Fatalf("an idle connection was kept %s", d)
+		}
+	})
+	t.Run("header size", func(t *testing.T) {
+		head := "GET /v1/refunds HTTP/1.1\r\nHost: api\r\nX-Big: " + strings.Repeat("h", 16<<10) + "\r\n\r\n"
+		resp, _ := rawRequest(t, s.APIURL, head, nil)
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("16 KiB of headers: %d, want 431", resp.StatusCode)
+		}
+	})
+}

@@ -1,13 +1,16 @@
 package server_test
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/ops"
 	"github.com/backflow/backflow/refund"
+	"github.com/backflow/backflow/refunds"
 	"github.com/backflow/backflow/server"
 )
 
@@ -82,4 +85,18 @@ func testURLPolicyConformance(t *testing.T, c *conformance) {
 			t.Errorf("%s: errors = %+v", u, p.Errors)
 		}
 	}
+}
+
+// testRateLimitConformance: a key past its bucket gets the documented 429.
+func testRateLimitConformance(t *testing.T, c *conformance) {
+	api := httptest.NewServer(server.New(server.Deps{Service: rig.NewService(c.s.Store, c.s.Temporal, c.s.TaskQueue, c.s.Providers, c.s.Logger,
+		refunds.Hooks{}), Logger: c.s.Logger, RateLimit: server.RateLimit{PerSecond: 0.1, Burst: 1}}).Handler())
+	t.Cleanup(api.Close)
+	c.do(t, call{base: api.URL, method: "GET", path: "/v1/refunds", want: 200})
+	r := c.do(t, call{base: api.URL, method: "POST", path: "/v1/refunds", body: map[string]any{}, requestInvalid: true, want: 429})
+	problemOf(t, r, server.CodeRateLimited)
+	if r.Header.Get("Retry-After") != "10" {
+		t.Errorf("Retry-After = %q, want 10", r.Header.Get("Retry-After"))
+	}
+	c.do(t, call{base: api.URL, method: "GET", path: "/v1/ops/audit", auth: "ops", want: 200}) // another key: its own bucket
 }

@@ -101,7 +101,7 @@ func TestOpenAPIDocument(t *testing.T) {
 				if (scope == refund.ScopeOps) != strings.HasPrefix(path, "/v1/ops/") {
 					t.Errorf("%s: x-required-scope %q, but only /v1/ops requires %s", key, scope, refund.ScopeOps)
 				}
-				for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+				for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests} {
 					if op.Responses.Status(status) == nil {
 						t.Errorf("%s does not document %d", key, status)
 					}
@@ -125,7 +125,7 @@ func TestOpenAPIDocument(t *testing.T) {
 
 	// Every stable error code the server can emit is in the Problem code enum.
 	codes := doc.Components.Schemas["Problem"].Value.Properties["code"].Value.Enum
-	for _, code := range []string{server.CodeMalformed, server.CodeTooLarge, server.CodeUnauthorized, server.CodeForbidden, server.CodeNotFound,
+	for _, code := range []string{server.CodeMalformed, server.CodeTooLarge, server.CodeRateLimited, server.CodeUnauthorized, server.CodeForbidden, server.CodeNotFound,
 		server.CodeIdempotencyMismatch, server.CodeIdempotencyInFlight, server.CodeUnavailable, server.CodeInternal,
 		server.CodeMethodNotAllowed, refund.CodeSessionNotFound, refund.CodeTransactionNotFound, refund.CodeRefundNotFound,
 		refund.CodeNotCaptured, refund.CodeFullyRefunded, refund.CodeNotCancelable, refund.CodeAmountInsufficient,
@@ -875,6 +875,7 @@ func TestOpenAPIConformance(t *testing.T) {
 
 	t.Run("merchants and keys", func(t *testing.T) { testAccessConformance(t, c) })
 	t.Run("webhook URL policy", func(t *testing.T) { testURLPolicyConformance(t, c) })
+	t.Run("429", func(t *testing.T) { testRateLimitConformance(t, c) })
 
 	// /metrics is served when the API runs with metrics, as `backflow api` does.
 	t.Run("metrics", func(t *testing.T) {

@@ -31,18 +31,28 @@ type Deps struct {
 	Metrics http.Handler
 	// Middleware runs first on every request (e.g. request metrics).
 	Middleware []echo.MiddlewareFunc
+	// RateLimit is each API key's token bucket; zero: no limit.
+	RateLimit RateLimit
+	// RateLimited, when set, is told about each request refused by the
+	// rate limit, with its route template (metrics).
+	RateLimited func(route string)
 }
 
 // Server is the Backflow API.
 type Server struct {
-	svc  *refunds.Service
-	log  *slog.Logger
-	echo *echo.Echo
+	svc         *refunds.Service
+	log         *slog.Logger
+	echo        *echo.Echo
+	limiter     *limiter // nil: no rate limit
+	rateLimited func(route string)
 }
 
 // New builds the API with every route.
 func New(d Deps) *Server {
-	s := &Server{svc: d.Service, log: d.Logger}
+	s := &Server{svc: d.Service, log: d.Logger, rateLimited: d.RateLimited}
+	if d.RateLimit.PerSecond > 0 {
+		s.limiter = newLimiter(d.RateLimit)
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -58,7 +68,7 @@ func New(d Deps) *Server {
 	}
 	e.POST("/v1/provider-callbacks/:provider", s.providerCallback)
 
-	v1 := e.Group("/v1", s.authenticate)
+	v1 := e.Group("/v1", s.authenticate, s.rateLimit)
 	v1.POST("/sessions", s.createSession, require(refund.ScopeTransactionsWrite), s.idempotent)
 	v1.POST("/transactions", s.createTransaction, require(refund.ScopeTransactionsWrite), s.idempotent)
 	v1.GET("/transactions/:id", s.getTransaction, require(refund.ScopeRefundsRead))

@@ -103,7 +103,8 @@ func runAPI(ctx context.Context, cfg config.Config) error {
 		refunds.Hooks{Created: m.RefundCreated, Reversed: m.RefundFinished, Contradiction: m.Contradiction},
 		refunds.WithWebhookURLs(webhookURLs(cfg)))
 	srv := server.New(server.Deps{Service: svc, Logger: logger, Metrics: m.Handler(),
-		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}})
+		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware},
+		RateLimit:  server.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}, RateLimited: m.RateLimited})
 	logger.Info("api listening", "addr", cfg.HTTPAddr, "config", cfg)
 	return serve(ctx, cfg.HTTPAddr, srv.Handler())
 }
@@ -179,8 +180,10 @@ func runMigrate(ctx context.Context, cfg config.Config) error {
 }
 
 // serve runs an HTTP server until ctx ends, then shuts it down gracefully.
+// Its timeouts and header limit are the API's (server.DefaultLimits).
 func serve(ctx context.Context, addr string, h http.Handler) error {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: addr, Handler: h}
+	server.DefaultLimits().Apply(srv)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	select {

@@ -61,6 +61,10 @@ type RigOptions struct {
 	// WebhookURLs is the webhook URL policy of the API and the worker;
 	// zero → TestURLPolicy(nil): loopback allowed, stub DNS, no dial but to loopback.
 	WebhookURLs webhooks.URLPolicy
+	// RateLimit is each API key's rate limit; nil → server.DefaultRateLimit().
+	RateLimit *server.RateLimit
+	// HTTPLimits are the API server's timeouts; zero → server.DefaultLimits().
+	HTTPLimits server.Limits
 }
 
 // FastPolicy keeps refunds quick: short polls, few attempts, short SLA.
@@ -116,7 +120,15 @@ func StartRig(o RigOptions) (*Rig, error) {
 	if o.WebhookURLs.Resolver == nil {
 		o.WebhookURLs = TestURLPolicy(nil)
 	}
+	if o.RateLimit == nil {
+		l := server.DefaultRateLimit()
+		o.RateLimit = &l
+	}
+	if o.HTTPLimits == (server.Limits{}) {
+		o.HTTPLimits = server.DefaultLimits()
+	}
 	apiSrv := httptest.NewUnstartedServer(nil)
+	o.HTTPLimits.Apply(apiSrv.Config)
 	apiURL := "http://" + apiSrv.Listener.Addr().String()
 	// The sandbox's timed outcomes (08 reversal, 09 credentials outage, 10
 	// look-up lag), shortened like the policy.
@@ -135,7 +147,7 @@ func StartRig(o RigOptions) (*Rig, error) {
 		return nil, fmt.Errorf("provider registry: %w", err)
 	}
 	svc := NewService(o.Store, o.Temporal, o.TaskQueue, reg, o.Logger, refunds.Hooks{}, refunds.WithWebhookURLs(o.WebhookURLs))
-	api := server.New(server.Deps{Service: svc, Logger: o.Logger}).Handler()
+	api := server.New(server.Deps{Service: svc, Logger: o.Logger, RateLimit: *o.RateLimit}).Handler()
 	if o.APIProxy != nil {
 		api = o.APIProxy(api)
 	}
