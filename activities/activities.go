@@ -232,14 +232,16 @@ func (a *Activities) recordAnswer(ctx context.Context, req SubmitRequest, res pr
 	return out, nil
 }
 
-// logProviderError logs a failed provider call once, with the refund's ids.
+// logProviderError logs a failed provider call once: the worker's
+// interceptor adds the refund's ids to the activity's logger and does not
+// log provider errors again.
 func (a *Activities) logProviderError(ctx context.Context, req SubmitRequest, err error, attempt int32) {
 	var pe *providers.Error
 	code, kind := "", string(providers.KindOf(err))
 	if errors.As(err, &pe) {
 		code = pe.Code
 	}
-	logger(ctx).Warn("provider call failed", "refundId", req.RefundID, "provider", req.Provider,
+	logger(ctx).Warn("provider call failed", "provider", req.Provider, "method", req.Method,
 		"kind", kind, "code", code, "attempt", attempt, "error", err)
 }
 
