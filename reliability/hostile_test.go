@@ -1,15 +1,11 @@
 package reliability_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -152,9 +148,14 @@ func TestHostileMerchant(t *testing.T) {
 
 	// 3. Oversized bodies, sent whole before reading: 413, received.
 	big := bytes.Repeat([]byte("{"), 6<<20)
-	for _, chunked := range []bool{false, true} {
-		st, body := rawPost(t, r.APIURL, "/v1/refunds", hostile.Key, big, chunked)
-		note(rig.Response{Status: st.StatusCode, Header: st.Header, Body: body}, http.StatusRequestEntityTooLarge, server.CodeTooLarge)
+	post := "POST /v1/refunds HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer " + hostile.Key + "\r\nContent-Type: application/json\r\n"
+	for _, wire := range [][]byte{append([]byte(fmt.Sprintf("%sContent-Length: %d\r\n\r\n", post, len(big))), big...),
+		append([]byte(post+"Transfer-Encoding: chunked\r\n\r\n"), rig.Chunked(big)...)} {
+		resp, body, err := rig.SendRaw(r.APIURL, wire)
+		if err != nil {
+			t.Fatalf("oversized body: %v", err)
+		}
+		note(rig.Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, http.StatusRequestEntityTooLarge, server.CodeTooLarge)
 	}
 
 	// 4. Slow clients: headers and bodies trickled; the server drops them.
@@ -168,7 +169,11 @@ func TestHostileMerchant(t *testing.T) {
 			if i%2 == 1 {
 				head = "POST /v1/refunds HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer " + hostile.Key + "\r\nContent-Length: 60000\r\n\r\n{"
 			}
-			dropped[i] = trickle(t, r.APIURL, head)
+			d, err := rig.Trickle(r.APIURL, head, " ")
+			if err != nil {
+				t.Error(err)
+			}
+			dropped[i] = d
 		}()
 	}
 	slow.Wait()
@@ -257,67 +262,6 @@ func TestHostileMerchant(t *testing.T) {
 	sc.verified("answers to the attacker: %s, each a problem+json; %d delivery attempts to the rebound name refused before connecting; dials: only 169.254.169.254:443, refused by the policy; slow clients dropped after %s at most; the other merchant: %d refunds and reads, no failure, slowest %s",
 		strings.Join(counts, ", "), refusedAttempts, maxOf(dropped).Round(100*time.Millisecond), len(bRefunds), bSlowest.Round(10*time.Millisecond))
 	sc.invariants(ctx, r.Store.Pool(), fullCheck(r, nil, hostile, bystander))
-}
-
-// rawPost writes a whole POST before reading its answer.
-func rawPost(t *testing.T, apiURL, path, key string, body []byte, chunked bool) (*http.Response, []byte) {
-	t.Helper()
-	u, _ := url.Parse(apiURL)
-	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n", path, key)
-	var wire bytes.Buffer
-	if chunked {
-		wire.WriteString(head + "Transfer-Encoding: chunked\r\n\r\n")
-		for i := 0; i < len(body); i += 32 << 10 {
-			part := body[i:min(i+32<<10, len(body))]
-			fmt.Fprintf(&wire, "%x\r\n%s\r\n", len(part), part)
-		}
-		wire.WriteString("0\r\n\r\n")
-	} else {
-		fmt.Fprintf(&wire, "%sContent-Length: %d\r\n\r\n%s", head, len(body), body)
-	}
-	if _, err := conn.Write(wire.Bytes()); err != nil {
-		t.Fatalf("send %d bytes: %v", wire.Len(), err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("read the answer: %v", err)
-	}
-	out, _ := io.ReadAll(resp.Body)
-	return resp, out
-}
-
-// trickle sends head, then a byte every 100 ms, until the server closes the
-// connection; it returns how long the server kept it.
-func trickle(t *testing.T, apiURL, head string) time.Duration {
-	u, _ := url.Parse(apiURL)
-	conn, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Error(err)
-		return 0
-	}
-	defer conn.Close()
-	start := time.Now()
-	_, _ = io.WriteString(conn, head)
-	closed := make(chan struct{})
-	go func() {
-		defer close(closed)
-		_, _ = io.Copy(io.Discard, conn)
-	}()
-	for time.Since(start) < 10*time.Second {
-		select {
-		case <-closed:
-			return time.Since(start)
-		case <-time.After(100 * time.Millisecond):
-			_, _ = io.WriteString(conn, " ")
-		}
-	}
-	return time.Since(start)
 }
 
 func maxOf(ds []time.Duration) time.Duration {

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -17,35 +16,12 @@ import (
 	"github.com/backflow/backflow/server"
 )
 
-// rawRequest writes a whole request on a fresh connection before reading
-// anything, as simple clients do, then reads the answer.
+// rawRequest sends head and body whole before reading the answer.
 func rawRequest(t *testing.T, apiURL, head string, body []byte) (*http.Response, []byte) {
 	t.Helper()
-	u, err := url.Parse(apiURL)
+	resp, out, err := rig.SendRaw(apiURL, append([]byte(head), body...))
 	if err != nil {
 		t.Fatal(err)
-	}
-	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(conn, head); err != nil {
-		t.Fatalf("write head: %v", err)
-	}
-	if _, err := conn.Write(body); err != nil {
-		t.Fatalf("write %d bytes of body: %v", len(body), err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("read the answer: %v", err)
-	}
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read the answer's body: %v", err)
 	}
 	return resp, out
 }
@@ -77,13 +53,8 @@ func TestOversizedBody(t *testing.T) {
 			head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n", tc.path, tc.headers, len(big))
 			assertTooLarge(t, s.APIURL, head, big)
 
-			var chunked bytes.Buffer
-			for i := 0; i < len(big); i += 64 << 10 {
-				fmt.Fprintf(&chunked, "%x\r\n%s\r\n", 64<<10, big[i:i+64<<10])
-			}
-			chunked.WriteString("0\r\n\r\n")
 			head = fmt.Sprintf("POST %s HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n%sTransfer-Encoding: chunked\r\n\r\n", tc.path, tc.headers)
-			assertTooLarge(t, s.APIURL, head, chunked.Bytes())
+			assertTooLarge(t, s.APIURL, head, rig.Chunked(big))
 		})
 	}
 	// A client that waits for 100-continue gets the 413 without sending the body.
@@ -109,33 +80,13 @@ func TestSlowClients(t *testing.T) {
 		IdleTimeout: time.Second, MaxHeaderBytes: 8 << 10}
 	s := rig.StartStack(t, rig.StackOptions{NoWorker: true, HTTPLimits: limits})
 	u, _ := url.Parse(s.APIURL)
-	trickle := func(t *testing.T, head string, drip string) time.Duration {
+	trickle := func(t *testing.T, head, drip string) time.Duration {
 		t.Helper()
-		conn, err := net.Dial("tcp", u.Host)
-		if err != nil {
-			t.Fatal(err)
+		d, err := rig.Trickle(s.APIURL, head, drip)
+		if err != nil || d >= 10*time.Second {
+			t.Fatalf("the server kept a trickling connection %s (%v)", d, err)
 		}
-		defer conn.Close()
-		start := time.Now()
-		if _, err := io.WriteString(conn, head); err != nil {
-			t.Fatal(err)
-		}
-		closed := make(chan struct{})
-		go func() {
-			defer close(closed)
-			_, _ = io.Copy(io.Discard, conn) // until the server closes
-		}()
-		for {
-			select {
-			case <-closed:
-				return time.Since(start)
-			case <-time.After(100 * time.Millisecond):
-			}
-			if time.Since(start) > 10*time.Second {
-				t.Fatal("the server kept a trickling connection for 10 s")
-			}
-			_, _ = io.WriteString(conn, drip)
-		}
+		return d
 	}
 	t.Run("headers", func(t *testing.T) {
 		if d := trickle(t, "GET /v1/refunds HTTP/1.1\r\nHost: api\r\n", "X-Slow: 1\r\n"); d < limits.ReadHeaderTimeout*4/5 || d > 3*time.Second {
