@@ -112,18 +112,15 @@ func (p URLPolicy) checkScheme(scheme string) (bool, error) {
 // checkAddr checks one address for a scheme. literal says the address is
 // the URL's own, so the reason may name it.
 func (p URLPolicy) checkAddr(ip netip.Addr, plainHTTP, literal bool) error {
-	kind := Classify(ip)
-	allowed := kind == "" || (kind == KindLoopback && p.AllowLoopback)
-	if plainHTTP && kind != KindLoopback {
-		return &NotAllowedError{Reason: "plain http is allowed to loopback addresses only: use https", Permanent: literal}
-	}
-	if allowed {
+	switch kind := Classify(ip); {
+	case kind == KindLoopback && p.AllowLoopback, kind == "" && !plainHTTP:
 		return nil
-	}
-	if literal {
+	case kind != "" && literal:
 		return &NotAllowedError{Reason: fmt.Sprintf("%s is a %s address", ip.WithZone(""), kind), Permanent: true}
+	case kind != "":
+		return &NotAllowedError{Reason: "the host resolves to a " + kind + " address"}
 	}
-	return &NotAllowedError{Reason: "the host resolves to a " + kind + " address"}
+	return &NotAllowedError{Reason: "plain http is allowed to loopback addresses only: use https", Permanent: literal}
 }
 
 // Kinds of address the policy refuses (loopback unless AllowLoopback).

@@ -124,7 +124,8 @@ func TestCheckURL(t *testing.T) {
 		{dev, "http://localhost:8080/x", ""},
 		{dev, "https://localhost/x", ""},
 		{dev, "http://hooks.example/x", "plain http is allowed to loopback addresses only"},
-		{dev, "http://10.0.0.1/x", "plain http is allowed to loopback addresses only"},
+		{dev, "http://10.0.0.1/x", "10.0.0.1 is a private address"},
+		{dev, "http://203.0.113.10/x", "plain http is allowed to loopback addresses only"},
 		{dev, "https://10.0.0.1/x", "10.0.0.1 is a private address"},
 		{dev, "https://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"},
 	} {
