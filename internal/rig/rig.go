@@ -59,7 +59,9 @@ type RigOptions struct {
 	// ExtraProviders are configured next to the sandbox's (e.g. stripe on stripe-mock).
 	ExtraProviders []providers.Config
 	// WebhookURLs is the webhook URL policy of the API and the worker;
-	// zero → TestURLPolicy(nil): loopback allowed, stub DNS, no dial but to loopback.
+	// zero → TestURLPolicy(nil): loopback allowed. Whatever it is, a rig
+	// never resolves a name for real (a StubResolver when none is set) nor
+	// dials but loopback (webhooks.LoopbackOnly when no guard is set).
 	WebhookURLs webhooks.URLPolicy
 	// RateLimit is each API key's rate limit; nil → server.DefaultRateLimit().
 	RateLimit *server.RateLimit
@@ -117,8 +119,14 @@ func StartRig(o RigOptions) (*Rig, error) {
 	if o.AsyncDelay <= 0 {
 		o.AsyncDelay = 500 * time.Millisecond
 	}
-	if o.WebhookURLs.Resolver == nil {
+	if u := o.WebhookURLs; u.Resolver == nil && u.DialGuard == nil && !u.AllowLoopback {
 		o.WebhookURLs = TestURLPolicy(nil)
+	}
+	if o.WebhookURLs.Resolver == nil {
+		o.WebhookURLs.Resolver = NewStubResolver()
+	}
+	if o.WebhookURLs.DialGuard == nil {
+		o.WebhookURLs.DialGuard = webhooks.LoopbackOnly
 	}
 	if o.RateLimit == nil {
 		l := server.DefaultRateLimit()
