@@ -42,7 +42,7 @@ var ssrfTargets = []string{
 // gets 429; every answer to the attacker is a problem+json; nothing reaches
 // an internal address; the other merchant's refunds and reads never fail.
 func TestHostileMerchant(t *testing.T) {
-	sc := begin(t, "17. Hostile merchant")
+	sc := begin(t, "18. Hostile merchant")
 	ctx := context.Background()
 	dns := rig.NewStubResolver()
 	for host, addr := range map[string]string{"metadata.example": "169.254.169.254", "db.example": "10.1.2.3",

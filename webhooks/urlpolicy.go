@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,9 @@ type URLPolicy struct {
 	// with the policy's verdict (nil: allowed) and returns the final one.
 	// Tests record dials with it and refuse anything but loopback.
 	DialGuard func(address string, verdict error) error
+	// IdleConnsPerHost is how many idle connections Client keeps per
+	// endpoint host for the next deliveries (0: 4).
+	IdleConnsPerHost int
 }
 
 // NotAllowedError is a URL or address the policy refuses, and why.
@@ -244,7 +248,7 @@ func (p URLPolicy) transport(plainHTTP bool) *http.Transport {
 		},
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   4,
+		MaxIdleConnsPerHost:   cmp.Or(p.IdleConnsPerHost, 4),
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
