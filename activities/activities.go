@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -72,6 +73,9 @@ type Activities struct {
 	Policy    Policy
 	// Webhooks is the webhook delivery timing; zero fields take the defaults.
 	Webhooks WebhookPolicy
+	// WebhookClient sends deliveries: webhooks.URLPolicy.Client() of the
+	// deployment's policy; nil is https to public addresses only.
+	WebhookClient *http.Client
 	// Workflows starts and lists workflows for the reconciler's repairs.
 	Workflows Workflows
 	// Observe, when set, is told about each finished refund (metrics).
@@ -228,14 +232,16 @@ func (a *Activities) recordAnswer(ctx context.Context, req SubmitRequest, res pr
 	return out, nil
 }
 
-// logProviderError logs a failed provider call once, with the refund's ids.
+// logProviderError logs a failed provider call once: the worker's
+// interceptor adds the refund's ids to the activity's logger and does not
+// log provider errors again.
 func (a *Activities) logProviderError(ctx context.Context, req SubmitRequest, err error, attempt int32) {
 	var pe *providers.Error
 	code, kind := "", string(providers.KindOf(err))
 	if errors.As(err, &pe) {
 		code = pe.Code
 	}
-	logger(ctx).Warn("provider call failed", "refundId", req.RefundID, "provider", req.Provider,
+	logger(ctx).Warn("provider call failed", "provider", req.Provider, "method", req.Method,
 		"kind", kind, "code", code, "attempt", attempt, "error", err)
 }
 

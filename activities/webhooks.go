@@ -34,6 +34,9 @@ const (
 	DeliveryDelivered    = "DELIVERED"     // the endpoint answered 2xx
 	DeliverySkipped      = "SKIPPED"       // the endpoint is deleted or disabled
 	DeliveryEndpointGone = "ENDPOINT_GONE" // the endpoint answered 410: it is now disabled
+	// DeliveryURLNotAllowed: the endpoint's URL breaks the webhook URL
+	// policy (created before it): it is now disabled, nothing was sent.
+	DeliveryURLNotAllowed = "URL_NOT_ALLOWED"
 )
 
 // WebhookPolicy is the timing of webhook delivery. The delivery workflow
@@ -94,11 +97,18 @@ type DeliveryResult struct {
 	Attempt    int
 }
 
-// webhookClient is shared by every delivery; it never follows redirects (a
-// 3xx is a failed attempt) and each attempt carries its own deadline.
-var webhookClient = &http.Client{
-	Transport:     http.DefaultTransport.(*http.Transport).Clone(),
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// strictWebhookClient delivers under the production URL policy (https to
+// public addresses only) when Activities.WebhookClient is not set.
+var strictWebhookClient = webhooks.URLPolicy{}.Client()
+
+// webhookClient is the client of every delivery: it applies the webhook URL
+// policy to each connection, never follows redirects (a 3xx is a failed
+// attempt) and each attempt carries its own deadline.
+func (a *Activities) webhookClient() *http.Client {
+	if a.WebhookClient != nil {
+		return a.WebhookClient
+	}
+	return strictWebhookClient
 }
 
 const (
@@ -139,7 +149,7 @@ func (a *Activities) DeliverWebhook(ctx context.Context, d Delivery) (DeliveryRe
 	}
 	policy, _ := a.WebhookDeliveryPolicy(ctx)
 
-	status, latency, sendErr := post(ctx, ep, ev.ID, body, policy.AttemptTimeout)
+	status, latency, sendErr := post(ctx, a.webhookClient(), ep, ev.ID, body, policy.AttemptTimeout)
 	att := refund.WebhookAttempt{EventID: ev.ID, EndpointID: ep.ID, LatencyMS: int(latency.Milliseconds()),
 		Succeeded: sendErr == nil && status >= 200 && status < 300}
 	if status != 0 {
@@ -160,17 +170,25 @@ func (a *Activities) DeliverWebhook(ctx context.Context, d Delivery) (DeliveryRe
 		log.Error("record webhook attempt", "eventId", ev.ID, "endpointId", ep.ID, "error", recErr)
 	}
 
+	disable, outcome := "", DeliveryEndpointGone
+	if refused, ok := webhooks.IsNotAllowed(sendErr); ok && refused.Permanent {
+		// The URL itself is refused (an endpoint made before the policy): no attempt can ever succeed.
+		disable, outcome = refused.Error(), DeliveryURLNotAllowed
+	} else if status == http.StatusGone {
+		disable = "endpoint answered 410 Gone"
+	}
 	switch {
 	case att.Succeeded:
 		// A lost attempt row must not cause a second delivery: it is logged above.
 		res.Outcome = DeliveryDelivered
 		return res, nil
-	case status == http.StatusGone:
-		if err := a.Store.DisableWebhookEndpoint(rctx, ep.ID, "endpoint answered 410 Gone"); err != nil {
+	case disable != "":
+		if err := a.Store.DisableWebhookEndpoint(rctx, ep.ID, disable); err != nil {
 			return res, fmt.Errorf("disable endpoint: %w", err)
 		}
-		log.Warn("webhook endpoint answered 410: disabled", "endpointId", ep.ID, "merchantId", ep.MerchantID)
-		res.Outcome = DeliveryEndpointGone
+		log.Warn("webhook endpoint disabled", "reason", disable, "endpointId", ep.ID, "merchantId", ep.MerchantID, "eventId", ev.ID,
+			"refundId", ev.RefundID)
+		res.Outcome = outcome
 		return res, nil
 	}
 	return res, temporal.NewApplicationError(att.Error, ErrTypeWebhookFailed, errors.Join(sendErr, recErr))
@@ -178,7 +196,7 @@ func (a *Activities) DeliverWebhook(ctx context.Context, d Delivery) (DeliveryRe
 
 // post sends one signed delivery and returns the HTTP status (0 when none
 // came back), how long it took and a transport error.
-func post(ctx context.Context, ep refund.WebhookEndpoint, eventID uuid.UUID, body []byte, timeout time.Duration) (int, time.Duration, error) {
+func post(ctx context.Context, client *http.Client, ep refund.WebhookEndpoint, eventID uuid.UUID, body []byte, timeout time.Duration) (int, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
@@ -190,8 +208,11 @@ func post(ctx context.Context, ep refund.WebhookEndpoint, eventID uuid.UUID, bod
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set(webhooks.EventIDHeader, eventID.String())
 	req.Header.Set(webhooks.SignatureHeader, webhooks.Sign(body, ep.SigningSecrets(now), now))
-	resp, err := webhookClient.Do(req)
+	resp, err := client.Do(req)
 	latency := time.Since(now)
+	if refused, ok := webhooks.IsNotAllowed(err); ok {
+		return 0, latency, refused // no request was sent: say why, not how the dial failed
+	}
 	if err != nil {
 		return 0, latency, fmt.Errorf("post to endpoint: %w", err)
 	}

@@ -13,11 +13,11 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
-	"go.temporal.io/sdk/log"
 
 	"github.com/backflow/backflow/config"
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/worker"
 )
 
 // Deps are the opened dependencies of a process.
@@ -76,7 +76,7 @@ func DialTemporal(ctx context.Context, logger *slog.Logger, opts client.Options)
 		envOpts.Namespace = opts.Namespace
 	}
 	envOpts.MetricsHandler = opts.MetricsHandler
-	envOpts.Logger = log.NewStructuredLogger(logger)
+	envOpts.Logger = worker.Logger(logger)
 	if envOpts.Namespace == "" {
 		envOpts.Namespace = client.DefaultNamespace
 	}

@@ -4,6 +4,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"strconv"
@@ -38,6 +39,13 @@ type Config struct {
 	ReconcileEvery  time.Duration // BACKFLOW_RECONCILE_EVERY: reconciler schedule interval
 	VerifyEvery     time.Duration // BACKFLOW_VERIFY_EVERY: the worker checks the last day's money invariants this often
 	LogLevel        slog.Level    // BACKFLOW_LOG_LEVEL
+	// RateLimit is each API key's requests a second (0: no limit) and
+	// RateBurst its burst: BACKFLOW_RATE_LIMIT, "100:200" by default.
+	RateLimit float64
+	RateBurst int
+	// WebhookAllowLoopback lets webhook endpoints be loopback addresses, and
+	// plain http to them (development and tests only).
+	WebhookAllowLoopback bool // BACKFLOW_WEBHOOK_ALLOW_LOOPBACK
 
 	// Stripe's webhooks: the signing secret (whsec_...) of the endpoint
 	// registered at Stripe, or polling only (outcomes from status checks).
@@ -67,6 +75,8 @@ func Load() (Config, error) {
 	c.StripePollingOnly = boolEnv("BACKFLOW_STRIPE_POLLING_ONLY", false, &errs)
 	c.DBMaxConns = int32(intEnv("BACKFLOW_DB_MAX_CONNS", 20, &errs))
 	c.APIWorker = boolEnv("BACKFLOW_API_WORKER", false, &errs)
+	c.WebhookAllowLoopback = boolEnv("BACKFLOW_WEBHOOK_ALLOW_LOOPBACK", false, &errs)
+	c.RateLimit, c.RateBurst = rateEnv("BACKFLOW_RATE_LIMIT", &errs)
 	c.StuckAfter = durationEnv("BACKFLOW_STUCK_AFTER", 15*time.Minute, &errs)
 	c.ApprovalTimeout = durationEnv("BACKFLOW_APPROVAL_TIMEOUT", 168*time.Hour, &errs)
 	c.ProviderTimeout = durationEnv("BACKFLOW_PROVIDER_TIMEOUT", 10*time.Second, &errs)
@@ -99,6 +109,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("providerTimeout", c.ProviderTimeout),
 		slog.Duration("reconcileEvery", c.ReconcileEvery),
 		slog.Duration("verifyEvery", c.VerifyEvery),
+		slog.Bool("webhookAllowLoopback", c.WebhookAllowLoopback),
+		slog.Float64("rateLimit", c.RateLimit),
+		slog.Int("rateBurst", c.RateBurst),
 	)
 }
 
@@ -168,4 +181,27 @@ func durationEnv(key string, def time.Duration, errs *[]error) time.Duration {
 		return def
 	}
 	return d
+}
+
+// rateEnv reads a per-key rate limit: "RATE" (requests a second; the burst
+// is twice that), "RATE:BURST", or "0"/"off" for none. Unset: 100:200.
+func rateEnv(key string, errs *[]error) (float64, int) {
+	v := strings.TrimSpace(os.Getenv(key))
+	switch strings.ToLower(v) {
+	case "":
+		return 100, 200
+	case "0", "off":
+		return 0, 0
+	}
+	rateText, burstText, hasBurst := strings.Cut(v, ":")
+	r, err := strconv.ParseFloat(strings.TrimSuffix(rateText, "/s"), 64)
+	burst := int(math.Ceil(2 * r))
+	if hasBurst && err == nil {
+		burst, err = strconv.Atoi(burstText)
+	}
+	if err != nil || r <= 0 || math.IsInf(r, 0) || burst < 1 {
+		*errs = append(*errs, fmt.Errorf("%s: want requests a second per API key and an optional burst, like 100 or 100:200 (0 or off: no limit), got %q", key, v))
+		return 100, 200
+	}
+	return r, burst
 }

@@ -33,24 +33,16 @@ func TestAPIWorker(t *testing.T) {
 	}
 }
 
-func TestProviderSettings(t *testing.T) {
-	cases := []struct {
-		name    string
-		env     map[string]string
-		check   func(Config) bool
-		wantErr string
-	}{
-		{name: "public URL keeps no trailing slash", env: map[string]string{"BACKFLOW_PUBLIC_URL": "https://refunds.example/"},
-			check: func(c Config) bool { return c.PublicURL == "https://refunds.example" }},
-		{name: "public URL must be absolute", env: map[string]string{"BACKFLOW_PUBLIC_URL": "refunds.example:8080"},
-			wantErr: "BACKFLOW_PUBLIC_URL: want an absolute http(s) URL"},
-		{name: "stripe webhook secret", env: map[string]string{"BACKFLOW_STRIPE_CALLBACK_SECRET": "whsec_1"},
-			check: func(c Config) bool { return c.StripeCallbackSecret == "whsec_1" && !c.StripePollingOnly }},
-		{name: "stripe polling only", env: map[string]string{"BACKFLOW_STRIPE_POLLING_ONLY": "true"},
-			check: func(c Config) bool { return c.StripePollingOnly }},
-		{name: "stripe polling only must be a bool", env: map[string]string{"BACKFLOW_STRIPE_POLLING_ONLY": "sometimes"},
-			wantErr: "BACKFLOW_STRIPE_POLLING_ONLY: want true or false"},
-	}
+// loadCase is an environment and what Load must make of it.
+type loadCase struct {
+	name    string
+	env     map[string]string
+	check   func(Config) bool
+	wantErr string
+}
+
+// runLoadCases loads the configuration of each case's environment.
+func runLoadCases(t *testing.T, cases []loadCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -70,9 +62,42 @@ func TestProviderSettings(t *testing.T) {
 	}
 }
 
+func TestProviderSettings(t *testing.T) {
+	runLoadCases(t, []loadCase{
+		{name: "public URL keeps no trailing slash", env: map[string]string{"BACKFLOW_PUBLIC_URL": "https://refunds.example/"},
+			check: func(c Config) bool { return c.PublicURL == "https://refunds.example" }},
+		{name: "public URL must be absolute", env: map[string]string{"BACKFLOW_PUBLIC_URL": "refunds.example:8080"},
+			wantErr: "BACKFLOW_PUBLIC_URL: want an absolute http(s) URL"},
+		{name: "stripe webhook secret", env: map[string]string{"BACKFLOW_STRIPE_CALLBACK_SECRET": "whsec_1"},
+			check: func(c Config) bool { return c.StripeCallbackSecret == "whsec_1" && !c.StripePollingOnly }},
+		{name: "stripe polling only", env: map[string]string{"BACKFLOW_STRIPE_POLLING_ONLY": "true"},
+			check: func(c Config) bool { return c.StripePollingOnly }},
+		{name: "stripe polling only must be a bool", env: map[string]string{"BACKFLOW_STRIPE_POLLING_ONLY": "sometimes"},
+			wantErr: "BACKFLOW_STRIPE_POLLING_ONLY: want true or false"},
+	})
+}
+
 func TestLogValueMasksStripeSecret(t *testing.T) {
 	c := Config{StripeCallbackSecret: "whsec_secret"}
 	if s := c.LogValue().String(); strings.Contains(s, "whsec_secret") {
 		t.Errorf("LogValue() leaks the secret: %s", s)
 	}
+}
+
+func TestAccessSettings(t *testing.T) {
+	t.Setenv("BACKFLOW_RATE_LIMIT", "")
+	t.Setenv("BACKFLOW_WEBHOOK_ALLOW_LOOPBACK", "")
+	runLoadCases(t, []loadCase{
+		{name: "default rate limit", check: func(c Config) bool { return c.RateLimit == 100 && c.RateBurst == 200 }},
+		{name: "rate and burst", env: map[string]string{"BACKFLOW_RATE_LIMIT": "20:50"},
+			check: func(c Config) bool { return c.RateLimit == 20 && c.RateBurst == 50 }},
+		{name: "rate alone bursts twice", env: map[string]string{"BACKFLOW_RATE_LIMIT": "25/s"},
+			check: func(c Config) bool { return c.RateLimit == 25 && c.RateBurst == 50 }},
+		{name: "no limit", env: map[string]string{"BACKFLOW_RATE_LIMIT": "off"}, check: func(c Config) bool { return c.RateLimit == 0 }},
+		{name: "bad rate", env: map[string]string{"BACKFLOW_RATE_LIMIT": "fast"}, wantErr: "BACKFLOW_RATE_LIMIT: want requests a second"},
+		{name: "bad burst", env: map[string]string{"BACKFLOW_RATE_LIMIT": "10:0"}, wantErr: "BACKFLOW_RATE_LIMIT: want requests a second"},
+		{name: "webhooks to public addresses by default", check: func(c Config) bool { return !c.WebhookAllowLoopback }},
+		{name: "loopback webhooks", env: map[string]string{"BACKFLOW_WEBHOOK_ALLOW_LOOPBACK": "true"},
+			check: func(c Config) bool { return c.WebhookAllowLoopback }},
+	})
 }

@@ -30,6 +30,7 @@ const (
 	PostgresScrapeUp    = "backflow_postgres_scrape_up"
 	HTTPRequests        = "backflow_http_requests_total"
 	HTTPRequestDuration = "backflow_http_request_duration_seconds"
+	RateLimited         = "backflow_rate_limited_total"
 )
 
 // StoreScrapeTimeout is the usual bound of the Postgres queries behind the
@@ -50,6 +51,7 @@ type Metrics struct {
 	refundDuration   *prometheus.HistogramVec
 	httpRequests     *prometheus.CounterVec
 	httpDuration     *prometheus.HistogramVec
+	rateLimited      *prometheus.CounterVec
 	violations       *prometheus.GaugeVec
 	checkedAt        prometheus.Gauge
 	checkRegistered  bool // only processes that run the check export it
@@ -84,6 +86,9 @@ func New() *Metrics {
 			Name: HTTPRequestDuration, Help: "API request latency by method and route template.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method", "route"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: RateLimited, Help: "API requests refused by the per-key rate limit (429 rate_limited), by route template.",
+		}, []string{"route"}),
 		violations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: InvariantViolations, Help: "Money invariant violations found by the last scheduled check (backflow verify), by rule.",
 		}, []string{"rule"}),
@@ -95,7 +100,8 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.refundsCreated, m.refundsCompleted, m.refundsReversed, m.contradictions, m.refundDuration, m.httpRequests, m.httpDuration, m.temporal,
+		m.refundsCreated, m.refundsCompleted, m.refundsReversed, m.contradictions, m.refundDuration, m.httpRequests, m.httpDuration,
+		m.rateLimited, m.temporal,
 	)
 	return m
 }
@@ -137,6 +143,12 @@ func (m *Metrics) RefundFinished(r refund.Refund) {
 	if d := end.Sub(r.CreatedAt); d >= 0 {
 		m.refundDuration.WithLabelValues(string(r.Status), r.Provider, string(r.Method)).Observe(d.Seconds())
 	}
+}
+
+// RateLimited counts a request the per-key rate limit refused
+// (server.Deps.RateLimited).
+func (m *Metrics) RateLimited(route string) {
+	m.rateLimited.WithLabelValues(route).Inc()
 }
 
 // Contradiction counts a provider callback that contradicts a refund's

@@ -18,8 +18,8 @@ import (
 // Usage is the help of `backflow ops`.
 const Usage = `usage: backflow ops <command> [flags]
 
-Inspect and steer refunds through the ops API (/v1/ops, an API key with the
-ops scope). Environment: BACKFLOW_URL (default http://127.0.0.1:8080) and
+Inspect and steer refunds, and manage merchants and their API keys, through
+the ops API (/v1/ops, an API key with the ops scope). Environment: BACKFLOW_URL (default http://127.0.0.1:8080) and
 BACKFLOW_OPS_KEY, as written by the dev stack to .dev/demo.env.
 
 commands:
@@ -42,6 +42,21 @@ commands:
   redeliver <event-id>     deliver a webhook event again
   audit [--refund ID] [--limit N] [--json]
                            ops actions, newest first
+
+  merchants create --name N [--approval-threshold MINOR_UNITS] [--json]
+                           add a merchant
+  merchants list [--limit N] [--cursor C] [--json]
+                           merchants, newest first
+  keys create --merchant M --name N [--scopes S1,S2] [--json]
+                           create an API key of a merchant; its secret is
+                           printed once. Default scopes refunds:read,
+                           refunds:write, webhooks:manage; transactions:write
+                           (the payments platform's) only when listed
+  keys list --merchant M [--json]
+                           a merchant's keys: prefix, scopes, last use, never
+                           the secret
+  keys revoke <key-id>     revoke a key: 401 from its next request on
+
   help                     this help
 
 Every action is recorded in the ops audit, whatever its outcome. Errors
@@ -82,6 +97,10 @@ func Run(ctx context.Context, args []string, opts Options) error {
 		err = runRedeliver(ctx, c, rest, opts.Stdout)
 	case "audit":
 		err = runAudit(ctx, c, rest, opts.Stdout)
+	case "merchants":
+		err = runMerchants(ctx, c, rest, opts.Stdout)
+	case "keys":
+		err = runKeys(ctx, c, rest, opts.Stdout)
 	default:
 		return fmt.Errorf("unknown ops command %q\n%s", cmd, Usage)
 	}

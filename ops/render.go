@@ -243,7 +243,7 @@ func renderAudit(out io.Writer, entries []refund.AuditEntry, withRefund bool) er
 	}
 	t.row(head...)
 	for _, e := range entries {
-		outcome, detail := auditDetail(e.Detail)
+		outcome, detail := auditDetail(e)
 		cols := []string{indent + ts(e.CreatedAt), e.Action, e.ActorKey.String(), outcome, detail}
 		if withRefund {
 			ref := "-"
@@ -258,18 +258,23 @@ func renderAudit(out io.Writer, entries []refund.AuditEntry, withRefund bool) er
 }
 
 // auditDetail summarizes an entry's detail: its outcome, and the reason,
-// event id, error code and message that matter to a reader.
-func auditDetail(raw json.RawMessage) (string, string) {
+// event id, error code and message that matter to a reader; for merchant
+// and key actions, which merchant, key and name.
+func auditDetail(e refund.AuditEntry) (string, string) {
 	var d map[string]any
-	if json.Unmarshal(raw, &d) != nil {
-		return "?", string(raw)
+	if json.Unmarshal(e.Detail, &d) != nil {
+		return "?", string(e.Detail)
+	}
+	keys := []string{"reason", "eventId", "code", "error"}
+	if e.RefundID == nil && d["eventId"] == nil {
+		keys = []string{"merchantId", "keyId", "name", "code", "error"}
 	}
 	outcome, _ := d["outcome"].(string)
 	if outcome == "" {
 		outcome = "in progress" // the action was started and its outcome not recorded
 	}
 	var parts []string
-	for _, k := range []string{"reason", "eventId", "code", "error"} {
+	for _, k := range keys {
 		if v, ok := d[k]; ok && v != "" {
 			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
 		}
@@ -295,5 +300,59 @@ func renderAction(out io.Writer, res ActionResult) error {
 		}
 	}
 	_, err := fmt.Fprintf(out, "audit entry %s\n", res.AuditID)
+	return err
+}
+
+func renderMerchants(out io.Writer, page MerchantPage) error {
+	if len(page.Data) == 0 {
+		_, err := fmt.Fprintln(out, "no merchants")
+		return err
+	}
+	t := newTW(out)
+	t.row("MERCHANT", "NAME", "APPROVAL THRESHOLD", "CREATED")
+	for _, m := range page.Data {
+		threshold := "none"
+		if m.ApprovalThreshold != nil {
+			threshold = fmt.Sprint(*m.ApprovalThreshold)
+		}
+		t.row(m.MerchantID.String(), m.Name, threshold, ts(m.CreatedAt))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if page.NextCursor != "" {
+		_, err := fmt.Fprintf(out, "\nmore with --cursor %s\n", page.NextCursor)
+		return err
+	}
+	return nil
+}
+
+func renderKeys(out io.Writer, keys []APIKey) error {
+	if len(keys) == 0 {
+		_, err := fmt.Fprintln(out, "no keys")
+		return err
+	}
+	t := newTW(out)
+	t.row("KEY", "PREFIX", "NAME", "SCOPES", "CREATED", "LAST USED", "REVOKED")
+	for _, k := range keys {
+		t.row(k.KeyID.String(), k.Prefix+"…", k.Name, strings.Join(k.Scopes, ","), ts(k.CreatedAt), tsp(k.LastUsedAt), tsp(k.RevokedAt))
+	}
+	return t.flush()
+}
+
+func renderCreatedKey(out io.Writer, k APIKey) error {
+	t := newTW(out)
+	t.row("Key id", k.KeyID.String())
+	t.row("Merchant", k.MerchantID.String())
+	t.row("Name", k.Name)
+	t.row("Scopes", strings.Join(k.Scopes, ","))
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if k.Key == "" {
+		_, err := fmt.Fprintln(out, "\nThe key's secret was shown when it was created and is not kept: revoke it and create another if it was lost.")
+		return err
+	}
+	_, err := fmt.Fprintf(out, "\nAPI key (shown only now; Backflow keeps its hash):\n%s\n", k.Key)
 	return err
 }

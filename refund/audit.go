@@ -15,9 +15,14 @@ const (
 	AuditReject    = "reject"
 	AuditRedeliver = "redeliver"
 	AuditResolve   = "resolve"
+
+	// Merchants and their keys.
+	AuditCreateMerchant = "merchant.create"
+	AuditCreateAPIKey   = "api_key.create"
+	AuditRevokeAPIKey   = "api_key.revoke"
 )
 
-// AuditEntry is one ops action on a refund or event, recorded before the
+// AuditEntry is one ops action on a refund, event, merchant or key, recorded before the
 // action runs and completed with its outcome, so failed attempts are audited
 // too.
 type AuditEntry struct {

@@ -66,7 +66,10 @@ const (
 	CodeWebhookEndpointNotFound = "webhook_endpoint.not_found"
 	CodeWebhookEndpointLimit    = "webhook_endpoint.limit_reached"
 	CodeWebhookEndpointDisabled = "webhook_endpoint.disabled"
+	CodeWebhookURLNotAllowed    = "webhook.url_not_allowed"
 	CodeEventNotFound           = "event.not_found"
+	CodeMerchantNotFound        = "merchant.not_found"
+	CodeAPIKeyNotFound          = "api_key.not_found"
 
 	// Ops actions on a refund.
 	CodeNotAwaitingApproval = "refund.not_awaiting_approval"

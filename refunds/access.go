@@ -2,6 +2,7 @@ package refunds
 
 import (
 	"context"
+	"errors"
 
 	"github.com/google/uuid"
 
@@ -9,9 +10,67 @@ import (
 )
 
 // Authenticate finds the principal behind an API key; refund.ErrNotFound
-// when the key is unknown or revoked.
-func (s *Service) Authenticate(ctx context.Context, key string) (refund.Principal, error) {
-	return s.store.Authenticate(ctx, key)
+// when the key is unknown or revoked, or when keyID is given (HTTP Basic
+// with the key id as user name) and is not that key's id.
+func (s *Service) Authenticate(ctx context.Context, key string, keyID uuid.UUID) (refund.Principal, error) {
+	p, err := s.store.Authenticate(ctx, key)
+	if err == nil && keyID != uuid.Nil && keyID != p.KeyID {
+		return refund.Principal{}, refund.ErrNotFound
+	}
+	return p, err
+}
+
+// CreateMerchant adds a merchant (a tenant).
+func (s *Service) CreateMerchant(ctx context.Context, in refund.NewMerchant) (refund.Merchant, error) {
+	if err := in.Validate(); err != nil {
+		return refund.Merchant{}, err
+	}
+	return s.store.CreateMerchant(ctx, in.Name, in.ApprovalThreshold)
+}
+
+// GetMerchant reads a merchant.
+func (s *Service) GetMerchant(ctx context.Context, id uuid.UUID) (refund.Merchant, error) {
+	m, err := s.store.GetMerchant(ctx, id)
+	if errors.Is(err, refund.ErrNotFound) {
+		return m, notFound(refund.CodeMerchantNotFound, id)
+	}
+	return m, err
+}
+
+// ListMerchants returns a page of merchants, newest first, and the next page's cursor.
+func (s *Service) ListMerchants(ctx context.Context, after uuid.UUID, limit int) ([]refund.Merchant, uuid.UUID, error) {
+	return s.store.ListMerchants(ctx, after, limit)
+}
+
+// CreateAPIKey creates a key and returns it with its secret in clear, the
+// only time the secret is known: Backflow stores its hash.
+func (s *Service) CreateAPIKey(ctx context.Context, in refund.NewAPIKey) (refund.APIKey, string, error) {
+	if err := in.Validate(); err != nil {
+		return refund.APIKey{}, "", err
+	}
+	k, secret, err := s.store.InsertAPIKey(ctx, in)
+	if errors.Is(err, refund.ErrNotFound) {
+		return k, "", notFound(refund.CodeMerchantNotFound, in.MerchantID)
+	}
+	return k, secret, err
+}
+
+// ListAPIKeys lists a merchant's keys, revoked ones included, without secrets.
+func (s *Service) ListAPIKeys(ctx context.Context, merchantID uuid.UUID) ([]refund.APIKey, error) {
+	if _, err := s.GetMerchant(ctx, merchantID); err != nil {
+		return nil, err
+	}
+	return s.store.ListAPIKeys(ctx, merchantID)
+}
+
+// RevokeAPIKey revokes a key: requests with it are 401 from now on.
+// Revoking it again changes nothing.
+func (s *Service) RevokeAPIKey(ctx context.Context, id uuid.UUID) (refund.APIKey, error) {
+	k, err := s.store.RevokeAPIKey(ctx, id)
+	if errors.Is(err, refund.ErrNotFound) {
+		return k, notFound(refund.CodeAPIKeyNotFound, id)
+	}
+	return k, err
 }
 
 // IdempotencyKey is one Idempotency-Key of one owner (a merchant, or an

@@ -16,6 +16,7 @@ import (
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/webhooks"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -26,6 +27,7 @@ type Service struct {
 	temporal  Gateway
 	log       *slog.Logger
 	hooks     Hooks
+	urls      webhooks.URLPolicy
 }
 
 // Hooks are told what the service did (the API process's metrics); any may be nil.
@@ -39,9 +41,20 @@ type Hooks struct {
 	Contradiction func(provider string)
 }
 
+// Option configures the service.
+type Option func(*Service)
+
+// WithWebhookURLs sets the policy webhook endpoint URLs are checked against
+// (default: https to public addresses only).
+func WithWebhookURLs(p webhooks.URLPolicy) Option { return func(s *Service) { s.urls = p } }
+
 // New returns the service.
-func New(st *store.Store, reg *providers.Registry, gw Gateway, log *slog.Logger, hooks Hooks) *Service {
-	return &Service{store: st, providers: reg, temporal: gw, log: log, hooks: hooks}
+func New(st *store.Store, reg *providers.Registry, gw Gateway, log *slog.Logger, hooks Hooks, opts ...Option) *Service {
+	s := &Service{store: st, providers: reg, temporal: gw, log: log, hooks: hooks}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // notFound is the RuleError of an object the caller cannot see.

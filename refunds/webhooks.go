@@ -16,8 +16,12 @@ import (
 const redeliverStartLimit = 10 * time.Second
 
 // CreateEndpoint adds a webhook endpoint with a new signing secret; a retry
-// with the same Idempotency-Key returns the endpoint it made.
+// with the same Idempotency-Key returns the endpoint it made. Its URL must
+// pass the webhook URL policy (webhook.url_not_allowed).
 func (s *Service) CreateEndpoint(ctx context.Context, in refund.NewWebhookEndpoint) (refund.WebhookEndpoint, error) {
+	if err := s.checkURL(ctx, in.URL); err != nil {
+		return refund.WebhookEndpoint{}, err
+	}
 	var err error
 	if in.Secret, err = webhooks.NewSecret(); err != nil {
 		return refund.WebhookEndpoint{}, err
@@ -151,4 +155,19 @@ func (s *Service) dispatch(ctx context.Context, ev refund.Event) {
 		s.log.ErrorContext(ctx, "dispatch event; the reconciler will retry", "eventId", ev.ID, "refundId", ev.RefundID,
 			"merchantId", ev.MerchantID, "error", err)
 	}
+}
+
+// checkURL applies the webhook URL policy to an endpoint URL being created.
+func (s *Service) checkURL(ctx context.Context, raw string) error {
+	err := s.urls.CheckURL(ctx, raw)
+	if na, ok := webhooks.IsNotAllowed(err); ok {
+		return &refund.RuleError{Code: refund.CodeWebhookURLNotAllowed, Field: "url", Message: na.Reason}
+	}
+	switch {
+	case errors.Is(err, webhooks.ErrHostNotFound):
+		return &refund.RuleError{Code: refund.CodeWebhookURLNotAllowed, Field: "url", Message: "the host does not resolve"}
+	case err != nil:
+		return refund.Unavailable("could not resolve the endpoint's host; retry", err)
+	}
+	return nil
 }

@@ -103,17 +103,28 @@ func TestTenantIsolationEveryEndpoint(t *testing.T) {
 		{"POST /v1/events/:id/redeliver", "redeliver B's event to A's endpoint", "POST", "/v1/events/" + bEvent + "/redeliver",
 			map[string]any{"endpointId": id}, ep.ID.String(), http.StatusNotFound, refund.CodeWebhookEndpointNotFound},
 	}
-	// The ops API is closed to merchant keys, whatever the id.
+	// The ops API is closed to merchant keys, whatever the id (B aims at A's
+	// merchant and its own key alike).
 	for _, route := range []string{"GET /v1/ops/refunds/:id", "POST /v1/ops/refunds/:id/retry", "POST /v1/ops/refunds/:id/cancel",
 		"POST /v1/ops/refunds/:id/approve", "POST /v1/ops/refunds/:id/reject", "POST /v1/ops/refunds/:id/resolve",
-		"POST /v1/ops/events/:id/redeliver"} {
+		"POST /v1/ops/events/:id/redeliver", "GET /v1/ops/merchants/:merchantId/api-keys", "POST /v1/ops/merchants/:merchantId/api-keys",
+		"DELETE /v1/ops/api-keys/:keyId"} {
 		method, path, _ := strings.Cut(route, " ")
-		cases = append(cases, isolationCase{route, "ops route with a merchant key", method, strings.Replace(path, ":id", id, 1), nil,
-			waiting, http.StatusForbidden, server.CodeForbidden})
+		target := waiting
+		switch {
+		case strings.Contains(path, ":merchantId"):
+			target = a.ID.String()
+		case strings.Contains(path, ":keyId"):
+			target = must[refund.Principal](t)(r.Store.Authenticate(ctx, a.Key)).KeyID.String()
+		}
+		path = strings.NewReplacer(":id", id, ":merchantId", id, ":keyId", id).Replace(path)
+		cases = append(cases, isolationCase{route, "ops route with a merchant key", method, path, map[string]any{"name": "stolen"},
+			target, http.StatusForbidden, server.CodeForbidden})
 	}
-	for _, route := range []string{"GET /v1/ops/refunds", "GET /v1/ops/audit"} {
+	for _, route := range []string{"GET /v1/ops/refunds", "GET /v1/ops/audit", "GET /v1/ops/merchants", "POST /v1/ops/merchants"} {
 		method, path, _ := strings.Cut(route, " ")
-		cases = append(cases, isolationCase{route, "ops list with a merchant key", method, path, nil, "", http.StatusForbidden, server.CodeForbidden})
+		cases = append(cases, isolationCase{route, "ops list or create with a merchant key", method, path, map[string]any{"name": "mine"}, "",
+			http.StatusForbidden, server.CodeForbidden})
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {

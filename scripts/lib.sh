@@ -263,6 +263,8 @@ export_stack_env() {
   export BACKFLOW_WORKER_HTTP_ADDR="127.0.0.1:$3"
   # The API runs a worker too, so refund workflows start eagerly.
   export BACKFLOW_API_WORKER=true
+  # Webhook receivers of a local stack run on this machine.
+  export BACKFLOW_WEBHOOK_ALLOW_LOOPBACK=true
 }
 
 # random_key PREFIX: a fresh API key.

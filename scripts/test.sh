@@ -26,6 +26,8 @@ export BACKFLOW_TEST_PG_DATA="$WORK/pg"
 # Tests that restart Temporal start one of the same kind (reliability/services_test.go).
 export BACKFLOW_TEST_TEMPORAL="$KIND"
 export STRIPE_MOCK_BIN="$BIN/stripe-mock" TEMPORAL_CLI_BIN="$BIN/temporal"
+# Processes the tests start deliver webhooks to receivers on loopback.
+export BACKFLOW_WEBHOOK_ALLOW_LOOPBACK=true
 
 log "go vet ./..."
 go vet ./...

@@ -180,7 +180,7 @@ func TestErrorCodes(t *testing.T) {
 		{"fractional amount", s.MerchantKey, "POST", "/v1/refunds", `{"sessionId":"` + sessionID + `","refundValue":{"amount":12.5,"currency":"EUR"}}`, 400, server.CodeMalformed},
 		{"bad uuid", s.MerchantKey, "POST", "/v1/refunds", map[string]any{"sessionId": "not-a-uuid"}, 400, server.CodeMalformed},
 		{"bad uuid in path", s.MerchantKey, "GET", "/v1/refunds/xyz", nil, 400, server.CodeMalformed},
-		{"oversized body", s.MerchantKey, "POST", "/v1/refunds", `{"reason":"` + strings.Repeat("x", 70<<10) + `"}`, 400, server.CodeMalformed},
+		{"oversized body", s.MerchantKey, "POST", "/v1/refunds", `{"reason":"` + strings.Repeat("x", 70<<10) + `"}`, 413, server.CodeTooLarge},
 		{"no key", "", "GET", "/v1/refunds", nil, 401, server.CodeUnauthorized},
 		{"bad key", "bf_nope", "GET", "/v1/refunds", nil, 401, server.CodeUnauthorized},
 		{"missing scope", readOnlyKey, "POST", "/v1/refunds", map[string]any{"sessionId": sessionID}, 403, server.CodeForbidden},

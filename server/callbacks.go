@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -15,9 +14,9 @@ import (
 // retrying them.
 func (s *Server) providerCallback(c echo.Context) error {
 	name := c.Param("provider")
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxRequestBodyBytes))
+	body, err := readBody(c)
 	if err != nil {
-		return problem(CodeMalformed, "request body too large or unreadable")
+		return err
 	}
 	err = s.svc.HandleCallback(c.Request().Context(), name, c.Request().Header, body)
 	switch {

@@ -27,6 +27,8 @@ func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
 // Stable codes of the API's own errors (business rules use the store's codes).
 const (
 	CodeMalformed           = "request.malformed"
+	CodeTooLarge            = "request.too_large"
+	CodeRateLimited         = "rate_limited"
 	CodeUnauthorized        = "auth.unauthorized"
 	CodeForbidden           = "auth.forbidden"
 	CodeNotFound            = "resource.not_found"
@@ -45,6 +47,7 @@ const (
 // statusOf maps every stable code to its HTTP status.
 var statusOf = map[string]int{
 	CodeMalformed:                      http.StatusBadRequest,
+	CodeTooLarge:                       http.StatusRequestEntityTooLarge,
 	CodeUnauthorized:                   http.StatusUnauthorized,
 	CodeForbidden:                      http.StatusForbidden,
 	CodeNotFound:                       http.StatusNotFound,
@@ -53,6 +56,8 @@ var statusOf = map[string]int{
 	refund.CodeRefundNotFound:          http.StatusNotFound,
 	refund.CodeEventNotFound:           http.StatusNotFound,
 	refund.CodeWebhookEndpointNotFound: http.StatusNotFound,
+	refund.CodeMerchantNotFound:        http.StatusNotFound,
+	refund.CodeAPIKeyNotFound:          http.StatusNotFound,
 	refund.CodeWebhookEndpointLimit:    http.StatusConflict,
 	refund.CodeWebhookEndpointDisabled: http.StatusConflict,
 	refund.CodeNotCaptured:             http.StatusConflict,
@@ -71,15 +76,17 @@ var statusOf = map[string]int{
 	refund.CodeMethodUnavailable:       http.StatusUnprocessableEntity,
 	refund.CodeTargetUnsupported:       http.StatusUnprocessableEntity,
 	refund.CodeValidation:              http.StatusUnprocessableEntity,
+	refund.CodeWebhookURLNotAllowed:    http.StatusUnprocessableEntity,
 	CodeIdempotencyMismatch:            http.StatusUnprocessableEntity,
 	CodeMethodNotAllowed:               http.StatusMethodNotAllowed,
+	CodeRateLimited:                    http.StatusTooManyRequests,
 	CodeUnavailable:                    http.StatusServiceUnavailable,
 	CodeInternal:                       http.StatusInternalServerError,
 }
 
 var titles = map[int]string{
 	400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-	409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Entity", 500: "Internal Server Error",
+	409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
 	503: "Service Unavailable",
 }
 
@@ -118,7 +125,7 @@ func toProblem(err error) *Problem {
 		case http.StatusMethodNotAllowed:
 			return problem(CodeMethodNotAllowed, "method not allowed on this route")
 		case http.StatusRequestEntityTooLarge:
-			return problem(CodeMalformed, "request body too large")
+			return tooLarge()
 		}
 		if he.Code >= 400 && he.Code < 500 {
 			return &Problem{Type: problemTypeBase + CodeMalformed, Title: titles[he.Code], Status: he.Code, Detail: http.StatusText(he.Code), Code: CodeMalformed}
@@ -133,6 +140,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		return
 	}
 	p := toProblem(err)
+	if p.Code == CodeTooLarge {
+		drainOversized(c)
+	}
 	if p.Status >= 500 {
 		s.log.ErrorContext(c.Request().Context(), "request failed", "error", err, "path", c.Path(),
 			"requestId", c.Response().Header().Get(echo.HeaderXRequestID))

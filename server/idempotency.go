@@ -31,9 +31,9 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 		if len(key) > idempotencyKeyMaxLength {
 			return problem(CodeMalformed, "Idempotency-Key is longer than 255 characters")
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxRequestBodyBytes))
+		body, err := readBody(c)
 		if err != nil {
-			return problem(CodeMalformed, "request body too large or unreadable")
+			return err
 		}
 		c.Request().Body = io.NopCloser(bytes.NewReader(body))
 		k := refunds.IdempotencyKey{Owner: scopeOwner(principal(c)), Endpoint: c.Request().Method + " " + c.Request().URL.Path, Key: key}
@@ -72,9 +72,17 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 			// the client may fix the request and retry with the same key.
 			return s.svc.ReleaseKey(ctx, k)
 		}
-		return s.svc.CompleteKey(ctx, k, refund.StoredResponse{Status: status, Body: rec.body.Bytes()})
+		sent := rec.body.Bytes()
+		if replay, ok := c.Get(replayBodyKey).([]byte); ok {
+			sent = replay // the answer held a secret that must not be stored
+		}
+		return s.svc.CompleteKey(ctx, k, refund.StoredResponse{Status: status, Body: sent})
 	}
 }
+
+// replayBodyKey is where a handler puts the body an idempotent replay
+// answers with, when it differs from the one sent (e.g. without a secret).
+const replayBodyKey = "idempotency.replay"
 
 // recorder keeps a copy of the response body for replay.
 type recorder struct {

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -100,7 +101,7 @@ func TestOpenAPIDocument(t *testing.T) {
 				if (scope == refund.ScopeOps) != strings.HasPrefix(path, "/v1/ops/") {
 					t.Errorf("%s: x-required-scope %q, but only /v1/ops requires %s", key, scope, refund.ScopeOps)
 				}
-				for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+				for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests} {
 					if op.Responses.Status(status) == nil {
 						t.Errorf("%s does not document %d", key, status)
 					}
@@ -124,19 +125,23 @@ func TestOpenAPIDocument(t *testing.T) {
 
 	// Every stable error code the server can emit is in the Problem code enum.
 	codes := doc.Components.Schemas["Problem"].Value.Properties["code"].Value.Enum
-	for _, code := range []string{server.CodeMalformed, server.CodeUnauthorized, server.CodeForbidden, server.CodeNotFound,
+	for _, code := range []string{server.CodeMalformed, server.CodeTooLarge, server.CodeRateLimited, server.CodeUnauthorized, server.CodeForbidden, server.CodeNotFound,
 		server.CodeIdempotencyMismatch, server.CodeIdempotencyInFlight, server.CodeUnavailable, server.CodeInternal,
 		server.CodeMethodNotAllowed, refund.CodeSessionNotFound, refund.CodeTransactionNotFound, refund.CodeRefundNotFound,
 		refund.CodeNotCaptured, refund.CodeFullyRefunded, refund.CodeNotCancelable, refund.CodeAmountInsufficient,
 		refund.CodeCurrencyMismatch, refund.CodeAmbiguous, refund.CodeMethodUnavailable, refund.CodeValidation,
 		refund.CodeWebhookEndpointNotFound, refund.CodeWebhookEndpointLimit, refund.CodeWebhookEndpointDisabled,
 		refund.CodeEventNotFound, refund.CodeNotAwaitingApproval, refund.CodeNotRetryable, refund.CodeWorkflowUnavailable,
-		refund.CodeTargetUnsupported, refund.CodeTransactionDup, refund.CodeNotResolvable} {
+		refund.CodeTargetUnsupported, refund.CodeTransactionDup, refund.CodeNotResolvable, refund.CodeMerchantNotFound,
+		refund.CodeAPIKeyNotFound, refund.CodeWebhookURLNotAllowed} {
 		if !slices.Contains(codes, any(code)) {
 			t.Errorf("error code %s is not in the Problem.code enum", code)
 		}
 	}
 }
+
+// pathParam is a path template's parameter, such as {id}.
+var pathParam = regexp.MustCompile(`\{[A-Za-z]+\}`)
 
 // echoPathToOpenAPI turns /v1/refunds/:id into /v1/refunds/{id}.
 func echoPathToOpenAPI(p string) string {
@@ -454,6 +459,12 @@ func TestOpenAPIConformance(t *testing.T) {
 		problemOf(t, r, server.CodeMalformed)
 		r = c.do(t, call{method: "POST", path: "/v1/sessions", headers: []string{"Idempotency-Key", strings.Repeat("k", 256)}, requestInvalid: true, want: 400})
 		problemOf(t, r, server.CodeMalformed)
+	})
+
+	t.Run("413", func(t *testing.T) {
+		big := `{"sessionId": "` + sessionID + `", "reason": "` + strings.Repeat("x", 70<<10) + `"}`
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/refunds", body: big, requestInvalid: true, want: 413}), server.CodeTooLarge)
+		problemOf(t, c.do(t, call{method: "POST", path: "/v1/ops/merchants", auth: "ops", body: big, requestUnchecked: true, want: 413}), server.CodeTooLarge)
 	})
 
 	t.Run("401", func(t *testing.T) {
@@ -862,6 +873,10 @@ func TestOpenAPIConformance(t *testing.T) {
 		c.do(t, call{method: "GET", path: "/v1/ops/audit?refundId=" + approved, auth: "ops", want: 200})
 	})
 
+	t.Run("merchants and keys", func(t *testing.T) { testAccessConformance(t, c) })
+	t.Run("webhook URL policy", func(t *testing.T) { testURLPolicyConformance(t, c) })
+	t.Run("429", func(t *testing.T) { testRateLimitConformance(t, c) })
+
 	// /metrics is served when the API runs with metrics, as `backflow api` does.
 	t.Run("metrics", func(t *testing.T) {
 		m := metrics.New()
@@ -905,7 +920,7 @@ func TestOpenAPIConformance(t *testing.T) {
 				if scope == "" {
 					continue
 				}
-				p := strings.ReplaceAll(path, "{id}", uuid.Must(uuid.NewV7()).String())
+				p := pathParam.ReplaceAllStringFunc(path, func(string) string { return uuid.Must(uuid.NewV7()).String() })
 				denied := []string{allBut[scope]}
 				if scope != refund.ScopeOps {
 					denied = append(denied, s.OpsKey)

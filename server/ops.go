@@ -49,6 +49,7 @@ func (s *Server) opsRoutes(g *echo.Group) {
 		}), s.idempotent)
 	g.POST("/events/:id/redeliver", s.opsRedeliver, s.idempotent)
 	g.GET("/audit", s.opsListAudit)
+	s.accessRoutes(g)
 }
 
 func opsActor(p refund.Principal) string { return "ops:" + p.KeyID.String() }
@@ -139,7 +140,7 @@ func (s *Server) opsRefundAction(action string, status int, run opsAction) echo.
 			t.attrs = append(t.attrs, slog.String("merchantId", r.MerchantID.String()))
 		}
 		res := ops.ActionResult{Action: action, RefundID: id, WorkflowID: workflows.RefundWorkflowID(id)}
-		res.AuditID, err = s.audited(c, action, status, t, func(ctx context.Context) (err error) {
+		res.AuditID, err = s.audited(c, action, status, &t, func(ctx context.Context) (err error) {
 			if lookupErr != nil {
 				return lookupErr
 			}
@@ -158,17 +159,20 @@ func (s *Server) opsRefundAction(action string, status int, run opsAction) echo.
 	}
 }
 
-// auditTarget is what an audited action acts on, for its entry and log line.
+// auditTarget is what an audited action acts on, for its entry and log
+// line. The action may add to outcome (e.g. the id of what it created) and
+// attrs; both are read once it ran.
 type auditTarget struct {
-	refundID uuid.UUID // uuid.Nil when unknown
+	refundID uuid.UUID // uuid.Nil when unknown or not a refund
 	detail   map[string]any
 	attrs    []slog.Attr
+	outcome  map[string]any
 }
 
 // audited writes the ops audit entry of an action before it runs (no entry,
 // no action) and completes it with the outcome, so refused and failed
 // attempts are audited too. status is the answer of a success.
-func (s *Server) audited(c echo.Context, action string, status int, t auditTarget, run func(context.Context) error) (uuid.UUID, error) {
+func (s *Server) audited(c echo.Context, action string, status int, t *auditTarget, run func(context.Context) error) (uuid.UUID, error) {
 	ctx := c.Request().Context()
 	p := principal(c)
 	t.detail["requestId"] = requestID(c)
@@ -178,6 +182,9 @@ func (s *Server) audited(c echo.Context, action string, status int, t auditTarge
 	}
 	actionErr := run(ctx)
 	outcome := map[string]any{"outcome": "succeeded", "status": status}
+	for k, v := range t.outcome {
+		outcome[k] = v
+	}
 	level := slog.LevelInfo
 	if actionErr != nil {
 		p := toProblem(actionErr)
@@ -222,7 +229,7 @@ func (s *Server) opsRedeliver(c echo.Context) error {
 		t.attrs = append(t.attrs, slog.String("refundId", ev.RefundID.String()),
 			slog.String("workflowId", workflows.RefundWorkflowID(ev.RefundID)), slog.String("merchantId", ev.MerchantID.String()))
 	}
-	auditID, err := s.audited(c, refund.AuditRedeliver, http.StatusAccepted, t, func(ctx context.Context) error {
+	auditID, err := s.audited(c, refund.AuditRedeliver, http.StatusAccepted, &t, func(ctx context.Context) error {
 		if lookupErr != nil {
 			return lookupErr
 		}

@@ -23,8 +23,6 @@ import (
 	"github.com/backflow/backflow/refunds"
 )
 
-const maxRequestBodyBytes = 64 << 10
-
 // Deps are the server's dependencies.
 type Deps struct {
 	Service *refunds.Service
@@ -33,23 +31,33 @@ type Deps struct {
 	Metrics http.Handler
 	// Middleware runs first on every request (e.g. request metrics).
 	Middleware []echo.MiddlewareFunc
+	// RateLimit is each API key's token bucket; zero: no limit.
+	RateLimit RateLimit
+	// RateLimited, when set, is told about each request refused by the
+	// rate limit, with its route template (metrics).
+	RateLimited func(route string)
 }
 
 // Server is the Backflow API.
 type Server struct {
-	svc  *refunds.Service
-	log  *slog.Logger
-	echo *echo.Echo
+	svc         *refunds.Service
+	log         *slog.Logger
+	echo        *echo.Echo
+	limiter     *limiter // nil: no rate limit
+	rateLimited func(route string)
 }
 
 // New builds the API with every route.
 func New(d Deps) *Server {
-	s := &Server{svc: d.Service, log: d.Logger}
+	s := &Server{svc: d.Service, log: d.Logger, rateLimited: d.RateLimited}
+	if d.RateLimit.PerSecond > 0 {
+		s.limiter = newLimiter(d.RateLimit)
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(d.Middleware...)
-	e.Use(middleware.Recover(), middleware.RequestID(), s.accessLog, middleware.BodyLimit("64K"))
+	e.Use(middleware.Recover(), middleware.RequestID(), s.accessLog, limitBody)
 	s.echo = e
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
@@ -60,7 +68,7 @@ func New(d Deps) *Server {
 	}
 	e.POST("/v1/provider-callbacks/:provider", s.providerCallback)
 
-	v1 := e.Group("/v1", s.authenticate)
+	v1 := e.Group("/v1", s.authenticate, s.rateLimit)
 	v1.POST("/sessions", s.createSession, require(refund.ScopeTransactionsWrite), s.idempotent)
 	v1.POST("/transactions", s.createTransaction, require(refund.ScopeTransactionsWrite), s.idempotent)
 	v1.GET("/transactions/:id", s.getTransaction, require(refund.ScopeRefundsRead))
@@ -101,12 +109,12 @@ func (s *Server) readyz(c echo.Context) error {
 	return c.JSON(http.StatusOK, checks)
 }
 
-// decode reads a JSON body strictly: unknown fields, wrong types, trailing
-// data and oversized bodies are 400.
+// decode reads a JSON body strictly: unknown fields, wrong types and
+// trailing data are 400, an oversized body 413.
 func decode(c echo.Context, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxRequestBodyBytes))
+	body, err := readBody(c)
 	if err != nil {
-		return problem(CodeMalformed, "request body too large or unreadable")
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -122,9 +130,9 @@ func decode(c echo.Context, v any) error {
 // decodeOptional decodes a JSON body strictly, like decode, leaving v
 // untouched when the body is empty.
 func decodeOptional(c echo.Context, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxRequestBodyBytes))
+	body, err := readBody(c)
 	if err != nil {
-		return problem(CodeMalformed, "request body too large or unreadable")
+		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil

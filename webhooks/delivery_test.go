@@ -443,7 +443,7 @@ func testEndpointAPI(t *testing.T, s *rig.Stack) {
 	if !slices.Equal(all.EventTypes, refund.EventTypes) || all.Status != "ENABLED" || !strings.HasPrefix(all.Secret, webhooks.SecretPrefix) {
 		t.Fatalf("created endpoint = %+v", all)
 	}
-	some := createEndpoint(t, s, key, "http://example.com/failed", refund.EventRefundFailed)
+	some := createEndpoint(t, s, key, "https://example.com/failed", refund.EventRefundFailed)
 	if !slices.Equal(some.EventTypes, []string{refund.EventRefundFailed}) {
 		t.Fatalf("event types %v", some.EventTypes)
 	}

@@ -24,12 +24,13 @@ import (
 )
 
 // New returns a worker on taskQueue with every workflow and activity
-// registered; the activities start workflows through the refunds gateway
-// unless they have their own.
+// registered and the logging Interceptor; the activities start workflows
+// through the refunds gateway unless they have their own.
 func New(c client.Client, taskQueue string, acts *activities.Activities, opts sdkworker.Options) sdkworker.Worker {
 	if acts.Workflows == nil {
 		acts.Workflows = refunds.TemporalGateway{Client: c, TaskQueue: taskQueue}
 	}
+	opts.Interceptors = append(opts.Interceptors, Interceptor())
 	w := sdkworker.New(c, taskQueue, opts)
 	Register(w, acts)
 	return w

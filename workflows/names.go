@@ -4,6 +4,8 @@
 package workflows
 
 import (
+	"strings"
+
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/temporal"
 )
@@ -37,8 +39,21 @@ const (
 	changeReversal           = "reversal-after-success"
 )
 
+const refundWorkflowPrefix = "refund-"
+
 // RefundWorkflowID is the workflow id of a refund: one refund, one workflow.
-func RefundWorkflowID(refundID uuid.UUID) string { return "refund-" + refundID.String() }
+func RefundWorkflowID(refundID uuid.UUID) string { return refundWorkflowPrefix + refundID.String() }
+
+// RefundIDOf is the refund id in a refund workflow's id; false for the ids
+// of other workflows.
+func RefundIDOf(workflowID string) (uuid.UUID, bool) {
+	raw, ok := strings.CutPrefix(workflowID, refundWorkflowPrefix)
+	if !ok {
+		return uuid.Nil, false
+	}
+	id, err := uuid.Parse(raw)
+	return id, err == nil
+}
 
 // WebhookWorkflowID is the workflow id of one event's delivery to one endpoint.
 func WebhookWorkflowID(eventID, endpointID uuid.UUID) string {

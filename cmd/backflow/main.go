@@ -25,6 +25,7 @@ import (
 	"github.com/backflow/backflow/refunds"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/webhooks"
 	"github.com/backflow/backflow/worker"
 )
 
@@ -99,9 +100,11 @@ func runAPI(ctx context.Context, cfg config.Config) error {
 		defer w.Stop()
 	}
 	svc := refunds.New(deps.Store, deps.Providers, refunds.TemporalGateway{Client: deps.Temporal, TaskQueue: cfg.TaskQueue}, logger,
-		refunds.Hooks{Created: m.RefundCreated, Reversed: m.RefundFinished, Contradiction: m.Contradiction})
+		refunds.Hooks{Created: m.RefundCreated, Reversed: m.RefundFinished, Contradiction: m.Contradiction},
+		refunds.WithWebhookURLs(webhookURLs(cfg)))
 	srv := server.New(server.Deps{Service: svc, Logger: logger, Metrics: m.Handler(),
-		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware}})
+		Middleware: []echo.MiddlewareFunc{m.EchoMiddleware},
+		RateLimit:  server.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}, RateLimited: m.RateLimited})
 	logger.Info("api listening", "addr", cfg.HTTPAddr, "config", cfg)
 	return serve(ctx, cfg.HTTPAddr, srv.Handler())
 }
@@ -140,12 +143,19 @@ func startWorker(ctx context.Context, cfg config.Config, deps *app.Deps, m *metr
 	}
 	policy := activities.DefaultPolicy()
 	policy.StuckAfter, policy.ApprovalTimeout = cfg.StuckAfter, cfg.ApprovalTimeout
-	acts := &activities.Activities{Store: worker.ActivityStore(deps.Store), Providers: deps.Providers, Policy: policy, Observe: m.RefundFinished}
+	acts := &activities.Activities{Store: worker.ActivityStore(deps.Store), Providers: deps.Providers, Policy: policy, Observe: m.RefundFinished,
+		WebhookClient: webhookURLs(cfg).Client()}
 	w := worker.New(deps.Temporal, cfg.TaskQueue, acts, sdkworker.Options{})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	return w, nil
+}
+
+// webhookURLs is the webhook URL policy: https to public addresses, plus
+// loopback with BACKFLOW_WEBHOOK_ALLOW_LOOPBACK (development).
+func webhookURLs(cfg config.Config) webhooks.URLPolicy {
+	return webhooks.URLPolicy{AllowLoopback: cfg.WebhookAllowLoopback}
 }
 
 func runSandbox(ctx context.Context, cfg config.Config) error {
@@ -170,8 +180,10 @@ func runMigrate(ctx context.Context, cfg config.Config) error {
 }
 
 // serve runs an HTTP server until ctx ends, then shuts it down gracefully.
+// Its timeouts and header limit are the API's (server.DefaultLimits).
 func serve(ctx context.Context, addr string, h http.Handler) error {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: addr, Handler: h}
+	server.DefaultLimits().Apply(srv)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	select {

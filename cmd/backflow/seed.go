@@ -8,15 +8,18 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/app"
 	"github.com/backflow/backflow/config"
 	"github.com/backflow/backflow/refund"
+	"github.com/backflow/backflow/refunds"
 	"github.com/backflow/backflow/store"
 )
 
 const demoMerchantName = "Demo Merchant"
 
 // runSeed creates the demo merchant with the given keys and sample captured
-// transactions. Running it again adds nothing.
+// transactions, through the refunds service as the ops API does. Running it
+// again adds nothing.
 func runSeed(ctx context.Context, cfg config.Config, args []string) error {
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
 	apiKey := fs.String("api-key", "", "demo merchant API key to register (all merchant scopes)")
@@ -33,40 +36,39 @@ func runSeed(ctx context.Context, cfg config.Config, args []string) error {
 	}
 	defer pool.Close()
 	st := store.New(pool)
+	// Merchants, keys and transactions need neither providers nor Temporal.
+	svc := refunds.New(st, nil, nil, app.NewLogger(cfg.LogLevel), refunds.Hooks{})
 
 	m, err := st.FindMerchantByName(ctx, demoMerchantName)
 	if errors.Is(err, refund.ErrNotFound) {
-		if m, err = st.CreateMerchant(ctx, demoMerchantName, nil); err != nil {
+		if m, err = svc.CreateMerchant(ctx, refund.NewMerchant{Name: demoMerchantName}); err != nil {
 			return fmt.Errorf("create demo merchant: %w", err)
 		}
-		if err := seedTransactions(ctx, st, m.ID); err != nil {
+		if err := seedTransactions(ctx, svc, m.ID); err != nil {
 			return err
 		}
 		fmt.Println("demo merchant created:", m.ID)
 	} else if err != nil {
 		return fmt.Errorf("find demo merchant: %w", err)
 	}
-	for _, k := range []struct {
-		merchant uuid.UUID
-		name     string
-		key      string
-		scopes   []string
-	}{
-		{m.ID, "demo", *apiKey, refund.MerchantScopes},
-		{uuid.Nil, "ops", *opsKey, []string{refund.ScopeOps}},
+	// The demo key keeps every merchant scope, the platform's
+	// transactions:write included, so scripts can register payments.
+	for _, k := range []refund.NewAPIKey{
+		{MerchantID: m.ID, Name: "demo", Scopes: refund.MerchantScopes, Secret: *apiKey},
+		{MerchantID: uuid.Nil, Name: "ops", Scopes: []string{refund.ScopeOps}, Secret: *opsKey},
 	} {
-		if _, err := st.Authenticate(ctx, k.key); err == nil {
+		if _, err := svc.Authenticate(ctx, k.Secret, uuid.Nil); err == nil {
 			continue
 		}
-		if err := st.InsertAPIKey(ctx, k.merchant, k.name, k.key, k.scopes); err != nil {
-			return fmt.Errorf("register %s key: %w", k.name, err)
+		if _, _, err := svc.CreateAPIKey(ctx, k); err != nil {
+			return fmt.Errorf("register %s key: %w", k.Name, err)
 		}
 	}
 	return nil
 }
 
 // seedTransactions registers one captured transaction per sandbox provider.
-func seedTransactions(ctx context.Context, st *store.Store, merchantID uuid.UUID) error {
+func seedTransactions(ctx context.Context, svc *refunds.Service, merchantID uuid.UUID) error {
 	samples := []refund.NewTransaction{
 		{Provider: "cardpay", Method: "card", Amount: 10000, Currency: "EUR", ProviderReference: "card_demo_1"},
 		{Provider: "paydesk", Method: "card", Amount: 25000, Currency: "EUR", ProviderReference: "pay_demo_1",
@@ -79,12 +81,12 @@ func seedTransactions(ctx context.Context, st *store.Store, merchantID uuid.UUID
 			PayoutDestination: &refund.PayoutDestination{Type: "bank_account", AccountHolder: "Ada Lovelace", IBAN: "DE89370400440532013000", Country: "DE"}},
 	}
 	for _, t := range samples {
-		sid, err := st.CreateSession(ctx, merchantID, "")
+		sid, err := svc.CreateSession(ctx, merchantID, "")
 		if err != nil {
 			return fmt.Errorf("create session: %w", err)
 		}
 		t.MerchantID, t.SessionID, t.Status = merchantID, sid, refund.TxCaptured
-		tx, _, err := st.CreateTransaction(ctx, t)
+		tx, _, err := svc.RegisterTransaction(ctx, t)
 		if err != nil {
 			return fmt.Errorf("create sample transaction: %w", err)
 		}

@@ -32,6 +32,7 @@ import (
 	"github.com/backflow/backflow/refunds"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/store"
+	"github.com/backflow/backflow/webhooks"
 	"github.com/backflow/backflow/worker"
 )
 
@@ -57,6 +58,15 @@ type RigOptions struct {
 	NoWorker bool
 	// ExtraProviders are configured next to the sandbox's (e.g. stripe on stripe-mock).
 	ExtraProviders []providers.Config
+	// WebhookURLs is the webhook URL policy of the API and the worker;
+	// zero → TestURLPolicy(nil): loopback allowed. Whatever it is, a rig
+	// never resolves a name for real (a StubResolver when none is set) nor
+	// dials but loopback (webhooks.LoopbackOnly when no guard is set).
+	WebhookURLs webhooks.URLPolicy
+	// RateLimit is each API key's rate limit; nil → server.DefaultRateLimit().
+	RateLimit *server.RateLimit
+	// HTTPLimits are the API server's timeouts; zero → server.DefaultLimits().
+	HTTPLimits server.Limits
 }
 
 // FastPolicy keeps refunds quick: short polls, few attempts, short SLA.
@@ -109,7 +119,24 @@ func StartRig(o RigOptions) (*Rig, error) {
 	if o.AsyncDelay <= 0 {
 		o.AsyncDelay = 500 * time.Millisecond
 	}
+	if u := o.WebhookURLs; u.Resolver == nil && u.DialGuard == nil && !u.AllowLoopback {
+		o.WebhookURLs = TestURLPolicy(nil)
+	}
+	if o.WebhookURLs.Resolver == nil {
+		o.WebhookURLs.Resolver = NewStubResolver()
+	}
+	if o.WebhookURLs.DialGuard == nil {
+		o.WebhookURLs.DialGuard = webhooks.LoopbackOnly
+	}
+	if o.RateLimit == nil {
+		l := server.DefaultRateLimit()
+		o.RateLimit = &l
+	}
+	if o.HTTPLimits == (server.Limits{}) {
+		o.HTTPLimits = server.DefaultLimits()
+	}
 	apiSrv := httptest.NewUnstartedServer(nil)
+	o.HTTPLimits.Apply(apiSrv.Config)
 	apiURL := "http://" + apiSrv.Listener.Addr().String()
 	// The sandbox's timed outcomes (08 reversal, 09 credentials outage, 10
 	// look-up lag), shortened like the policy.
@@ -127,14 +154,15 @@ func StartRig(o RigOptions) (*Rig, error) {
 		psp.Close()
 		return nil, fmt.Errorf("provider registry: %w", err)
 	}
-	api := server.New(server.Deps{Service: NewService(o.Store, o.Temporal, o.TaskQueue, reg, o.Logger, refunds.Hooks{}),
-		Logger: o.Logger}).Handler()
+	svc := NewService(o.Store, o.Temporal, o.TaskQueue, reg, o.Logger, refunds.Hooks{}, refunds.WithWebhookURLs(o.WebhookURLs))
+	api := server.New(server.Deps{Service: svc, Logger: o.Logger, RateLimit: *o.RateLimit}).Handler()
 	if o.APIProxy != nil {
 		api = o.APIProxy(api)
 	}
 	apiSrv.Config.Handler = api
 	apiSrv.Start()
-	acts := &activities.Activities{Store: worker.ActivityStore(o.Store), Providers: reg, Policy: o.Policy}
+	acts := &activities.Activities{Store: worker.ActivityStore(o.Store), Providers: reg, Policy: o.Policy,
+		WebhookClient: o.WebhookURLs.Client()}
 	if o.WebhookPolicy != nil {
 		acts.Webhooks = *o.WebhookPolicy
 	}
@@ -211,7 +239,10 @@ func NewMerchant(ctx context.Context, st *store.Store, threshold *int64) (Mercha
 func (r *Rig) Client(m Merchant) *Client { return NewClient(r.APIURL, m.Key) }
 
 // NewService is the refunds service on real Postgres and Temporal, as
-// `backflow api` builds it.
-func NewService(st *store.Store, c client.Client, taskQueue string, reg *providers.Registry, log *slog.Logger, h refunds.Hooks) *refunds.Service {
-	return refunds.New(st, reg, refunds.TemporalGateway{Client: c, TaskQueue: taskQueue}, log, h)
+// `backflow api` builds it, with the test webhook URL policy unless opts
+// say otherwise.
+func NewService(st *store.Store, c client.Client, taskQueue string, reg *providers.Registry, log *slog.Logger, h refunds.Hooks,
+	opts ...refunds.Option) *refunds.Service {
+	opts = append([]refunds.Option{refunds.WithWebhookURLs(TestURLPolicy(nil))}, opts...)
+	return refunds.New(st, reg, refunds.TemporalGateway{Client: c, TaskQueue: taskQueue}, log, h, opts...)
 }

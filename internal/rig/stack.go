@@ -19,6 +19,7 @@ import (
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
+	"github.com/backflow/backflow/webhooks"
 	"github.com/backflow/backflow/workflows"
 )
 
@@ -53,6 +54,11 @@ type StackOptions struct {
 	ExtraProviders []providers.Config
 	// CallbackTap, when set, sees every provider callback before the API does.
 	CallbackTap func(r *http.Request, body []byte)
+	// WebhookURLs is the webhook URL policy (zero: TestURLPolicy(nil)).
+	WebhookURLs webhooks.URLPolicy
+	// RateLimit and HTTPLimits are the API's (nil, zero: production defaults).
+	RateLimit  *server.RateLimit
+	HTTPLimits server.Limits
 }
 
 // StartStack starts the API, the sandbox and a worker, all torn down with t.
@@ -61,7 +67,8 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 	env := testenv.Get(t)
 	ro := RigOptions{Store: env.Store, Temporal: env.Temporal, TaskQueue: env.TaskQueue, Logger: env.Logger,
 		Policy: StackPolicy(), ProviderTimeout: 5 * time.Second, AsyncDelay: opts.AsyncDelay, ProviderProxy: opts.ProviderProxy,
-		NoWorker: opts.NoWorker, ExtraProviders: opts.ExtraProviders}
+		NoWorker: opts.NoWorker, ExtraProviders: opts.ExtraProviders, WebhookURLs: opts.WebhookURLs, RateLimit: opts.RateLimit,
+		HTTPLimits: opts.HTTPLimits}
 	if opts.Policy != nil {
 		ro.Policy = *opts.Policy
 	}
