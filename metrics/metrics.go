@@ -54,6 +54,7 @@ type Metrics struct {
 	checkedAt        prometheus.Gauge
 	checkRegistered  bool // only processes that run the check export it
 	temporal         *temporalCollector
+	webhooks         webhookMetrics
 }
 
 // New returns a registry with the Go runtime and process collectors,
@@ -97,6 +98,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.refundsCreated, m.refundsCompleted, m.refundsReversed, m.contradictions, m.refundDuration, m.httpRequests, m.httpDuration, m.temporal,
 	)
+	m.webhooks = newWebhookMetrics(m.reg)
 	return m
 }
 

@@ -16,9 +16,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/internal/rig"
@@ -53,7 +50,7 @@ func TestWebhooks(t *testing.T) {
 	t.Run("EventsAPI", func(t *testing.T) { t.Parallel(); testEventsAPI(t, s) })
 	t.Run("CanceledEvent", func(t *testing.T) { t.Parallel(); testCanceledEvent(t, s) })
 	t.Run("ReconcilerRedispatchesLostEvents", func(t *testing.T) { t.Parallel(); testReconcilerRedispatch(t, s) })
-	t.Run("DispatchRepeatedWhenItsResultIsLost", func(t *testing.T) { t.Parallel(); testDispatchRepeated(t, s) })
+	t.Run("QueuedWithTheirEvents", func(t *testing.T) { t.Parallel(); testQueuedWithTheirEvents(t, s) })
 }
 
 // testRetriedUntilDelivered: an endpoint that answers 500 gets every event
@@ -198,17 +195,18 @@ func testGoneDisablesEndpoint(t *testing.T, s *rig.Stack) {
 	if len(events) != 2 {
 		t.Fatalf("events = %+v", events)
 	}
-	// The delivery workflows end successfully, without retrying. An event
-	// written after the endpoint was disabled gets no delivery at all.
+	// Both deliveries end skipped, without retrying: the one answered 410,
+	// and the other one with it (pending, or queued after the endpoint was
+	// disabled: then not queued at all).
 	for _, e := range events {
-		id := workflows.WebhookWorkflowID(e.ID, ep.ID)
-		var nf *serviceerror.NotFound
-		if _, err := s.Temporal.DescribeWorkflowExecution(context.Background(), id, ""); errors.As(err, &nf) {
-			continue
+		statuses, err := s.Store.EventDeliveryStatuses(context.Background(), e.ID)
+		if err != nil {
+			t.Fatal(err)
 		}
-		res := waitDelivery(t, s, id)
-		if res.Outcome != activities.DeliveryEndpointGone && res.Outcome != activities.DeliverySkipped {
-			t.Fatalf("delivery of %s ended %+v", e.Type, res)
+		if st, ok := statuses[ep.ID]; ok {
+			waitDeliveryStatus(t, s, e.ID, ep.ID, refund.DeliverySkipped)
+		} else if e.Type == refund.EventRefundCreated {
+			t.Fatalf("refund.created was not queued for the endpoint (%q)", st)
 		}
 	}
 	n := len(recv.all())
@@ -311,7 +309,7 @@ func testRedelivery(t *testing.T, s *rig.Stack) {
 	r := s.DoWithKey(t, key, "POST", "/v1/events/"+created.ID.String()+"/redeliver", nil, "Idempotency-Key", "redeliver-"+created.ID.String())
 	rig.Must(t, r, http.StatusAccepted).JSON(t, &res)
 	if res.EventID != created.ID || len(res.Deliveries) != 1 || res.Deliveries[0].EndpointID != ep.ID ||
-		!strings.HasPrefix(res.Deliveries[0].WorkflowID, workflows.WebhookWorkflowID(created.ID, ep.ID)+"-redeliver-") {
+		res.Deliveries[0].Status != refund.DeliveryPending {
 		t.Fatalf("redelivery = %+v", res)
 	}
 	all := recv.waitFor(t, "the redelivered event", func(ds []received) bool { return countEvent(t, ds, created.ID) == 2 })
@@ -328,22 +326,20 @@ func testRedelivery(t *testing.T, s *rig.Stack) {
 	if detail.Attempts[1].Attempt != 2 || !detail.Attempts[1].Succeeded {
 		t.Fatalf("attempts after redelivery = %+v", detail.Attempts)
 	}
-	if res := waitDelivery(t, s, res.Deliveries[0].WorkflowID); res.Outcome != activities.DeliveryDelivered {
-		t.Fatalf("redelivery workflow ended %+v", res)
-	}
+	waitDeliveryStatus(t, s, created.ID, ep.ID, refund.DeliveryDelivered)
 
-	// Replaying the request does not redeliver again; a new request does, with a new workflow id.
+	// Replaying the request does not redeliver again; a new request does.
 	r = s.DoWithKey(t, key, "POST", "/v1/events/"+created.ID.String()+"/redeliver", nil, "Idempotency-Key", "redeliver-"+created.ID.String())
 	if rig.Must(t, r, http.StatusAccepted); r.Header.Get("Idempotent-Replayed") != "true" {
 		t.Fatal("same Idempotency-Key was not replayed")
 	}
 	var again server.RedeliveryResult
 	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/events/"+created.ID.String()+"/redeliver", map[string]any{"endpointId": ep.ID}), http.StatusAccepted).JSON(t, &again)
-	if len(again.Deliveries) != 1 || again.Deliveries[0].WorkflowID == res.Deliveries[0].WorkflowID {
+	if len(again.Deliveries) != 1 || again.Deliveries[0].EndpointID != ep.ID {
 		t.Fatalf("second redelivery = %+v", again)
 	}
 	recv.waitFor(t, "the second redelivery", func(ds []received) bool { return countEvent(t, ds, created.ID) == 3 })
-	waitDelivery(t, s, again.Deliveries[0].WorkflowID)
+	waitDeliveryStatus(t, s, created.ID, ep.ID, refund.DeliveryDelivered)
 	if n := len(canceledOnly.all()); n != 0 {
 		t.Fatalf("an endpoint subscribed to rf.canceled only got %d requests", n)
 	}
@@ -606,7 +602,9 @@ func testReconcilerRedispatch(t *testing.T, s *rig.Stack) {
 	events := listEvents(t, s, key, "?refundId="+rf)
 	lost := events[0]
 
-	// The endpoint appears after the dispatch; then the event looks lost.
+	// The endpoint appears after the event; then the event looks lost, as
+	// one written by the previous release whose workflow died before it
+	// started the deliveries (events are queued as they are written now).
 	recv := newReceiver(t)
 	ep := createEndpoint(t, s, key, recv.url())
 	ctx := context.Background()
@@ -614,54 +612,33 @@ func testReconcilerRedispatch(t *testing.T, s *rig.Stack) {
 		WHERE id = $1`, lost.ID); err != nil {
 		t.Fatal(err)
 	}
-	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-test-" + uuid.NewString(), TaskQueue: s.TaskQueue},
-		workflows.ReconcileWorkflowName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var report activities.ReconcileReport
-	if err := run.Get(ctx, &report); err != nil {
-		t.Fatalf("reconcile: %v", err)
-	}
-	if report.EventsRedispatched < 1 || report.DeliveriesStarted < 1 {
+	report := rig.Reconcile(t, s.Rig)
+	if report.EventsRedispatched < 1 || report.DeliveriesQueued < 1 {
 		t.Fatalf("report = %+v", report)
 	}
 	ds := recv.waitFor(t, "the re-dispatched event", func(ds []received) bool { return countEvent(t, ds, lost.ID) == 1 })
 	if err := webhooks.Verify(ds[0].body, ds[0].header.Get(webhooks.SignatureHeader), ep.Secret, 0, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	desc, err := s.Temporal.DescribeWorkflowExecution(ctx, workflows.WebhookWorkflowID(lost.ID, ep.ID), "")
-	if err != nil {
-		t.Fatalf("describe the delivery workflow by its canonical id: %v", err)
-	}
-	if typ := desc.GetWorkflowExecutionInfo().GetType().GetName(); typ != workflows.WebhookWorkflowName {
-		t.Fatalf("reconciler started workflow type %q, want %q", typ, workflows.WebhookWorkflowName)
-	}
 	var dispatched *time.Time
 	if err := s.Pool.QueryRow(ctx, `SELECT dispatched_at FROM refund_events WHERE id = $1`, lost.ID).Scan(&dispatched); err != nil || dispatched == nil {
 		t.Fatalf("event not marked dispatched (%v)", err)
 	}
-	// A second pass finds nothing to do for it and starts no duplicate.
-	run, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-test-" + uuid.NewString(), TaskQueue: s.TaskQueue},
-		workflows.ReconcileWorkflowName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := run.Get(ctx, &report); err != nil {
-		t.Fatal(err)
-	}
-	waitDelivery(t, s, workflows.WebhookWorkflowID(lost.ID, ep.ID))
+	waitDeliveryStatus(t, s, lost.ID, ep.ID, refund.DeliveryDelivered)
+	// A second pass finds nothing to do for it and queues no duplicate.
+	rig.Reconcile(t, s.Rig)
+	time.Sleep(300 * time.Millisecond) // several dispatcher polls
 	if n := countEvent(t, recv.all(), lost.ID); n != 1 {
 		t.Fatalf("event delivered %d times after two passes", n)
 	}
 }
 
-// testDispatchRepeated: a worker that dies after BeginRefund or
-// FinalizeRefund committed, but before the workflow recorded their result,
-// runs them again. The second run must return the same deliveries, or the
-// rf.created and rf.succeeded webhooks are lost; starting them twice
-// delivers each once.
-func testDispatchRepeated(t *testing.T, s *rig.Stack) {
+// testQueuedWithTheirEvents: an event's deliveries are queued in the
+// transaction that writes it, so they need no workflow at all: a refund
+// whose local activities run twice each (a worker died before the workflow
+// recorded their result) and no workflow ever dispatches anything still
+// has each event delivered, once.
+func testQueuedWithTheirEvents(t *testing.T, s *rig.Stack) {
 	ctx := context.Background()
 	merchantID, key := s.NewMerchantKey(t, nil)
 	recv := newReceiver(t)
@@ -673,65 +650,32 @@ func testDispatchRepeated(t *testing.T, s *rig.Stack) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var deliveries [][]activities.Delivery
 	for range 2 {
-		plan, err := s.Activities.BeginRefund(ctx, r.ID)
-		if err != nil {
-			t.Fatal(err)
+		if plan, err := s.Activities.BeginRefund(ctx, r.ID); err != nil || len(plan.Deliveries) != 0 {
+			t.Fatalf("BeginRefund: deliveries %v, error %v; want none (they are queued)", plan.Deliveries, err)
 		}
-		deliveries = append(deliveries, plan.Deliveries)
 	}
 	if err := s.Activities.MarkProcessing(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	// Once the refund moved on (a run continued as new), BeginRefund does not
-	// start refund.created's deliveries again.
-	if plan, err := s.Activities.BeginRefund(ctx, r.ID); err != nil || len(plan.Deliveries) != 0 {
-		t.Fatalf("BeginRefund on a PROCESSING refund: deliveries %v, error %v; want none", plan.Deliveries, err)
-	}
 	for range 2 {
 		res, err := s.Activities.FinalizeRefund(ctx, activities.FinalizeInput{RefundID: r.ID,
 			Outcome: refund.Outcome{Status: refund.StatusSucceeded, ProviderReference: "re_" + uuid.NewString()[:8], Attempts: 1}})
-		if err != nil || res.Status != refund.StatusSucceeded {
+		if err != nil || res.Status != refund.StatusSucceeded || len(res.Deliveries) != 0 {
 			t.Fatalf("finalize: %+v, %v", res, err)
 		}
-		deliveries = append(deliveries, res.Deliveries)
 	}
 	events := listEvents(t, s, key, "?refundId="+r.ID.String())
 	if len(events) != 2 {
 		t.Fatalf("%d events, want refund.created and refund.succeeded", len(events))
 	}
-	byType := map[string]uuid.UUID{}
+	recv.waitFor(t, "both events", func(ds []received) bool { return len(deliveredTypes(ds)) == 2 })
 	for _, e := range events {
-		byType[e.Type] = e.ID
-	}
-	created := activities.Delivery{EventID: byType[refund.EventRefundCreated], EndpointID: ep.ID}
-	succeeded := activities.Delivery{EventID: byType[refund.EventRefundSucceeded], EndpointID: ep.ID}
-	want := []activities.Delivery{created}
-	for i, ds := range deliveries {
-		if i == 2 {
-			want = []activities.Delivery{succeeded}
-		}
-		if !slices.Equal(ds, want) {
-			t.Fatalf("run %d of the dispatching activity returned %v, want %v", i+1, ds, want)
-		}
-	}
-	// The workflow starts both deliveries (twice, as a repeated dispatch would).
-	for _, ds := range deliveries {
-		for _, d := range ds {
-			if _, err := s.Activities.Workflows.StartDelivery(ctx, d, false); err != nil && !errors.Is(err, refund.ErrAlreadyStarted) {
-				t.Fatal(err)
-			}
-		}
-	}
-	recv.waitFor(t, "both events", func(ds []received) bool { return len(ds) >= 2 })
-	for _, id := range byType {
-		waitDelivery(t, s, workflows.WebhookWorkflowID(id, ep.ID))
+		waitDeliveryStatus(t, s, e.ID, ep.ID, refund.DeliveryDelivered)
 	}
 	if n := len(recv.all()); n != 2 {
 		t.Fatalf("%d deliveries, want each event once", n)
 	}
-	// Dispatched, so the reconciler will not start them a third time.
 	var undispatched int
 	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM refund_events WHERE refund_id = $1 AND dispatched_at IS NULL`, r.ID).Scan(&undispatched); err != nil || undispatched != 0 {
 		t.Fatalf("%d events undispatched (%v)", undispatched, err)
@@ -925,18 +869,16 @@ func waitAttempts(t *testing.T, s *rig.Stack, key string, eventID uuid.UUID, con
 	return d
 }
 
-// waitDelivery waits for a delivery workflow to complete and returns its result.
-func waitDelivery(t *testing.T, s *rig.Stack, workflowID string) activities.DeliveryResult {
+// waitDeliveryStatus waits for the outbox row of an event to an endpoint to reach status.
+func waitDeliveryStatus(t *testing.T, s *rig.Stack, eventID, endpointID uuid.UUID, status string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	var res activities.DeliveryResult
-	if err := s.Temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, &res); err != nil {
-		t.Fatalf("delivery workflow %s: %v", workflowID, err)
-	}
-	desc, err := s.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
-	if err != nil || desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-		t.Fatalf("delivery workflow %s: %v %v", workflowID, desc.GetWorkflowExecutionInfo().GetStatus(), err)
-	}
-	return res
+	var got string
+	poll(t, "delivery "+status, func() bool {
+		statuses, err := s.Store.EventDeliveryStatuses(context.Background(), eventID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = statuses[endpointID]
+		return got == status
+	})
 }

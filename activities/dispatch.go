@@ -1,0 +1,196 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"golang.org/x/time/rate"
+
+	"github.com/backflow/backflow/refund"
+)
+
+// DispatchOptions tune a webhook dispatcher (DispatchWebhooks). They bound
+// what one slow or dead endpoint can hold: PerEndpoint attempts in flight
+// (one while it fails), each cut at the policy's AttemptTimeout.
+type DispatchOptions struct {
+	Concurrency  int           // attempts in flight per dispatcher
+	PerEndpoint  int           // attempts in flight per endpoint, per dispatcher
+	PollInterval time.Duration // how often an idle dispatcher looks for due deliveries
+	Rate         float64       // attempts started per second per dispatcher; 0: unlimited
+	// DisableAfter: an endpoint whose every attempt failed for this long is
+	// disabled (a webhook_endpoint.disabled event tells its merchant).
+	DisableAfter time.Duration
+}
+
+// DefaultDispatchOptions are the production settings.
+func DefaultDispatchOptions() DispatchOptions {
+	return DispatchOptions{Concurrency: 32, PerEndpoint: 4, PollInterval: 250 * time.Millisecond, DisableAfter: 72 * time.Hour}
+}
+
+func (o DispatchOptions) withDefaults() DispatchOptions {
+	def := DefaultDispatchOptions()
+	if o.Concurrency <= 0 {
+		o.Concurrency = def.Concurrency
+	}
+	if o.PerEndpoint <= 0 {
+		o.PerEndpoint = def.PerEndpoint
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = def.PollInterval
+	}
+	if o.DisableAfter <= 0 {
+		o.DisableAfter = def.DisableAfter
+	}
+	return o
+}
+
+// leaseSlack is added to the attempt timeout for a claimed delivery's
+// lease: the attempt's database writes.
+const leaseSlack = 20 * time.Second
+
+// DispatchReport says what one slice of a dispatcher did.
+type DispatchReport struct {
+	Attempts, Delivered, Retrying, Failed, Skipped int64
+}
+
+// DispatchWebhooks is one slice of a webhook dispatcher: until slice has
+// passed (or the activity is canceled), it claims due deliveries from the
+// outbox and makes their attempts, at most Concurrency at once, then waits
+// for those in flight. It heartbeats as it goes, so a dead worker's
+// dispatcher moves to another; a claimed delivery's lease makes sure that
+// no delivery is lost with the worker (it is claimed again) nor made twice
+// at once.
+func (a *Activities) DispatchWebhooks(ctx context.Context, slice time.Duration) (DispatchReport, error) {
+	o, p := a.Dispatch.withDefaults(), a.Webhooks.withDefaults()
+	var limiter *rate.Limiter
+	if o.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(o.Rate), max(1, int(math.Ceil(o.Rate))))
+	}
+	var rep dispatchCounters
+	// Attempts in flight finish (within the attempt timeout) and are
+	// recorded even when the slice is canceled.
+	attemptCtx := context.WithoutCancel(ctx)
+	slots := make(chan struct{}, o.Concurrency)
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(slice)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, rep.report())
+		}
+		free := o.Concurrency - len(slots)
+		var due []refund.DueDelivery
+		var err error
+		if free > 0 {
+			due, err = a.Store.ClaimDeliveries(ctx, free, o.PerEndpoint, p.AttemptTimeout+leaseSlack)
+		}
+		if err != nil && ctx.Err() == nil {
+			logger(ctx).Error("claim webhook deliveries", "error", err)
+		}
+		for _, d := range due {
+			if limiter != nil && limiter.Wait(ctx) != nil {
+				break // canceled: the rest of the claim waits out its lease
+			}
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				a.deliverDue(attemptCtx, d, p, o, &rep)
+			}()
+		}
+		if len(due) < free || free == 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(o.PollInterval):
+			}
+		}
+	}
+	wg.Wait()
+	return rep.report(), ctx.Err()
+}
+
+// deliverDue makes the attempt of one claimed delivery and records how it
+// ended: delivered; a retry after the policy's backoff (the endpoint held
+// back by its own backoff too); failed once its retry window has passed;
+// skipped when the endpoint answered 410, which disables it. An endpoint
+// whose every attempt failed for DisableAfter is disabled.
+func (a *Activities) deliverDue(ctx context.Context, d refund.DueDelivery, p WebhookPolicy, o DispatchOptions, rep *dispatchCounters) {
+	log := logger(ctx)
+	out := refund.DeliveryOutcome{Delivery: refund.Delivery{EventID: d.Event.ID, EndpointID: d.Endpoint.ID}}
+	att, err := postAttempt(ctx, d.Event, d.Endpoint, p.AttemptTimeout)
+	now := time.Now()
+	gone := att.StatusCode != nil && *att.StatusCode == 410
+	switch {
+	case err != nil:
+		out.Status = refund.DeliveryFailed // the event cannot be encoded: no attempt can succeed
+		log.Error("webhook event cannot be delivered", "eventId", d.Event.ID, "error", err)
+	case att.Succeeded:
+		out.Attempt, out.Status = &att, refund.DeliveryDelivered
+	case gone:
+		out.Attempt, out.Status = &att, refund.DeliverySkipped
+	case now.Sub(d.WindowStartedAt) >= p.GiveUpAfter:
+		out.Attempt, out.Status = &att, refund.DeliveryFailed
+	default:
+		out.Attempt, out.Status, out.NextAttemptAt = &att, refund.DeliveryPending, now.Add(p.backoff(d.Attempts+1))
+	}
+	if out.Attempt != nil && !att.Succeeded && !gone {
+		out.EndpointRetryAt = now.Add(p.backoff(d.Endpoint.Failures + 1))
+	}
+	if _, err := a.Store.FinishDelivery(ctx, out); err != nil {
+		// The lease runs out and the delivery is attempted again: at least once.
+		log.Error("record webhook delivery", "eventId", d.Event.ID, "endpointId", d.Endpoint.ID, "error", err)
+		return
+	}
+	rep.count(out.Status, out.Attempt != nil)
+	if a.ObserveDelivery != nil && out.Attempt != nil {
+		a.ObserveDelivery(out.Status, now.Sub(d.Event.CreatedAt))
+	}
+	cause, reason := DisabledGone, goneReason
+	switch {
+	case gone:
+	case out.Attempt != nil && !att.Succeeded && d.Endpoint.FailingSince != nil && now.Sub(*d.Endpoint.FailingSince) >= o.DisableAfter:
+		cause = DisabledFailing
+		reason = fmt.Sprintf("every attempt failed since %s (%s)", d.Endpoint.FailingSince.UTC().Format(time.RFC3339), o.DisableAfter)
+	default:
+		return
+	}
+	if err := a.disableEndpoint(ctx, d.Endpoint, cause, reason); err != nil {
+		log.Error("disable webhook endpoint", "endpointId", d.Endpoint.ID, "error", err)
+	}
+}
+
+// backoff is the wait before retry n (1, 2, ...): InitialInterval growing
+// by BackoffCoefficient up to MaximumInterval, as Temporal's retry policy.
+func (p WebhookPolicy) backoff(n int) time.Duration {
+	d := float64(p.InitialInterval) * math.Pow(p.BackoffCoefficient, float64(max(n-1, 0)))
+	return time.Duration(min(d, float64(p.MaximumInterval)))
+}
+
+type dispatchCounters struct {
+	attempts, delivered, retrying, failed, skipped atomic.Int64
+}
+
+func (c *dispatchCounters) count(status string, attempted bool) {
+	if attempted {
+		c.attempts.Add(1)
+	}
+	switch status {
+	case refund.DeliveryDelivered:
+		c.delivered.Add(1)
+	case refund.DeliveryPending:
+		c.retrying.Add(1)
+	case refund.DeliveryFailed:
+		c.failed.Add(1)
+	case refund.DeliverySkipped:
+		c.skipped.Add(1)
+	}
+}
+
+func (c *dispatchCounters) report() DispatchReport {
+	return DispatchReport{Attempts: c.attempts.Load(), Delivered: c.delivered.Load(), Retrying: c.retrying.Load(),
+		Failed: c.failed.Load(), Skipped: c.skipped.Load()}
+}

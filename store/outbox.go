@@ -1,0 +1,221 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/backflow/backflow/refund"
+)
+
+// queueDeliveries inserts one webhook_deliveries row per event of src (a
+// CTE or table with id, merchant_id, refund_id, type, sequence) and
+// subscribed, active endpoint. An endpoint held back after failures gets
+// the row at its retry time, so held-back rows never crowd the due index.
+func queueDeliveries(src string) string {
+	return `INSERT INTO webhook_deliveries (event_id, endpoint_id, refund_id, sequence, next_attempt_at)
+		SELECT x.id, w.id, x.refund_id, x.sequence, greatest(now(), w.retry_at) FROM ` + src + ` x
+		JOIN webhook_endpoints w ON w.merchant_id = x.merchant_id AND x.type = ANY (w.event_types)
+			AND w.deleted_at IS NULL AND w.disabled_at IS NULL
+		ON CONFLICT DO NOTHING`
+}
+
+// insertEventSQL writes an event and, in the same statement, its outbox
+// rows: a status change never exists without its webhooks queued.
+var insertEventSQL = `WITH ev AS (
+		INSERT INTO refund_events (id, merchant_id, refund_id, type, sequence, payload, dispatched_at)
+		VALUES ($1, $2, $3, $4, (SELECT coalesce(max(sequence), 0) + 1 FROM refund_events WHERE refund_id = $3), $5, now())
+		RETURNING id, merchant_id, refund_id, type, sequence, created_at),
+	q AS (` + queueDeliveries("ev") + `)
+	SELECT sequence, created_at FROM ev`
+
+// QueueDeliveries puts deliveries in the outbox (ones already there are
+// left alone): the deliveries a worker of the previous release handed to
+// the refund's workflow instead of queueing them.
+func (s *Store) QueueDeliveries(ctx context.Context, ds []refund.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	events, endpoints := make([]uuid.UUID, len(ds)), make([]uuid.UUID, len(ds))
+	for i, d := range ds {
+		events[i], endpoints[i] = d.EventID, d.EndpointID
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO webhook_deliveries (event_id, endpoint_id, refund_id, sequence)
+		SELECT e.id, d.endpoint_id, e.refund_id, e.sequence
+		FROM unnest($1::uuid[], $2::uuid[]) AS d (event_id, endpoint_id) JOIN refund_events e ON e.id = d.event_id
+		ON CONFLICT DO NOTHING`, events, endpoints)
+	if err != nil {
+		return fmt.Errorf("queue deliveries: %w", mapErr(err))
+	}
+	return nil
+}
+
+// QueueLostEvents queues the deliveries of events still undispatched after
+// grace (written before the outbox, whose workflow died before starting
+// their deliveries) and marks them dispatched, in one statement. It returns
+// how many events and deliveries it queued.
+func (s *Store) QueueLostEvents(ctx context.Context, grace time.Duration, limit int) (int, int, error) {
+	var events, deliveries int
+	err := s.pool.QueryRow(ctx, `WITH lost AS (
+			SELECT id FROM refund_events WHERE dispatched_at IS NULL AND created_at < now() - make_interval(secs => $1)
+			ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+		ev AS (
+			UPDATE refund_events e SET dispatched_at = now() FROM lost WHERE e.id = lost.id
+			RETURNING e.id, e.merchant_id, e.refund_id, e.type, e.sequence),
+		q AS (`+queueDeliveries("ev")+` RETURNING 1)
+		SELECT (SELECT count(*) FROM ev), (SELECT count(*) FROM q)`, grace.Seconds(), limit).Scan(&events, &deliveries)
+	if err != nil {
+		return 0, 0, fmt.Errorf("queue lost events: %w", mapErr(err))
+	}
+	return events, deliveries, nil
+}
+
+// RedeliverEvent queues an event again for endpoints, whatever their
+// deliveries became: each restarts its retry window now. The endpoints'
+// own backoff is lifted, so a merchant who fixed an endpoint sees the
+// redelivery at once.
+func (s *Store) RedeliverEvent(ctx context.Context, eventID uuid.UUID, endpointIDs []uuid.UUID) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET retry_at = NULL WHERE id = ANY ($1)`, endpointIDs); err != nil {
+			return fmt.Errorf("lift endpoint backoff: %w", err)
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (event_id, endpoint_id, refund_id, sequence)
+			SELECT e.id, w, e.refund_id, e.sequence FROM refund_events e, unnest($2::uuid[]) AS w WHERE e.id = $1
+			ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = 'PENDING', attempts = 0, window_started_at = now(),
+				next_attempt_at = now(), leased_until = NULL, last_error = NULL, finished_at = NULL`, eventID, endpointIDs)
+		if err != nil {
+			return fmt.Errorf("queue redelivery: %w", err)
+		}
+		return nil
+	})
+	return mapErr(err)
+}
+
+// ClaimDeliveries leases up to limit due deliveries for lease and returns
+// them with their events and endpoints. It takes at most perEndpoint
+// deliveries in flight per endpoint (one while the endpoint fails, as a
+// probe), none of an endpoint held back by its backoff, and a refund's
+// events to one endpoint in sequence order: a delivery waits while an
+// earlier event of its refund to the same endpoint is pending. At most
+// scanDue due rows are looked at per call. Concurrent dispatchers never
+// claim the same row: the lease is re-checked on the row being updated.
+func (s *Store) ClaimDeliveries(ctx context.Context, limit, perEndpoint int, lease time.Duration) ([]refund.DueDelivery, error) {
+	const scanDue = 500
+	rows, err := s.pool.Query(ctx, `WITH due AS (
+			SELECT d.event_id, d.endpoint_id, d.refund_id, d.sequence, d.next_attempt_at FROM webhook_deliveries d
+			WHERE d.status = 'PENDING' AND d.next_attempt_at <= now() AND (d.leased_until IS NULL OR d.leased_until <= now())
+			ORDER BY d.next_attempt_at LIMIT $4),
+		cand AS (
+			SELECT due.event_id, due.endpoint_id, due.next_attempt_at,
+				row_number() OVER (PARTITION BY due.endpoint_id ORDER BY due.next_attempt_at, due.sequence) AS rn,
+				CASE WHEN w.failing_since IS NULL THEN $2 ELSE 1 END - (SELECT count(*) FROM webhook_deliveries l
+					WHERE l.endpoint_id = due.endpoint_id AND l.status = 'PENDING' AND l.leased_until > now()) AS room
+			FROM due JOIN webhook_endpoints w ON w.id = due.endpoint_id AND w.deleted_at IS NULL AND w.disabled_at IS NULL
+				AND (w.retry_at IS NULL OR w.retry_at <= now())
+			WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.status = 'PENDING' AND p.endpoint_id = due.endpoint_id
+				AND p.refund_id = due.refund_id AND p.sequence < due.sequence)),
+		claimed AS (
+			UPDATE webhook_deliveries d SET leased_until = now() + make_interval(secs => $1)
+			FROM (SELECT event_id, endpoint_id FROM cand WHERE rn <= room ORDER BY next_attempt_at LIMIT $3) c
+			WHERE d.event_id = c.event_id AND d.endpoint_id = c.endpoint_id AND d.status = 'PENDING'
+				AND (d.leased_until IS NULL OR d.leased_until <= now())
+			RETURNING d.event_id, d.endpoint_id, d.attempts, d.window_started_at)
+		SELECT `+eventColumnsOf("e.")+`, `+endpointColumnsOf("w.")+`, c.attempts, c.window_started_at
+		FROM claimed c JOIN refund_events e ON e.id = c.event_id JOIN webhook_endpoints w ON w.id = c.endpoint_id`,
+		lease.Seconds(), perEndpoint, limit, scanDue)
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", mapErr(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.DueDelivery, error) {
+		var d refund.DueDelivery
+		return d, r.Scan(append(append(eventFields(&d.Event), endpointFields(&d.Endpoint)...), &d.Attempts, &d.WindowStartedAt)...)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", mapErr(err))
+	}
+	return out, nil
+}
+
+// FinishDelivery records how a claimed delivery's attempt ended, in one
+// statement: the attempt (numbered after the event's earlier attempts to
+// the endpoint), the delivery's new status, and the endpoint's health. A
+// failed attempt holds back the endpoint's other pending deliveries until
+// its retry time; a success clears its failing state.
+func (s *Store) FinishDelivery(ctx context.Context, o refund.DeliveryOutcome) (refund.WebhookAttempt, error) {
+	var att refund.WebhookAttempt
+	if o.Attempt != nil {
+		att = *o.Attempt
+		att.ID, att.EventID, att.EndpointID = uuid.Must(uuid.NewV7()), o.EventID, o.EndpointID
+	}
+	var retryAt *time.Time
+	if !o.EndpointRetryAt.IsZero() {
+		retryAt = &o.EndpointRetryAt
+	}
+	made := o.Attempt != nil
+	ok := made && att.Succeeded
+	rows, err := s.pool.Query(ctx, `WITH att AS (
+			INSERT INTO webhook_attempts (id, event_id, endpoint_id, attempt, status_code, latency_ms, error, succeeded)
+			SELECT $1, $2, $3, (SELECT coalesce(max(attempt), 0) + 1 FROM webhook_attempts WHERE event_id = $2 AND endpoint_id = $3),
+				$4, $5, $6, $7 WHERE $8
+			RETURNING attempt, created_at),
+		d AS (
+			UPDATE webhook_deliveries SET status = $9, attempts = attempts + CASE WHEN $8 THEN 1 ELSE 0 END, next_attempt_at = $10, leased_until = NULL,
+				last_error = $6, finished_at = CASE WHEN $9 = 'PENDING' THEN NULL ELSE now() END
+			WHERE event_id = $2 AND endpoint_id = $3),
+		ep AS (
+			UPDATE webhook_endpoints SET failures = CASE WHEN $7 THEN 0 ELSE failures + 1 END,
+				failing_since = CASE WHEN $7 THEN NULL ELSE coalesce(failing_since, now()) END, retry_at = $11
+			WHERE id = $3 AND $8),
+		held AS (
+			UPDATE webhook_deliveries SET next_attempt_at = $11
+			WHERE $11::timestamptz IS NOT NULL AND endpoint_id = $3 AND event_id <> $2 AND status = 'PENDING'
+				AND next_attempt_at < $11 AND (leased_until IS NULL OR leased_until <= now()))
+		SELECT attempt, created_at FROM att`,
+		att.ID, o.EventID, o.EndpointID, att.StatusCode, att.LatencyMS, nullable(att.Error), ok, made,
+		o.Status, o.NextAttemptAt, retryAt)
+	if err != nil {
+		return att, fmt.Errorf("finish delivery: %w", mapErr(err))
+	}
+	for rows.Next() {
+		if err := rows.Scan(&att.Attempt, &att.CreatedAt); err != nil {
+			rows.Close()
+			return att, fmt.Errorf("finish delivery: %w", mapErr(err))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return att, fmt.Errorf("finish delivery: %w", mapErr(err))
+	}
+	return att, nil
+}
+
+// WebhookBacklog counts the outbox's pending deliveries and how long the
+// oldest due one has waited (zero when none is due).
+func (s *Store) WebhookBacklog(ctx context.Context) (int64, time.Duration, error) {
+	var n int64
+	var oldest float64
+	err := s.pool.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(next_attempt_at)) FILTER (WHERE next_attempt_at <= now()), 0)
+		FROM webhook_deliveries WHERE status = 'PENDING'`).Scan(&n, &oldest)
+	if err != nil {
+		return 0, 0, fmt.Errorf("webhook backlog: %w", mapErr(err))
+	}
+	return n, time.Duration(oldest * float64(time.Second)), nil
+}
+
+// EventDeliveryStatuses returns the status of each of an event's deliveries by endpoint.
+func (s *Store) EventDeliveryStatuses(ctx context.Context, eventID uuid.UUID) (map[uuid.UUID]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT endpoint_id, status FROM webhook_deliveries WHERE event_id = $1`, eventID)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", mapErr(err))
+	}
+	out := map[uuid.UUID]string{}
+	var id uuid.UUID
+	var status string
+	_, err = pgx.ForEachRow(rows, []any{&id, &status}, func() error {
+		out[id] = status
+		return nil
+	})
+	return out, mapErr(err)
+}
