@@ -133,9 +133,9 @@ func testGoneDisablesEndpoint(t *testing.T, s *rig.Stack) {
 	}
 }
 
-// testReconcilerRedispatch: an event left undispatched (its workflow
-// crashed before starting the deliveries) is delivered by the reconciler,
-// under the same workflow id and type the refund workflow would use.
+// testReconcilerRedispatch: an event left undispatched (written by the
+// previous release, whose workflow crashed before starting its
+// deliveries) is queued by the reconciler and delivered, once.
 func testReconcilerRedispatch(t *testing.T, s *rig.Stack) {
 	_, key := s.NewMerchantKey(t, nil)
 	rf := createRefund(t, s, key, 2500)
