@@ -7,6 +7,9 @@
 #
 #   ./scripts/bench.sh [backflow bench flags]     e.g. -n 2000 -c 64
 #   BENCH_FLAGS="-n 500" make bench
+# The merchant gets 3 webhook endpoints for phase (a), one of them dead
+# (-endpoints 2 -dead-endpoints 1, all on loopback; phase (a0) runs the same
+# refunds without them): BENCH_ENDPOINTS and BENCH_DEAD_ENDPOINTS change that.
 #   BENCH_JSON=out.json (default bin/bench-last.json), BENCH_KEEP=1 keeps the
 #   temporary directory and its logs, BENCH_LOG_LEVEL sets the services' log level.
 # shellcheck source=scripts/lib.sh
@@ -78,6 +81,8 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/backflow?sslmode=dis
 export TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
 export_stack_env "$API_PORT" "$SANDBOX_PORT" "$WORKER_PORT"
 export BACKFLOW_LOG_LEVEL="${BENCH_LOG_LEVEL:-INFO}"
+# The bench's webhook receivers are plain http on loopback.
+export BACKFLOW_WEBHOOK_ALLOW_LOOPBACK=true
 
 "$BF" migrate >/dev/null
 API_KEY=$(random_key bf_bench)
@@ -102,4 +107,5 @@ LABEL="commit $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unk
 # shellcheck disable=SC2086
 "$BF" bench --api-url "$BACKFLOW_PUBLIC_URL" --api-key "$API_KEY" --json "$BENCH_JSON" --label "$LABEL" \
   --pid "api=${PID_OF[api]}" --pid "worker=${PID_OF[worker]}" --pid "sandbox=${PID_OF[sandbox]}" \
-  --pid "temporal=$TEMPORAL_PID" --pid "postgres=$PG_PID" --temporal-metrics "http://127.0.0.1:$TEMPORAL_METRICS_PORT/metrics" ${BENCH_FLAGS:-} "$@"
+  --pid "temporal=$TEMPORAL_PID" --pid "postgres=$PG_PID" --temporal-metrics "http://127.0.0.1:$TEMPORAL_METRICS_PORT/metrics" \
+  -endpoints "${BENCH_ENDPOINTS:-2}" -dead-endpoints "${BENCH_DEAD_ENDPOINTS:-1}" ${BENCH_FLAGS:-} "$@"
