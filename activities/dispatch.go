@@ -49,6 +49,10 @@ func (o DispatchOptions) withDefaults() DispatchOptions {
 	return o
 }
 
+// claimBatching is how long a dispatcher lets attempts finish after the
+// first one before it claims again: one claim for several freed slots.
+const claimBatching = 20 * time.Millisecond
+
 // leaseSlack is added to the attempt timeout for a claimed delivery's
 // lease: the attempt's database writes.
 const leaseSlack = 20 * time.Second
@@ -76,6 +80,9 @@ func (a *Activities) DispatchWebhooks(ctx context.Context, slice time.Duration) 
 	// recorded even when the slice is canceled.
 	attemptCtx := context.WithoutCancel(ctx)
 	slots := make(chan struct{}, o.Concurrency)
+	// finished wakes the loop when an attempt ends: its slot and its
+	// endpoint's room are free again.
+	finished := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(slice)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
@@ -98,15 +105,31 @@ func (a *Activities) DispatchWebhooks(ctx context.Context, slice time.Duration) 
 			slots <- struct{}{}
 			wg.Add(1)
 			go func() {
-				defer func() { <-slots; wg.Done() }()
+				defer func() {
+					<-slots
+					select {
+					case finished <- struct{}{}:
+					default:
+					}
+					wg.Done()
+				}()
 				a.deliverDue(attemptCtx, d, p, o, &rep)
 			}()
 		}
-		if len(due) < free || free == 0 {
+		if free > 0 && len(due) == free {
+			continue // there may be more due at once
+		}
+		// What was claimable is claimed: wait for an attempt to free its
+		// slot and its endpoint's room (then let a few more finish, so one
+		// claim serves them), or for new deliveries.
+		select {
+		case <-ctx.Done():
+		case <-finished:
 			select {
 			case <-ctx.Done():
-			case <-time.After(o.PollInterval):
+			case <-time.After(claimBatching):
 			}
+		case <-time.After(o.PollInterval):
 		}
 	}
 	wg.Wait()

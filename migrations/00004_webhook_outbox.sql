@@ -27,6 +27,8 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'PENDING';
 CREATE INDEX webhook_deliveries_pending_idx ON webhook_deliveries (endpoint_id, refund_id, sequence) WHERE status = 'PENDING';
+-- The deliveries in flight (leased; a lease past its time is claimable again).
+CREATE INDEX webhook_deliveries_leased_idx ON webhook_deliveries (endpoint_id) WHERE status = 'PENDING' AND leased_until IS NOT NULL;
 
 -- An endpoint's health: consecutive failed attempts, since when it fails
 -- (cleared by a 2xx), and when the next attempt to it may start (the

@@ -108,13 +108,16 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, perEndpoint int, lea
 			SELECT d.event_id, d.endpoint_id, d.refund_id, d.sequence, d.next_attempt_at FROM webhook_deliveries d
 			WHERE d.status = 'PENDING' AND d.next_attempt_at <= now() AND (d.leased_until IS NULL OR d.leased_until <= now())
 			ORDER BY d.next_attempt_at LIMIT $4),
+		in_flight AS (
+			SELECT endpoint_id, count(*) AS n FROM webhook_deliveries
+			WHERE status = 'PENDING' AND leased_until IS NOT NULL AND leased_until > now() GROUP BY endpoint_id),
 		cand AS (
 			SELECT due.event_id, due.endpoint_id, due.next_attempt_at,
 				row_number() OVER (PARTITION BY due.endpoint_id ORDER BY due.next_attempt_at, due.sequence) AS rn,
-				CASE WHEN w.failing_since IS NULL THEN $2 ELSE 1 END - (SELECT count(*) FROM webhook_deliveries l
-					WHERE l.endpoint_id = due.endpoint_id AND l.status = 'PENDING' AND l.leased_until > now()) AS room
+				CASE WHEN w.failing_since IS NULL THEN $2 ELSE 1 END - coalesce(f.n, 0) AS room
 			FROM due JOIN webhook_endpoints w ON w.id = due.endpoint_id AND w.deleted_at IS NULL AND w.disabled_at IS NULL
 				AND (w.retry_at IS NULL OR w.retry_at <= now())
+			LEFT JOIN in_flight f ON f.endpoint_id = due.endpoint_id
 			WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.status = 'PENDING' AND p.endpoint_id = due.endpoint_id
 				AND p.refund_id = due.refund_id AND p.sequence < due.sequence)),
 		claimed AS (
@@ -168,7 +171,8 @@ func (s *Store) FinishDelivery(ctx context.Context, o refund.DeliveryOutcome) (r
 		ep AS (
 			UPDATE webhook_endpoints SET failures = CASE WHEN $7 THEN 0 ELSE failures + 1 END,
 				failing_since = CASE WHEN $7 THEN NULL ELSE coalesce(failing_since, now()) END, retry_at = $11
-			WHERE id = $3 AND $8),
+			-- A success changes the row only when the endpoint was failing.
+			WHERE id = $3 AND $8 AND (NOT $7 OR failures <> 0 OR failing_since IS NOT NULL OR retry_at IS NOT NULL)),
 		held AS (
 			UPDATE webhook_deliveries SET next_attempt_at = $11
 			WHERE $11::timestamptz IS NOT NULL AND endpoint_id = $3 AND event_id <> $2 AND status = 'PENDING'
