@@ -125,7 +125,7 @@ func refundLatencies(t *testing.T, r *rig.Rig, m rig.Merchant, n int) ([]time.Du
 // included, is made; the dead endpoints are held back as a whole;
 // invariants hold.
 func TestMerchantWithManyEndpointsHalfDeadOrSlow(t *testing.T) {
-	sc := begin(t, "12. A merchant with 20 webhook endpoints, half dead or slow")
+	sc := begin(t, "17. A merchant with 20 webhook endpoints, half dead or slow")
 	ctx := context.Background()
 	policy := activities.WebhookPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: time.Second,
 		GiveUpAfter: 10 * time.Minute, AttemptTimeout: 2 * time.Second}

@@ -27,8 +27,8 @@ type Report struct {
 	// (a) received, when the run gave the merchant endpoints.
 	NoEndpoints *PhaseReport   `json:"noEndpoints,omitempty"`
 	Webhooks    *WebhookReport `json:"webhooks,omitempty"`
-	Baseline        *PhaseReport `json:"baseline,omitempty"`
-	HalfRate        *PhaseReport `json:"halfRate,omitempty"`
+	Baseline    *PhaseReport   `json:"baseline,omitempty"`
+	HalfRate    *PhaseReport   `json:"halfRate,omitempty"`
 	// Ratio is Backflow / baseline.
 	Ratio   *Ratio            `json:"ratio,omitempty"`
 	Memory  map[string]Memory `json:"memoryAtEnd"`
