@@ -49,10 +49,6 @@ func (o DispatchOptions) withDefaults() DispatchOptions {
 	return o
 }
 
-// claimBatching is how long a dispatcher lets attempts finish after the
-// first one before it claims again: one claim for several freed slots.
-const claimBatching = 20 * time.Millisecond
-
 // leaseSlack is added to the attempt timeout for a claimed delivery's
 // lease: the attempt's database writes.
 const leaseSlack = 20 * time.Second
@@ -64,11 +60,11 @@ type DispatchReport struct {
 
 // DispatchWebhooks is one slice of a webhook dispatcher: until slice has
 // passed (or the activity is canceled), it claims due deliveries from the
-// outbox and makes their attempts, at most Concurrency at once, then waits
-// for those in flight. It heartbeats as it goes, so a dead worker's
-// dispatcher moves to another; a claimed delivery's lease makes sure that
-// no delivery is lost with the worker (it is claimed again) nor made twice
-// at once.
+// outbox and makes their attempts, at most Concurrency at once, recording
+// their outcomes in batches; then it waits for those in flight. It
+// heartbeats as it goes, so a dead worker's dispatcher moves to another; a
+// claimed delivery's lease makes sure that no delivery is lost with the
+// worker (it is claimed again) nor made twice at once.
 func (a *Activities) DispatchWebhooks(ctx context.Context, slice time.Duration) (DispatchReport, error) {
 	o, p := a.Dispatch.withDefaults(), a.Webhooks.withDefaults()
 	var limiter *rate.Limiter
@@ -80,9 +76,15 @@ func (a *Activities) DispatchWebhooks(ctx context.Context, slice time.Duration) 
 	// recorded even when the slice is canceled.
 	attemptCtx := context.WithoutCancel(ctx)
 	slots := make(chan struct{}, o.Concurrency)
-	// finished wakes the loop when an attempt ends: its slot and its
-	// endpoint's room are free again.
-	finished := make(chan struct{}, 1)
+	// recorded wakes the loop when outcomes are written: their slots and
+	// their endpoints' room are free again.
+	recorded := make(chan struct{}, 1)
+	results := make(chan attemptResult, o.Concurrency)
+	recorderDone := make(chan struct{})
+	go func() {
+		defer close(recorderDone)
+		a.recordOutcomes(attemptCtx, results, o, &rep, recorded)
+	}()
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(slice)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
@@ -105,44 +107,40 @@ func (a *Activities) DispatchWebhooks(ctx context.Context, slice time.Duration) 
 			slots <- struct{}{}
 			wg.Add(1)
 			go func() {
-				defer func() {
-					<-slots
-					select {
-					case finished <- struct{}{}:
-					default:
-					}
-					wg.Done()
-				}()
-				a.deliverDue(attemptCtx, d, p, o, &rep)
+				defer func() { <-slots; wg.Done() }()
+				results <- attemptDue(attemptCtx, d, p)
 			}()
 		}
 		if free > 0 && len(due) == free {
 			continue // there may be more due at once
 		}
-		// What was claimable is claimed: wait for an attempt to free its
-		// slot and its endpoint's room (then let a few more finish, so one
-		// claim serves them), or for new deliveries.
+		// What was claimable is claimed: wait for outcomes to be recorded
+		// (slots and endpoints' room freed), or for new deliveries.
 		select {
 		case <-ctx.Done():
-		case <-finished:
-			select {
-			case <-ctx.Done():
-			case <-time.After(claimBatching):
-			}
+		case <-recorded:
 		case <-time.After(o.PollInterval):
 		}
 	}
 	wg.Wait()
+	close(results)
+	<-recorderDone
 	return rep.report(), ctx.Err()
 }
 
-// deliverDue makes the attempt of one claimed delivery and records how it
-// ended: delivered; a retry after the policy's backoff (the endpoint held
-// back by its own backoff too); failed once its retry window has passed;
-// skipped when the endpoint answered 410, which disables it. An endpoint
-// whose every attempt failed for DisableAfter is disabled.
-func (a *Activities) deliverDue(ctx context.Context, d refund.DueDelivery, p WebhookPolicy, o DispatchOptions, rep *dispatchCounters) {
-	log := logger(ctx)
+// attemptResult is one attempt made and how its delivery ends.
+type attemptResult struct {
+	due  refund.DueDelivery
+	out  refund.DeliveryOutcome
+	gone bool
+	at   time.Time
+}
+
+// attemptDue makes the attempt of one claimed delivery and decides how
+// the delivery goes on: delivered; a retry after the policy's backoff (the
+// endpoint held back by its own backoff too); failed once its retry window
+// has passed; skipped when the endpoint answered 410.
+func attemptDue(ctx context.Context, d refund.DueDelivery, p WebhookPolicy) attemptResult {
 	out := refund.DeliveryOutcome{Delivery: refund.Delivery{EventID: d.Event.ID, EndpointID: d.Endpoint.ID}}
 	att, err := postAttempt(ctx, d.Event, d.Endpoint, p.AttemptTimeout)
 	now := time.Now()
@@ -150,7 +148,7 @@ func (a *Activities) deliverDue(ctx context.Context, d refund.DueDelivery, p Web
 	switch {
 	case err != nil:
 		out.Status = refund.DeliveryFailed // the event cannot be encoded: no attempt can succeed
-		log.Error("webhook event cannot be delivered", "eventId", d.Event.ID, "error", err)
+		logger(ctx).Error("webhook event cannot be delivered", "eventId", d.Event.ID, "error", err)
 	case att.Succeeded:
 		out.Attempt, out.Status = &att, refund.DeliveryDelivered
 	case gone:
@@ -163,26 +161,77 @@ func (a *Activities) deliverDue(ctx context.Context, d refund.DueDelivery, p Web
 	if out.Attempt != nil && !att.Succeeded && !gone {
 		out.EndpointRetryAt = now.Add(p.backoff(d.Endpoint.Failures + 1))
 	}
-	if _, err := a.Store.FinishDelivery(ctx, out); err != nil {
-		// The lease runs out and the delivery is attempted again: at least once.
-		log.Error("record webhook delivery", "eventId", d.Event.ID, "endpointId", d.Endpoint.ID, "error", err)
+	return attemptResult{due: d, out: out, gone: gone, at: now}
+}
+
+// recordBatching is how long the recorder waits for more outcomes after
+// the first one, so that one statement records several.
+const recordBatching = 10 * time.Millisecond
+
+// recordOutcomes writes the attempts' outcomes in batches (one statement
+// each, store.FinishDeliveries) until results is closed, then counts them
+// and disables the endpoints that answered 410 or failed for DisableAfter.
+// A batch that cannot be written is logged: the leases run out and the
+// deliveries are attempted again (at least once).
+func (a *Activities) recordOutcomes(ctx context.Context, results <-chan attemptResult, o DispatchOptions, rep *dispatchCounters, recorded chan<- struct{}) {
+	log := logger(ctx)
+	for first := range results {
+		batch := []attemptResult{first}
+		timer := time.NewTimer(recordBatching)
+	collect:
+		for len(batch) < cap(results) {
+			select {
+			case r, ok := <-results:
+				if !ok {
+					break collect
+				}
+				batch = append(batch, r)
+			case <-timer.C:
+				break collect
+			}
+		}
+		timer.Stop()
+		outs := make([]refund.DeliveryOutcome, len(batch))
+		for i, r := range batch {
+			outs[i] = r.out
+		}
+		_, err := a.Store.FinishDeliveries(ctx, outs)
+		select {
+		case recorded <- struct{}{}:
+		default:
+		}
+		if err != nil {
+			log.Error("record webhook deliveries", "deliveries", len(batch), "error", err)
+			continue
+		}
+		for _, r := range batch {
+			a.afterAttempt(ctx, r, o, rep)
+		}
+	}
+}
+
+// afterAttempt counts a recorded attempt and disables its endpoint when it
+// answered 410, or when its every attempt failed for DisableAfter.
+func (a *Activities) afterAttempt(ctx context.Context, r attemptResult, o DispatchOptions, rep *dispatchCounters) {
+	out, ep := r.out, r.due.Endpoint
+	rep.count(out.Status, out.Attempt != nil)
+	if out.Attempt == nil {
 		return
 	}
-	rep.count(out.Status, out.Attempt != nil)
-	if a.ObserveDelivery != nil && out.Attempt != nil {
-		a.ObserveDelivery(out.Status, now.Sub(d.Event.CreatedAt))
+	if a.ObserveDelivery != nil {
+		a.ObserveDelivery(out.Status, r.at.Sub(r.due.Event.CreatedAt))
 	}
 	cause, reason := DisabledGone, goneReason
 	switch {
-	case gone:
-	case out.Attempt != nil && !att.Succeeded && d.Endpoint.FailingSince != nil && now.Sub(*d.Endpoint.FailingSince) >= o.DisableAfter:
+	case r.gone:
+	case !out.Attempt.Succeeded && ep.FailingSince != nil && r.at.Sub(*ep.FailingSince) >= o.DisableAfter:
 		cause = DisabledFailing
-		reason = fmt.Sprintf("every attempt failed since %s (%s)", d.Endpoint.FailingSince.UTC().Format(time.RFC3339), o.DisableAfter)
+		reason = fmt.Sprintf("every attempt failed since %s (%s)", ep.FailingSince.UTC().Format(time.RFC3339), o.DisableAfter)
 	default:
 		return
 	}
-	if err := a.disableEndpoint(ctx, d.Endpoint, cause, reason); err != nil {
-		log.Error("disable webhook endpoint", "endpointId", d.Endpoint.ID, "error", err)
+	if err := a.disableEndpoint(ctx, ep, cause, reason); err != nil {
+		logger(ctx).Error("disable webhook endpoint", "endpointId", ep.ID, "error", err)
 	}
 }
 

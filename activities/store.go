@@ -37,7 +37,7 @@ type Store interface {
 	// Webhook delivery from the outbox (store/outbox.go).
 	QueueDeliveries(ctx context.Context, ds []refund.Delivery) error
 	ClaimDeliveries(ctx context.Context, limit, perEndpoint int, lease time.Duration) ([]refund.DueDelivery, error)
-	FinishDelivery(ctx context.Context, o refund.DeliveryOutcome) (refund.WebhookAttempt, error)
+	FinishDeliveries(ctx context.Context, outs []refund.DeliveryOutcome) ([]refund.WebhookAttempt, error)
 	DisableWebhookEndpoint(ctx context.Context, id uuid.UUID, reason string) (refund.WebhookEndpoint, bool, error)
 	// RecordWebhookAttempt logs an attempt of a delivery workflow of the
 	// previous release (WebhookDeliveryWorkflow).

@@ -97,8 +97,17 @@ type DeliveryResult struct {
 // webhookClient is shared by every delivery; it never follows redirects (a
 // 3xx is a failed attempt) and each attempt carries its own deadline.
 var webhookClient = &http.Client{
-	Transport:     http.DefaultTransport.(*http.Transport).Clone(),
+	Transport:     keepAlive(http.DefaultTransport.(*http.Transport).Clone()),
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// keepAlive keeps as many idle connections per endpoint as a dispatcher
+// has attempts in flight to it (DispatchOptions.PerEndpoint, by default),
+// instead of net/http's two: a busy endpoint is not redialled for every
+// delivery.
+func keepAlive(t *http.Transport) *http.Transport {
+	t.MaxIdleConnsPerHost = 2 * DefaultDispatchOptions().PerEndpoint
+	return t
 }
 
 const (

@@ -142,57 +142,94 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, perEndpoint int, lea
 	return out, nil
 }
 
-// FinishDelivery records how a claimed delivery's attempt ended, in one
-// statement: the attempt (numbered after the event's earlier attempts to
-// the endpoint), the delivery's new status, and the endpoint's health. A
-// failed attempt holds back the endpoint's other pending deliveries until
-// its retry time; a success clears its failing state.
-func (s *Store) FinishDelivery(ctx context.Context, o refund.DeliveryOutcome) (refund.WebhookAttempt, error) {
-	var att refund.WebhookAttempt
-	if o.Attempt != nil {
-		att = *o.Attempt
-		att.ID, att.EventID, att.EndpointID = uuid.Must(uuid.NewV7()), o.EventID, o.EndpointID
+// FinishDeliveries records how claimed deliveries' attempts ended, in one
+// statement for the batch: each attempt (numbered after the event's
+// earlier attempts to the endpoint), each delivery's new status, and each
+// endpoint's health. A failed attempt holds back the endpoint's other
+// pending deliveries until its retry time; an endpoint whose attempts in
+// the batch all succeeded is no longer failing. It returns the attempts
+// logged, numbered.
+func (s *Store) FinishDeliveries(ctx context.Context, outs []refund.DeliveryOutcome) ([]refund.WebhookAttempt, error) {
+	n := len(outs)
+	if n == 0 {
+		return nil, nil
 	}
-	var retryAt *time.Time
-	if !o.EndpointRetryAt.IsZero() {
-		retryAt = &o.EndpointRetryAt
-	}
-	made := o.Attempt != nil
-	ok := made && att.Succeeded
-	rows, err := s.pool.Query(ctx, `WITH att AS (
-			INSERT INTO webhook_attempts (id, event_id, endpoint_id, attempt, status_code, latency_ms, error, succeeded)
-			SELECT $1, $2, $3, (SELECT coalesce(max(attempt), 0) + 1 FROM webhook_attempts WHERE event_id = $2 AND endpoint_id = $3),
-				$4, $5, $6, $7 WHERE $8
-			RETURNING attempt, created_at),
-		d AS (
-			UPDATE webhook_deliveries SET status = $9, attempts = attempts + CASE WHEN $8 THEN 1 ELSE 0 END, next_attempt_at = $10, leased_until = NULL,
-				last_error = $6, finished_at = CASE WHEN $9 = 'PENDING' THEN NULL ELSE now() END
-			WHERE event_id = $2 AND endpoint_id = $3),
-		ep AS (
-			UPDATE webhook_endpoints SET failures = CASE WHEN $7 THEN 0 ELSE failures + 1 END,
-				failing_since = CASE WHEN $7 THEN NULL ELSE coalesce(failing_since, now()) END, retry_at = $11
-			-- A success changes the row only when the endpoint was failing.
-			WHERE id = $3 AND $8 AND (NOT $7 OR failures <> 0 OR failing_since IS NOT NULL OR retry_at IS NOT NULL)),
-		held AS (
-			UPDATE webhook_deliveries SET next_attempt_at = $11
-			WHERE $11::timestamptz IS NOT NULL AND endpoint_id = $3 AND event_id <> $2 AND status = 'PENDING'
-				AND next_attempt_at < $11 AND (leased_until IS NULL OR leased_until <= now()))
-		SELECT attempt, created_at FROM att`,
-		att.ID, o.EventID, o.EndpointID, att.StatusCode, att.LatencyMS, nullable(att.Error), ok, made,
-		o.Status, o.NextAttemptAt, retryAt)
-	if err != nil {
-		return att, fmt.Errorf("finish delivery: %w", mapErr(err))
-	}
-	for rows.Next() {
-		if err := rows.Scan(&att.Attempt, &att.CreatedAt); err != nil {
-			rows.Close()
-			return att, fmt.Errorf("finish delivery: %w", mapErr(err))
+	var (
+		events, endpoints, ids = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+		codes                  = make([]*int, n)
+		latencies              = make([]int, n)
+		errs, statuses         = make([]string, n), make([]string, n)
+		oks, made              = make([]bool, n), make([]bool, n)
+		next, retry            = make([]*time.Time, n), make([]*time.Time, n)
+	)
+	for i, o := range outs {
+		events[i], endpoints[i], ids[i], statuses[i] = o.EventID, o.EndpointID, uuid.Must(uuid.NewV7()), o.Status
+		if o.Attempt != nil {
+			made[i], oks[i], codes[i], latencies[i], errs[i] = true, o.Attempt.Succeeded, o.Attempt.StatusCode, o.Attempt.LatencyMS, o.Attempt.Error
+		}
+		if !o.NextAttemptAt.IsZero() {
+			next[i] = &outs[i].NextAttemptAt
+		}
+		if !o.EndpointRetryAt.IsZero() {
+			retry[i] = &outs[i].EndpointRetryAt
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return att, fmt.Errorf("finish delivery: %w", mapErr(err))
+	rows, err := s.pool.Query(ctx, `WITH o AS (
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::int[], $6::text[], $7::bool[], $8::bool[],
+				$9::text[], $10::timestamptz[], $11::timestamptz[])
+				AS o (event_id, endpoint_id, attempt_id, status_code, latency_ms, error, ok, made, status, next_attempt_at, retry_at)),
+		att AS (
+			INSERT INTO webhook_attempts (id, event_id, endpoint_id, attempt, status_code, latency_ms, error, succeeded)
+			SELECT o.attempt_id, o.event_id, o.endpoint_id,
+				(SELECT coalesce(max(a.attempt), 0) + 1 FROM webhook_attempts a WHERE a.event_id = o.event_id AND a.endpoint_id = o.endpoint_id),
+				o.status_code, o.latency_ms, nullif(o.error, ''), o.ok
+			FROM o WHERE o.made
+			RETURNING id, event_id, endpoint_id, attempt, created_at),
+		d AS (
+			UPDATE webhook_deliveries w SET status = o.status, attempts = w.attempts + CASE WHEN o.made THEN 1 ELSE 0 END,
+				next_attempt_at = coalesce(o.next_attempt_at, w.next_attempt_at), leased_until = NULL, last_error = nullif(o.error, ''),
+				finished_at = CASE WHEN o.status = 'PENDING' THEN NULL ELSE now() END
+			FROM o WHERE w.event_id = o.event_id AND w.endpoint_id = o.endpoint_id),
+		health AS (
+			SELECT endpoint_id, bool_and(ok) AS ok, count(*) FILTER (WHERE NOT ok) AS failed, max(retry_at) AS retry_at
+			FROM o WHERE made GROUP BY endpoint_id),
+		ep AS (
+			UPDATE webhook_endpoints e SET failures = CASE WHEN h.ok THEN 0 ELSE e.failures + h.failed END,
+				failing_since = CASE WHEN h.ok THEN NULL ELSE coalesce(e.failing_since, now()) END,
+				retry_at = CASE WHEN h.ok THEN NULL ELSE h.retry_at END
+			-- A success changes the row only when the endpoint was failing.
+			FROM health h WHERE e.id = h.endpoint_id AND (NOT h.ok OR e.failures <> 0 OR e.failing_since IS NOT NULL OR e.retry_at IS NOT NULL)),
+		held AS (
+			UPDATE webhook_deliveries w SET next_attempt_at = h.retry_at
+			FROM health h WHERE NOT h.ok AND h.retry_at IS NOT NULL AND w.endpoint_id = h.endpoint_id AND w.status = 'PENDING'
+				AND w.next_attempt_at < h.retry_at AND (w.leased_until IS NULL OR w.leased_until <= now())
+				AND NOT EXISTS (SELECT 1 FROM o WHERE o.event_id = w.event_id AND o.endpoint_id = w.endpoint_id))
+		SELECT id, attempt, created_at FROM att`,
+		events, endpoints, ids, codes, latencies, errs, oks, made, statuses, next, retry)
+	if err != nil {
+		return nil, fmt.Errorf("finish deliveries: %w", mapErr(err))
 	}
-	return att, nil
+	numbered := map[uuid.UUID]refund.WebhookAttempt{}
+	var id uuid.UUID
+	var a refund.WebhookAttempt
+	_, err = pgx.ForEachRow(rows, []any{&id, &a.Attempt, &a.CreatedAt}, func() error {
+		numbered[id] = a
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("finish deliveries: %w", mapErr(err))
+	}
+	var out []refund.WebhookAttempt
+	for i, o := range outs {
+		if o.Attempt == nil {
+			continue
+		}
+		att := *o.Attempt
+		att.ID, att.EventID, att.EndpointID = ids[i], o.EventID, o.EndpointID
+		att.Attempt, att.CreatedAt = numbered[ids[i]].Attempt, numbered[ids[i]].CreatedAt
+		out = append(out, att)
+	}
+	return out, nil
 }
 
 // WebhookBacklog counts the outbox's pending deliveries and how long the
