@@ -83,7 +83,7 @@ type Activities struct {
 	// event; EndpointDisabled each endpoint Backflow disabled, by cause
 	// (DisabledGone, DisabledFailing) (metrics).
 	ObserveDelivery  func(status string, sinceEvent time.Duration)
-	EndpointDisabled func(reason string)
+	EndpointDisabled func(cause string)
 }
 
 // Delivery is one event to deliver to one webhook endpoint.

@@ -232,19 +232,6 @@ func (s *Store) FinishDeliveries(ctx context.Context, outs []refund.DeliveryOutc
 	return out, nil
 }
 
-// WebhookBacklog counts the outbox's pending deliveries and how long the
-// oldest due one has waited (zero when none is due).
-func (s *Store) WebhookBacklog(ctx context.Context) (int64, time.Duration, error) {
-	var n int64
-	var oldest float64
-	err := s.pool.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(next_attempt_at)) FILTER (WHERE next_attempt_at <= now()), 0)
-		FROM webhook_deliveries WHERE status = 'PENDING'`).Scan(&n, &oldest)
-	if err != nil {
-		return 0, 0, fmt.Errorf("webhook backlog: %w", mapErr(err))
-	}
-	return n, time.Duration(oldest * float64(time.Second)), nil
-}
-
 // EventDeliveryStatuses returns the status of each of an event's deliveries by endpoint.
 func (s *Store) EventDeliveryStatuses(ctx context.Context, eventID uuid.UUID) (map[uuid.UUID]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT endpoint_id, status FROM webhook_deliveries WHERE event_id = $1`, eventID)
