@@ -76,3 +76,47 @@ func TestLogValueMasksStripeSecret(t *testing.T) {
 		t.Errorf("LogValue() leaks the secret: %s", s)
 	}
 }
+
+func TestWebhookSettings(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		check   func(Config) bool
+		wantErr string
+	}{
+		{name: "defaults: both queues, webhooks beside refunds", env: map[string]string{},
+			check: func(c Config) bool {
+				return strings.Join(c.WorkerQueues, ",") == "refunds,webhooks" && c.WebhookTaskQueue == "backflow-refunds-webhooks" &&
+					c.WebhookDispatchers == 1 && c.WebhookEndpointConcurrency == 4 && c.WebhookTimeout.String() == "10s"
+			}},
+		{name: "the webhooks queue follows the refunds one", env: map[string]string{"BACKFLOW_TASK_QUEUE": "eu"},
+			check: func(c Config) bool { return c.WebhookTaskQueue == "eu-webhooks" }},
+		{name: "webhooks alone", env: map[string]string{"BACKFLOW_WORKER_QUEUES": " webhooks ,webhooks"},
+			check: func(c Config) bool { return strings.Join(c.WorkerQueues, ",") == "webhooks" }},
+		{name: "unknown queue", env: map[string]string{"BACKFLOW_WORKER_QUEUES": "refunds,emails"},
+			wantErr: `BACKFLOW_WORKER_QUEUES: unknown queue "emails"`},
+		{name: "no queue", env: map[string]string{"BACKFLOW_WORKER_QUEUES": ","}, wantErr: "BACKFLOW_WORKER_QUEUES: no queue"},
+		{name: "one queue for both", env: map[string]string{"BACKFLOW_TASK_QUEUE": "q", "BACKFLOW_WEBHOOK_TASK_QUEUE": "q"},
+			wantErr: "BACKFLOW_WEBHOOK_TASK_QUEUE: must differ"},
+		{name: "a slow endpoint holds a slot a bounded time", env: map[string]string{"BACKFLOW_WEBHOOK_TIMEOUT": "5m"},
+			wantErr: "BACKFLOW_WEBHOOK_TIMEOUT: at most 60s"},
+		{name: "rate", env: map[string]string{"BACKFLOW_WEBHOOK_RATE": "-1"}, wantErr: "BACKFLOW_WEBHOOK_RATE: want a number ≥ 0"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !tc.check(c) {
+				t.Fatalf("config %+v (error %v)", c, err)
+			}
+		})
+	}
+}

@@ -100,7 +100,9 @@ func (s *Store) RedeliverEvent(ctx context.Context, eventID uuid.UUID, endpointI
 // probe), none of an endpoint held back by its backoff, and a refund's
 // events to one endpoint in sequence order: a delivery waits while an
 // earlier event of its refund to the same endpoint is pending. At most
-// scanDue due rows are looked at per call. Concurrent dispatchers never
+// scanDue due rows are looked at per call; a delivery waiting for an
+// earlier event of its refund keeps its place in its endpoint's room for
+// the call (one event at a time per refund, so few ever wait). Concurrent dispatchers never
 // claim the same row: the lease is re-checked on the row being updated.
 func (s *Store) ClaimDeliveries(ctx context.Context, limit, perEndpoint int, lease time.Duration) ([]refund.DueDelivery, error) {
 	const scanDue = 500
@@ -112,17 +114,21 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, perEndpoint int, lea
 			SELECT endpoint_id, count(*) AS n FROM webhook_deliveries
 			WHERE status = 'PENDING' AND leased_until IS NOT NULL AND leased_until > now() GROUP BY endpoint_id),
 		cand AS (
-			SELECT due.event_id, due.endpoint_id, due.next_attempt_at,
+			SELECT due.event_id, due.endpoint_id, due.refund_id, due.sequence, due.next_attempt_at,
 				row_number() OVER (PARTITION BY due.endpoint_id ORDER BY due.next_attempt_at, due.sequence) AS rn,
 				CASE WHEN w.failing_since IS NULL THEN $2 ELSE 1 END - coalesce(f.n, 0) AS room
 			FROM due JOIN webhook_endpoints w ON w.id = due.endpoint_id AND w.deleted_at IS NULL AND w.disabled_at IS NULL
 				AND (w.retry_at IS NULL OR w.retry_at <= now())
-			LEFT JOIN in_flight f ON f.endpoint_id = due.endpoint_id
-			WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.status = 'PENDING' AND p.endpoint_id = due.endpoint_id
-				AND p.refund_id = due.refund_id AND p.sequence < due.sequence)),
+			LEFT JOIN in_flight f ON f.endpoint_id = due.endpoint_id),
+		-- The order check last, on the few rows within their endpoint's room.
+		claimable AS (
+			SELECT event_id, endpoint_id FROM cand
+			WHERE rn <= room AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.status = 'PENDING'
+				AND p.endpoint_id = cand.endpoint_id AND p.refund_id = cand.refund_id AND p.sequence < cand.sequence)
+			ORDER BY next_attempt_at LIMIT $3),
 		claimed AS (
 			UPDATE webhook_deliveries d SET leased_until = now() + make_interval(secs => $1)
-			FROM (SELECT event_id, endpoint_id FROM cand WHERE rn <= room ORDER BY next_attempt_at LIMIT $3) c
+			FROM claimable c
 			WHERE d.event_id = c.event_id AND d.endpoint_id = c.endpoint_id AND d.status = 'PENDING'
 				AND (d.leased_until IS NULL OR d.leased_until <= now())
 			RETURNING d.event_id, d.endpoint_id, d.attempts, d.window_started_at)
