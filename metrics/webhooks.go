@@ -35,7 +35,7 @@ func newWebhookMetrics(reg prometheus.Registerer) webhookMetrics {
 		}),
 		disabled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: WebhookEndpointsDisabled, Help: "Webhook endpoints Backflow disabled, by cause: gone (410) or failing (every attempt failed for BACKFLOW_WEBHOOK_DISABLE_AFTER).",
-		}, []string{"reason"}),
+		}, []string{"cause"}),
 	}
 	reg.MustRegister(w.attempts, w.latency, w.disabled)
 	return w
