@@ -56,9 +56,9 @@ func addEndpoint(t *testing.T, s *rig.Stack, key, url string) {
 	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", map[string]any{"url": url}), http.StatusCreated)
 }
 
-// refundWithKey refunds a fresh captured cardpay payment of key's merchant
-// (immediate success) and waits for its workflow to complete.
-func refundWithKey(t *testing.T, s *rig.Stack, key string) uuid.UUID {
+// askRefund asks for a refund of a fresh captured cardpay payment of
+// key's merchant (the sandbox's immediate success) and returns its id.
+func askRefund(t *testing.T, s *rig.Stack, key string) uuid.UUID {
 	t.Helper()
 	var sess struct{ SessionID string }
 	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/sessions", map[string]any{}), http.StatusCreated).JSON(t, &sess)
@@ -69,16 +69,23 @@ func refundWithKey(t *testing.T, s *rig.Stack, key string) uuid.UUID {
 	var o refund.Object
 	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/refunds", map[string]any{"originalTransactionId": tx.TransactionID,
 		"refundValue": map[string]any{"amount": 1000, "currency": "EUR"}}), http.StatusAccepted).JSON(t, &o)
+	return o.TransactionID
+}
+
+// refundWithKey is askRefund, then waits for the refund's workflow to complete.
+func refundWithKey(t *testing.T, s *rig.Stack, key string) uuid.UUID {
+	t.Helper()
+	id := askRefund(t, s, key)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var st workflows.RefundState
-	if err := s.Temporal.GetWorkflow(ctx, workflows.RefundWorkflowID(o.TransactionID), "").Get(ctx, &st); err != nil {
+	if err := s.Temporal.GetWorkflow(ctx, workflows.RefundWorkflowID(id), "").Get(ctx, &st); err != nil {
 		t.Fatalf("refund workflow: %v", err)
 	}
 	if st.Status != refund.StatusSucceeded {
 		t.Fatalf("refund ended %s, want SUCCEEDED", st.Status)
 	}
-	return o.TransactionID
+	return id
 }
 
 // historyLength counts the events of the refund's (completed) workflow history.
