@@ -122,10 +122,21 @@ func (a *Activities) DispatchWebhooks(ctx context.Context, slice time.Duration) 
 		case <-time.After(o.PollInterval):
 		}
 	}
-	wg.Wait()
-	close(results)
-	<-recorderDone
-	return rep.report(), ctx.Err()
+	// The attempts in flight end within the attempt timeout, which may be
+	// longer than the heartbeat timeout: keep heartbeating meanwhile.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(results); <-recorderDone; close(done) }()
+	for tick := time.NewTicker(time.Second); ; {
+		select {
+		case <-done:
+			tick.Stop()
+			return rep.report(), ctx.Err()
+		case <-tick.C:
+			if activity.IsActivity(ctx) && ctx.Err() == nil {
+				activity.RecordHeartbeat(ctx, rep.report())
+			}
+		}
+	}
 }
 
 // attemptResult is one attempt made and how its delivery ends.

@@ -1,0 +1,65 @@
+package activities
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/backflow/backflow/refund"
+)
+
+func TestBackoff(t *testing.T) {
+	p := DefaultWebhookPolicy()
+	for n, want := range map[int]time.Duration{1: 10 * time.Second, 2: 20 * time.Second, 4: 80 * time.Second, 9: 2560 * time.Second, 10: time.Hour, 80: time.Hour} {
+		if got := p.backoff(n); got != want {
+			t.Errorf("backoff(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
+
+// TestAttemptDue: how a claimed delivery goes on after its attempt.
+func TestAttemptDue(t *testing.T) {
+	p := WebhookPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, GiveUpAfter: time.Hour,
+		AttemptTimeout: 2 * time.Second}
+	cases := []struct {
+		name       string
+		status     int
+		age        time.Duration // since the delivery's window started
+		want       string
+		retryIn    time.Duration // delivery's next attempt, when PENDING
+		endpointIn time.Duration // endpoint held back, when it failed
+		gone       bool
+	}{
+		{"delivered", http.StatusNoContent, 0, refund.DeliveryDelivered, 0, 0, false},
+		{"retried on its own and the endpoint's backoff", http.StatusInternalServerError, time.Minute, refund.DeliveryPending,
+			8 * time.Second, 4 * time.Second, false},
+		{"failed past its window", http.StatusBadGateway, 2 * time.Hour, refund.DeliveryFailed, 0, 4 * time.Second, false},
+		{"gone", http.StatusGone, 0, refund.DeliverySkipped, 0, 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(tc.status) }))
+			defer srv.Close()
+			d := refund.DueDelivery{
+				Event:    refund.Event{ID: uuid.New(), Type: refund.EventRefundCreated, Sequence: 1, Payload: []byte(`{}`), CreatedAt: time.Now()},
+				Endpoint: refund.WebhookEndpoint{ID: uuid.New(), URL: srv.URL, Secret: "whsec_x", Failures: 2},
+				Attempts: 3, WindowStartedAt: time.Now().Add(-tc.age),
+			}
+			r := attemptDue(context.Background(), d, p)
+			if r.out.Status != tc.want || r.gone != tc.gone || r.out.Attempt == nil || *r.out.Attempt.StatusCode != tc.status {
+				t.Fatalf("outcome %+v (gone %v), want %s", r.out, r.gone, tc.want)
+			}
+			near := func(at time.Time, in time.Duration) bool {
+				return (in == 0 && at.IsZero()) || (in > 0 && at.Sub(r.at) == in)
+			}
+			if !near(r.out.NextAttemptAt, tc.retryIn) || !near(r.out.EndpointRetryAt, tc.endpointIn) {
+				t.Fatalf("next attempt in %s, endpoint held back %s; want %s and %s",
+					r.out.NextAttemptAt.Sub(r.at), r.out.EndpointRetryAt.Sub(r.at), tc.retryIn, tc.endpointIn)
+			}
+		})
+	}
+}
