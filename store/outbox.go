@@ -195,7 +195,8 @@ func (s *Store) FinishDeliveries(ctx context.Context, outs []refund.DeliveryOutc
 			UPDATE webhook_deliveries w SET status = o.status, attempts = w.attempts + CASE WHEN o.made THEN 1 ELSE 0 END,
 				next_attempt_at = coalesce(o.next_attempt_at, w.next_attempt_at), leased_until = NULL, last_error = nullif(o.error, ''),
 				finished_at = CASE WHEN o.status = 'PENDING' THEN NULL ELSE now() END
-			FROM o WHERE w.event_id = o.event_id AND w.endpoint_id = o.endpoint_id),
+			-- A delivery skipped meanwhile (its endpoint deleted or disabled) stays so.
+			FROM o WHERE w.event_id = o.event_id AND w.endpoint_id = o.endpoint_id AND w.status = 'PENDING'),
 		health AS (
 			SELECT endpoint_id, bool_and(ok) AS ok, count(*) FILTER (WHERE NOT ok) AS failed, max(retry_at) AS retry_at
 			FROM o WHERE made GROUP BY endpoint_id),

@@ -53,6 +53,7 @@ func TestWebhooks(t *testing.T) {
 	t.Run("OrderedPerRefund", func(t *testing.T) { t.Parallel(); testOrderedPerRefund(t, s) })
 	t.Run("SlowEndpointBounded", func(t *testing.T) { t.Parallel(); testSlowEndpointBounded(t, s) })
 	t.Run("FailingTooLongDisabled", func(t *testing.T) { t.Parallel(); testFailingTooLongDisabled(t, s) })
+	t.Run("DeletedMidAttempt", func(t *testing.T) { t.Parallel(); testDeletedMidAttempt(t, s) })
 }
 
 // testRetriedUntilDelivered: an endpoint that answers 500 gets every event

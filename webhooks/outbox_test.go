@@ -200,3 +200,33 @@ func testFailingTooLongDisabled(t *testing.T, s *rig.Stack) {
 		t.Fatal("the disabled endpoint was not counted")
 	}
 }
+
+// testDeletedMidAttempt: an endpoint deleted while an attempt to it is in
+// flight gets nothing more: the failed attempt is logged, the delivery
+// stays skipped, never pending again.
+func testDeletedMidAttempt(t *testing.T, s *rig.Stack) {
+	inFlight, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		select {
+		case inFlight <- struct{}{}:
+		default:
+		}
+		<-release
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	_, key := s.NewMerchantKey(t, nil)
+	ep := createEndpoint(t, s, key, srv.URL+"/hooks", refund.EventRefundCreated)
+	rf := createRefund(t, s, key, 2500)
+	<-inFlight
+	rig.Must(t, s.DoWithKey(t, key, "DELETE", "/v1/webhook-endpoints/"+ep.ID.String(), nil), http.StatusNoContent)
+	close(release)
+	created := listEvents(t, s, key, "?refundId="+rf+"&type="+refund.EventRefundCreated)[0]
+	poll(t, "the attempt logged", func() bool { return attemptsTo(t, s, ep.ID) == 1 })
+	waitDeliveryStatus(t, s, created.ID, ep.ID, refund.DeliverySkipped)
+	time.Sleep(300 * time.Millisecond) // past the retry the attempt asked for
+	if n := attemptsTo(t, s, ep.ID); n != 1 {
+		t.Fatalf("%d attempts to the deleted endpoint, want the one in flight", n)
+	}
+	waitDeliveryStatus(t, s, created.ID, ep.ID, refund.DeliverySkipped)
+}
