@@ -149,8 +149,8 @@ type attemptResult struct {
 
 // attemptDue makes the attempt of one claimed delivery and decides how
 // the delivery goes on: delivered; a retry after the policy's backoff (the
-// endpoint held back by its own backoff too); failed once its retry window
-// has passed; skipped when the endpoint answered 410.
+// endpoint held back by its own backoff too once it is failing); failed
+// once its retry window has passed; skipped when the endpoint answered 410.
 func attemptDue(ctx context.Context, d refund.DueDelivery, p WebhookPolicy) attemptResult {
 	out := refund.DeliveryOutcome{Delivery: refund.Delivery{EventID: d.Event.ID, EndpointID: d.Endpoint.ID}}
 	att, err := postAttempt(ctx, d.Event, d.Endpoint, p.AttemptTimeout)
@@ -169,8 +169,10 @@ func attemptDue(ctx context.Context, d refund.DueDelivery, p WebhookPolicy) atte
 	default:
 		out.Attempt, out.Status, out.NextAttemptAt = &att, refund.DeliveryPending, now.Add(p.backoff(d.Attempts+1))
 	}
-	if out.Attempt != nil && !att.Succeeded && !gone {
-		out.EndpointRetryAt = now.Add(p.backoff(d.Endpoint.Failures + 1))
+	// From its EndpointFailingAfter-th consecutive failure, the endpoint is
+	// held back as a whole: a dead one costs a probe per backoff step.
+	if failures := d.Endpoint.Failures + 1; out.Attempt != nil && !att.Succeeded && !gone && failures >= refund.EndpointFailingAfter {
+		out.EndpointRetryAt = now.Add(p.backoff(failures - refund.EndpointFailingAfter + 1))
 	}
 	return attemptResult{due: d, out: out, gone: gone, at: now}
 }

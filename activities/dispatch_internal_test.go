@@ -12,6 +12,19 @@ import (
 	"github.com/backflow/backflow/refund"
 )
 
+// TestFlakyEndpointNotHeldBack: a failure that does not make the endpoint
+// failing backs off only its own delivery.
+func TestFlakyEndpointNotHeldBack(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	defer srv.Close()
+	d := refund.DueDelivery{Event: refund.Event{ID: uuid.New(), Payload: []byte(`{}`)}, WindowStartedAt: time.Now(),
+		Endpoint: refund.WebhookEndpoint{ID: uuid.New(), URL: srv.URL, Secret: "whsec_x", Failures: refund.EndpointFailingAfter - 2}}
+	r := attemptDue(context.Background(), d, DefaultWebhookPolicy())
+	if r.out.Status != refund.DeliveryPending || r.out.NextAttemptAt.IsZero() || !r.out.EndpointRetryAt.IsZero() {
+		t.Fatalf("outcome %+v: want the delivery retried, the endpoint not held back", r.out)
+	}
+}
+
 func TestBackoff(t *testing.T) {
 	p := DefaultWebhookPolicy()
 	for n, want := range map[int]time.Duration{1: 10 * time.Second, 2: 20 * time.Second, 4: 80 * time.Second, 9: 2560 * time.Second, 10: time.Hour, 80: time.Hour} {
@@ -35,9 +48,9 @@ func TestAttemptDue(t *testing.T) {
 		gone       bool
 	}{
 		{"delivered", http.StatusNoContent, 0, refund.DeliveryDelivered, 0, 0, false},
-		{"retried on its own and the endpoint's backoff", http.StatusInternalServerError, time.Minute, refund.DeliveryPending,
-			8 * time.Second, 4 * time.Second, false},
-		{"failed past its window", http.StatusBadGateway, 2 * time.Hour, refund.DeliveryFailed, 0, 4 * time.Second, false},
+		{"retried on its own and, failing now, the endpoint's backoff", http.StatusInternalServerError, time.Minute, refund.DeliveryPending,
+			8 * time.Second, time.Second, false},
+		{"failed past its window", http.StatusBadGateway, 2 * time.Hour, refund.DeliveryFailed, 0, time.Second, false},
 		{"gone", http.StatusGone, 0, refund.DeliverySkipped, 0, 0, true},
 	}
 	for _, tc := range cases {
@@ -46,7 +59,8 @@ func TestAttemptDue(t *testing.T) {
 			defer srv.Close()
 			d := refund.DueDelivery{
 				Event:    refund.Event{ID: uuid.New(), Type: refund.EventRefundCreated, Sequence: 1, Payload: []byte(`{}`), CreatedAt: time.Now()},
-				Endpoint: refund.WebhookEndpoint{ID: uuid.New(), URL: srv.URL, Secret: "whsec_x", Failures: 2},
+				// This failure would be its EndpointFailingAfter-th in a row.
+				Endpoint: refund.WebhookEndpoint{ID: uuid.New(), URL: srv.URL, Secret: "whsec_x", Failures: refund.EndpointFailingAfter - 1},
 				Attempts: 3, WindowStartedAt: time.Now().Add(-tc.age),
 			}
 			r := attemptDue(context.Background(), d, p)

@@ -99,6 +99,16 @@ type WebhookEndpoint struct {
 	FailingSince *time.Time
 }
 
+// EndpointFailingAfter is how many consecutive failed attempts make an
+// endpoint failing: from then on it is held back as a whole on its own
+// backoff and gets one attempt at a time, until one succeeds. Fewer (a
+// flaky endpoint) only back off the deliveries that failed.
+const EndpointFailingAfter = 3
+
+// Failing reports whether the endpoint's last EndpointFailingAfter
+// attempts or more all failed.
+func (e WebhookEndpoint) Failing() bool { return e.Failures >= EndpointFailingAfter }
+
 // Active reports whether the endpoint receives deliveries.
 func (e WebhookEndpoint) Active() bool { return e.DeletedAt == nil && e.DisabledAt == nil }
 

@@ -61,7 +61,7 @@ func endpointObject(e refund.WebhookEndpoint, withSecret bool) WebhookEndpointOb
 	switch {
 	case e.DisabledAt != nil:
 		o.Status = webhookStatusOff
-	case e.FailingSince != nil:
+	case e.Failing():
 		o.Status, o.FailingSince, o.ConsecutiveFailures = webhookStatusFailing, utc(e.FailingSince), e.Failures
 	}
 	if e.PreviousSecretExpiresAt != nil && time.Now().Before(*e.PreviousSecretExpiresAt) {

@@ -96,16 +96,15 @@ func (s *Store) RedeliverEvent(ctx context.Context, eventID uuid.UUID, endpointI
 
 // ClaimDeliveries leases up to limit due deliveries for lease and returns
 // them with their events and endpoints. It takes at most perEndpoint
-// deliveries in flight per endpoint (one while the endpoint fails, as a
-// probe), none of an endpoint held back by its backoff, and a refund's
-// events to one endpoint in sequence order: a delivery waits while an
-// earlier event of its refund to the same endpoint is pending. At most
-// scanDue due rows are looked at per call; a delivery waiting for an
-// earlier event of its refund keeps its place in its endpoint's room for
-// the call (one event at a time per refund, so few ever wait). Concurrent dispatchers never
-// claim the same row: the lease is re-checked on the row being updated.
+// deliveries in flight per endpoint (one while the endpoint is failing, as
+// a probe: refund.EndpointFailingAfter), none of an endpoint held back by
+// its backoff, and a refund's events to one endpoint in sequence order: a
+// delivery waits while an earlier event of its refund to the same endpoint
+// is pending. At most scanDue due rows are looked at per call. Concurrent
+// dispatchers never claim the same row: the lease is re-checked on the row
+// being updated.
 func (s *Store) ClaimDeliveries(ctx context.Context, limit, perEndpoint int, lease time.Duration) ([]refund.DueDelivery, error) {
-	const scanDue = 500
+	const scanDue = 256
 	rows, err := s.pool.Query(ctx, `WITH due AS (
 			SELECT d.event_id, d.endpoint_id, d.refund_id, d.sequence, d.next_attempt_at FROM webhook_deliveries d
 			WHERE d.status = 'PENDING' AND d.next_attempt_at <= now() AND (d.leased_until IS NULL OR d.leased_until <= now())
@@ -116,16 +115,15 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, perEndpoint int, lea
 		cand AS (
 			SELECT due.event_id, due.endpoint_id, due.refund_id, due.sequence, due.next_attempt_at,
 				row_number() OVER (PARTITION BY due.endpoint_id ORDER BY due.next_attempt_at, due.sequence) AS rn,
-				CASE WHEN w.failing_since IS NULL THEN $2 ELSE 1 END - coalesce(f.n, 0) AS room
+				CASE WHEN w.failures >= $5 THEN 1 ELSE $2 END - coalesce(f.n, 0) AS room
 			FROM due JOIN webhook_endpoints w ON w.id = due.endpoint_id AND w.deleted_at IS NULL AND w.disabled_at IS NULL
 				AND (w.retry_at IS NULL OR w.retry_at <= now())
-			LEFT JOIN in_flight f ON f.endpoint_id = due.endpoint_id),
-		-- The order check last, on the few rows within their endpoint's room.
+			LEFT JOIN in_flight f ON f.endpoint_id = due.endpoint_id
+			-- Before ranking: a waiting delivery must not take its endpoint's room.
+			WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.status = 'PENDING' AND p.endpoint_id = due.endpoint_id
+				AND p.refund_id = due.refund_id AND p.sequence < due.sequence)),
 		claimable AS (
-			SELECT event_id, endpoint_id FROM cand
-			WHERE rn <= room AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.status = 'PENDING'
-				AND p.endpoint_id = cand.endpoint_id AND p.refund_id = cand.refund_id AND p.sequence < cand.sequence)
-			ORDER BY next_attempt_at LIMIT $3),
+			SELECT event_id, endpoint_id FROM cand WHERE rn <= room ORDER BY next_attempt_at LIMIT $3),
 		claimed AS (
 			UPDATE webhook_deliveries d SET leased_until = now() + make_interval(secs => $1)
 			FROM claimable c
@@ -134,7 +132,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, perEndpoint int, lea
 			RETURNING d.event_id, d.endpoint_id, d.attempts, d.window_started_at)
 		SELECT `+eventColumnsOf("e.")+`, `+endpointColumnsOf("w.")+`, c.attempts, c.window_started_at
 		FROM claimed c JOIN refund_events e ON e.id = c.event_id JOIN webhook_endpoints w ON w.id = c.endpoint_id`,
-		lease.Seconds(), perEndpoint, limit, scanDue)
+		lease.Seconds(), perEndpoint, limit, scanDue, refund.EndpointFailingAfter)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", mapErr(err))
 	}
