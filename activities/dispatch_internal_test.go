@@ -58,7 +58,7 @@ func TestAttemptDue(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(tc.status) }))
 			defer srv.Close()
 			d := refund.DueDelivery{
-				Event:    refund.Event{ID: uuid.New(), Type: refund.EventRefundCreated, Sequence: 1, Payload: []byte(`{}`), CreatedAt: time.Now()},
+				Event: refund.Event{ID: uuid.New(), Type: refund.EventRefundCreated, Sequence: 1, Payload: []byte(`{}`), CreatedAt: time.Now()},
 				// This failure would be its EndpointFailingAfter-th in a row.
 				Endpoint: refund.WebhookEndpoint{ID: uuid.New(), URL: srv.URL, Secret: "whsec_x", Failures: refund.EndpointFailingAfter - 1},
 				Attempts: 3, WindowStartedAt: time.Now().Add(-tc.age),
