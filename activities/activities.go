@@ -76,10 +76,18 @@ type Activities struct {
 	// WebhookClient sends deliveries: webhooks.URLPolicy.Client() of the
 	// deployment's policy; nil is https to public addresses only.
 	WebhookClient *http.Client
+	// Dispatch tunes the webhook dispatchers; zero fields take the defaults.
+	Dispatch DispatchOptions
 	// Workflows starts and lists workflows for the reconciler's repairs.
 	Workflows Workflows
 	// Observe, when set, is told about each finished refund (metrics).
 	Observe func(refund.Refund)
+	// ObserveDelivery, when set, is told how each webhook attempt of a
+	// dispatcher ended (a DeliveryOutcome status) and how long after its
+	// event; EndpointDisabled each endpoint Backflow disabled, by cause
+	// (DisabledGone, DisabledFailing, DisabledURLNotAllowed) (metrics).
+	ObserveDelivery  func(status string, sinceEvent time.Duration)
+	EndpointDisabled func(cause string)
 }
 
 // Delivery is one event to deliver to one webhook endpoint.
@@ -100,7 +108,10 @@ type RefundPlan struct {
 	ProviderReference string `json:",omitempty"`
 	Submit            SubmitRequest
 	Policy            Policy
-	Deliveries        []Delivery // webhook deliveries to start: refund.created's while PENDING
+	// Deliveries were webhook deliveries for the workflow to start, from
+	// workers before the webhook outbox; now always empty (they are queued
+	// with their events), kept so those histories replay.
+	Deliveries []Delivery `json:",omitempty"`
 }
 
 // SubmitRequest is the provider call of one refund, fixed for its lifetime.
@@ -117,14 +128,14 @@ type SubmitRequest struct {
 
 // BeginRefund records that the workflow runs and returns the refund's plan.
 func (a *Activities) BeginRefund(ctx context.Context, refundID uuid.UUID) (RefundPlan, error) {
-	r, t, ds, err := a.Store.BeginRefund(ctx, refundID)
+	r, t, err := a.Store.BeginRefund(ctx, refundID)
 	if err != nil {
 		return RefundPlan{}, fmt.Errorf("begin refund: %w", err)
 	}
 	return RefundPlan{
 		RefundID: r.ID, MerchantID: r.MerchantID, Status: r.Status, Method: r.Method, Provider: r.Provider,
 		Amount: r.Amount, Currency: r.Currency, RequiresApproval: r.RequiresApproval, ProviderReference: r.ProviderReference, Policy: a.Policy,
-		Submit: buildSubmit(r, t), Deliveries: ds,
+		Submit: buildSubmit(r, t),
 	}, nil
 }
 
@@ -341,15 +352,16 @@ type FinalizeInput struct {
 	Outcome  refund.Outcome
 }
 
-// FinalizeResult is the refund's final state and the webhook deliveries to start.
+// FinalizeResult is the refund's final state.
 type FinalizeResult struct {
-	Status     refund.Status
-	Deliveries []Delivery
+	Status refund.Status
+	// Deliveries: see RefundPlan.Deliveries.
+	Deliveries []Delivery `json:",omitempty"`
 }
 
 // FinalizeRefund settles or releases the reservation exactly once.
 func (a *Activities) FinalizeRefund(ctx context.Context, in FinalizeInput) (FinalizeResult, error) {
-	r, ev, ds, err := a.Store.FinalizeAndListDeliveries(ctx, in.RefundID, in.Outcome)
+	r, ev, err := a.Store.Finalize(ctx, in.RefundID, in.Outcome)
 	var rule *refund.RuleError
 	if errors.As(err, &rule) {
 		return FinalizeResult{}, temporal.NewNonRetryableApplicationError(rule.Message, ErrTypeRule, err)
@@ -360,7 +372,7 @@ func (a *Activities) FinalizeRefund(ctx context.Context, in FinalizeInput) (Fina
 	if ev != nil && a.Observe != nil {
 		a.Observe(r)
 	}
-	return FinalizeResult{Status: r.Status, Deliveries: ds}, nil
+	return FinalizeResult{Status: r.Status}, nil
 }
 
 // SetStuck flags the refund stuck with a reason, or clears the flag, in Postgres.
@@ -376,10 +388,9 @@ type ReverseInput struct {
 }
 
 // ReverseRefund gives a succeeded refund's amount back: the provider
-// reported it failed or reversed after it succeeded. It is idempotent and
-// returns the webhook deliveries of refund.reversed.
+// reported it failed or reversed after it succeeded. It is idempotent.
 func (a *Activities) ReverseRefund(ctx context.Context, in ReverseInput) (FinalizeResult, error) {
-	r, ev, ds, err := a.Store.Reverse(ctx, in.RefundID, in.FailureCode, in.FailureMessage, true)
+	r, ev, err := a.Store.Reverse(ctx, in.RefundID, in.FailureCode, in.FailureMessage)
 	var rule *refund.RuleError
 	if errors.As(err, &rule) {
 		return FinalizeResult{}, temporal.NewNonRetryableApplicationError(rule.Message, ErrTypeRule, err)
@@ -390,5 +401,12 @@ func (a *Activities) ReverseRefund(ctx context.Context, in ReverseInput) (Finali
 	if ev != nil && a.Observe != nil {
 		a.Observe(r)
 	}
-	return FinalizeResult{Status: r.Status, Deliveries: ds}, nil
+	return FinalizeResult{Status: r.Status}, nil
+}
+
+// QueueDeliveries puts in the outbox the deliveries a worker of the
+// previous release returned to a refund's workflow (see
+// RefundWorkflow's changeWebhookOutbox).
+func (a *Activities) QueueDeliveries(ctx context.Context, ds []Delivery) error {
+	return a.Store.QueueDeliveries(ctx, ds)
 }

@@ -15,8 +15,8 @@ import (
 // orphanGrace leaves the API time to start the workflow itself.
 const orphanGrace = 30 * time.Second
 
-// lostDispatchGrace leaves a refund's workflow time to dispatch its events
-// itself: it does so right after writing them.
+// lostDispatchGrace leaves a workflow of the previous release time to
+// dispatch its events itself (events are queued as they are written now).
 const lostDispatchGrace = time.Minute
 
 // ReconcileReport says what one reconciler pass repaired.
@@ -26,15 +26,16 @@ type ReconcileReport struct {
 	// finishing them (terminated, failed, timed out) and got a new run.
 	WorkflowsResumed int
 	// EventsRedispatched counts events whose lost dispatch was repaired;
-	// DeliveriesStarted the delivery workflows started for them.
+	// DeliveriesQueued the deliveries queued for them in the outbox.
 	EventsRedispatched int
-	DeliveriesStarted  int
+	DeliveriesQueued   int
 	// IdempotencyKeysPurged counts Idempotency-Keys past their retention.
 	IdempotencyKeysPurged int64
 }
 
-// Reconcile starts the workflow of every orphaned refund and the webhook
-// deliveries of every event whose dispatch was lost.
+// Reconcile starts the workflow of every orphaned refund, queues the
+// webhook deliveries of every event whose dispatch was lost, and starts the
+// webhook dispatchers that do not run.
 func (a *Activities) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var report ReconcileReport
 	ids, err := a.Store.OrphanRefunds(ctx, orphanGrace, 500)
@@ -57,6 +58,9 @@ func (a *Activities) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	}
 	if err := a.redispatch(ctx, &report); err != nil {
 		errs = append(errs, err)
+	}
+	if err := a.Workflows.EnsureWebhookDispatchers(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("ensure webhook dispatchers: %w", err))
 	}
 	purged, err := a.Store.PurgeIdempotencyKeys(ctx)
 	if err != nil {
@@ -109,8 +113,9 @@ func (a *Activities) resumeBroken(ctx context.Context, report *ReconcileReport) 
 	return errors.Join(errs...)
 }
 
-// resume starts a new run of one refund whose last run closed, or, when the
-// refund is final already, the deliveries that run may not have started.
+// resume starts a new run of one refund whose last run closed without
+// finishing it; a refund final already needs nothing (its events' webhooks
+// were queued with them).
 func (a *Activities) resume(ctx context.Context, id uuid.UUID, report *ReconcileReport) error {
 	r, err := a.Store.GetRefund(ctx, id)
 	if errors.Is(err, refund.ErrNotFound) {
@@ -120,11 +125,7 @@ func (a *Activities) resume(ctx context.Context, id uuid.UUID, report *Reconcile
 		return fmt.Errorf("read refund %s: %w", id, err)
 	}
 	if r.Status.Final() {
-		// Closed after it finalized the refund, maybe before it started the
-		// final event's deliveries: start any that are missing.
-		n, err := a.deliverEventsOf(ctx, r.ID)
-		report.DeliveriesStarted += n
-		return err
+		return nil
 	}
 	err = a.Workflows.ResumeRefund(ctx, r)
 	switch {
@@ -139,57 +140,19 @@ func (a *Activities) resume(ctx context.Context, id uuid.UUID, report *Reconcile
 	return nil
 }
 
-// deliverEventsOf starts the deliveries of every event of a refund that are
-// not started yet (a started one keeps its workflow id: starting it again is a no-op).
-func (a *Activities) deliverEventsOf(ctx context.Context, refundID uuid.UUID) (int, error) {
-	events, err := a.Store.EventsOfRefund(ctx, refundID)
-	if err != nil {
-		return 0, fmt.Errorf("list events of refund %s: %w", refundID, err)
-	}
-	started := 0
-	for _, e := range events {
-		ds, err := a.Store.EventDeliveries(ctx, e.Event)
-		if err != nil {
-			return started, err
-		}
-		n, err := a.startDeliveries(ctx, ds)
-		started += n
-		if err != nil {
-			return started, err
-		}
-	}
-	return started, nil
-}
-
-// redispatch starts the deliveries of events still undispatched after
-// lostDispatchGrace (the event was written outside a workflow, or before
-// its refund's workflow started), then marks
-// them dispatched. Starting first makes the repair at-least-once; the
-// deterministic workflow id makes a second start a no-op.
+// redispatch queues the deliveries of events still undispatched after
+// lostDispatchGrace: written by the previous release, whose workflow died
+// before it started their deliveries. Today's events are queued with them.
 func (a *Activities) redispatch(ctx context.Context, report *ReconcileReport) error {
-	lost, err := a.Store.LostDispatches(ctx, lostDispatchGrace, 500)
+	events, deliveries, err := a.Store.QueueLostEvents(ctx, lostDispatchGrace, 500)
 	if err != nil {
-		return fmt.Errorf("list lost dispatches: %w", err)
+		return err
 	}
-	var errs []error
-	var done []uuid.UUID
-	for _, l := range lost {
-		started, err := a.startDeliveries(ctx, l.Deliveries)
-		report.DeliveriesStarted += started
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		done = append(done, l.EventID)
+	report.EventsRedispatched, report.DeliveriesQueued = events, deliveries
+	if events > 0 {
+		logger(ctx).Info("reconciler queued the webhooks of undispatched events", "events", events, "deliveries", deliveries)
 	}
-	if err := a.Store.MarkEventsDispatched(ctx, done); err != nil {
-		errs = append(errs, err)
-	}
-	report.EventsRedispatched = len(done)
-	if len(done) > 0 {
-		logger(ctx).Info("reconciler re-dispatched webhook events", "events", len(done), "deliveries", report.DeliveriesStarted)
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 func (a *Activities) startOrphan(ctx context.Context, id uuid.UUID) error {

@@ -20,26 +20,28 @@ type Store interface {
 	GetWebhookEndpoint(ctx context.Context, id uuid.UUID) (refund.WebhookEndpoint, error)
 
 	// The refund's life (store/lifecycle.go).
-	BeginRefund(ctx context.Context, id uuid.UUID) (refund.Refund, refund.Transaction, []refund.Delivery, error)
+	BeginRefund(ctx context.Context, id uuid.UUID) (refund.Refund, refund.Transaction, error)
 	MarkProcessing(ctx context.Context, id uuid.UUID) (refund.Refund, error)
 	CountSend(ctx context.Context, id uuid.UUID) (int, error)
 	SetProviderReference(ctx context.Context, id uuid.UUID, ref string) error
 	SetStuck(ctx context.Context, id uuid.UUID, stuck bool, reason string) error
-	FinalizeAndListDeliveries(ctx context.Context, id uuid.UUID, o refund.Outcome) (refund.Refund, *refund.Event, []refund.Delivery, error)
-	Reverse(ctx context.Context, id uuid.UUID, code, message string, deliveries bool) (refund.Refund, *refund.Event, []refund.Delivery, error)
+	Finalize(ctx context.Context, id uuid.UUID, o refund.Outcome) (refund.Refund, *refund.Event, error)
+	Reverse(ctx context.Context, id uuid.UUID, code, message string) (refund.Refund, *refund.Event, error)
 
 	// The reconciler's reads and repairs.
 	OrphanRefunds(ctx context.Context, grace time.Duration, limit int) ([]uuid.UUID, error)
 	StaleOpenRefunds(ctx context.Context, idle time.Duration, limit int) ([]uuid.UUID, error)
-	LostDispatches(ctx context.Context, grace time.Duration, limit int) ([]refund.LostDispatch, error)
-	MarkEventsDispatched(ctx context.Context, ids []uuid.UUID) error
-	EventsOfRefund(ctx context.Context, refundID uuid.UUID) ([]refund.EventRecord, error)
-	EventDeliveries(ctx context.Context, ev refund.Event) ([]refund.Delivery, error)
+	QueueLostEvents(ctx context.Context, grace time.Duration, limit int) (events, deliveries int, err error)
 	PurgeIdempotencyKeys(ctx context.Context) (int64, error)
 
-	// Webhook delivery.
+	// Webhook delivery from the outbox (store/outbox.go).
+	QueueDeliveries(ctx context.Context, ds []refund.Delivery) error
+	ClaimDeliveries(ctx context.Context, limit, perEndpoint int, lease time.Duration) ([]refund.DueDelivery, error)
+	FinishDeliveries(ctx context.Context, outs []refund.DeliveryOutcome) ([]refund.WebhookAttempt, error)
+	DisableWebhookEndpoint(ctx context.Context, id uuid.UUID, reason string) (refund.WebhookEndpoint, bool, error)
+	// RecordWebhookAttempt logs an attempt of a delivery workflow of the
+	// previous release (WebhookDeliveryWorkflow).
 	RecordWebhookAttempt(ctx context.Context, a refund.WebhookAttempt) (refund.WebhookAttempt, error)
-	DisableWebhookEndpoint(ctx context.Context, id uuid.UUID, reason string) error
 }
 
 // Workflows is what the reconciler asks of Temporal; refunds.TemporalGateway
@@ -52,11 +54,9 @@ type Workflows interface {
 	// without finishing it; refund.ErrAlreadyStarted when a run is going or
 	// the last one completed.
 	ResumeRefund(ctx context.Context, r refund.Refund) error
-	// StartDelivery starts the delivery workflow of one event to one
-	// endpoint and returns its id; refund.ErrAlreadyStarted when that
-	// delivery was started before. redeliver starts a fresh one beside any
-	// earlier delivery.
-	StartDelivery(ctx context.Context, d refund.Delivery, redeliver bool) (string, error)
+	// EnsureWebhookDispatchers starts the webhook dispatcher workflows
+	// that are not running; running ones are left alone.
+	EnsureWebhookDispatchers(ctx context.Context) error
 	// BrokenRuns lists refunds whose last run closed unfinished since a
 	// time, at most limit; RunClosed tells whether one refund's workflow is
 	// not running.

@@ -116,9 +116,11 @@ const (
 	userAgent    = "Backflow-Webhooks/1"
 )
 
-// DeliverWebhook makes one delivery attempt of an event to an endpoint and
-// logs it in webhook_attempts. A deleted or disabled endpoint ends the
-// delivery without an attempt; 2xx delivers; 410 disables the endpoint;
+// DeliverWebhook makes one delivery attempt of an event to an endpoint for
+// a WebhookDeliveryWorkflow of the previous release (still running after
+// the upgrade) and logs it in webhook_attempts. A deleted or disabled
+// endpoint ends the delivery without an attempt; 2xx delivers; 410
+// disables the endpoint, as does a URL the policy refuses for good;
 // anything else returns a retryable ErrTypeWebhookFailed.
 func (a *Activities) DeliverWebhook(ctx context.Context, d Delivery) (DeliveryResult, error) {
 	ev, err := a.Store.GetEvent(ctx, d.EventID)
@@ -143,13 +145,82 @@ func (a *Activities) DeliverWebhook(ctx context.Context, d Delivery) (DeliveryRe
 		log.Info("webhook endpoint deleted or disabled: delivery skipped", "eventId", ev.ID, "endpointId", ep.ID, "merchantId", ep.MerchantID)
 		return DeliveryResult{Outcome: DeliverySkipped}, nil
 	}
+	policy, _ := a.WebhookDeliveryPolicy(ctx)
+	att, refused, err := postAttempt(ctx, a.webhookClient(), ev, ep, policy.AttemptTimeout)
+	if err != nil {
+		return DeliveryResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeWebhookInvalid, err)
+	}
+	// Record even when the activity's own context is done, so no attempt goes unlogged.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	att, recErr := a.Store.RecordWebhookAttempt(rctx, att)
+	res := DeliveryResult{Attempt: att.Attempt}
+	if att.StatusCode != nil {
+		res.StatusCode = *att.StatusCode
+	}
+	if recErr != nil {
+		log.Error("record webhook attempt", "eventId", ev.ID, "endpointId", ep.ID, "error", recErr)
+	}
+	switch {
+	case att.Succeeded:
+		// A lost attempt row must not cause a second delivery: it is logged above.
+		res.Outcome = DeliveryDelivered
+		return res, nil
+	case refused != nil:
+		if err := a.disableEndpoint(rctx, ep, DisabledURLNotAllowed, refused.Error()); err != nil {
+			return res, err
+		}
+		res.Outcome = DeliveryURLNotAllowed
+		return res, nil
+	case res.StatusCode == http.StatusGone:
+		if err := a.disableEndpoint(rctx, ep, DisabledGone, goneReason); err != nil {
+			return res, err
+		}
+		res.Outcome = DeliveryEndpointGone
+		return res, nil
+	}
+	return res, temporal.NewApplicationError(att.Error, ErrTypeWebhookFailed, recErr)
+}
+
+// Why Backflow disables an endpoint, as EndpointDisabled is told.
+const (
+	DisabledGone    = "gone"    // it answered 410 Gone
+	DisabledFailing = "failing" // every attempt failed for DispatchOptions.DisableAfter
+	// DisabledURLNotAllowed: the webhook URL policy refuses the URL itself
+	// (an endpoint created before the policy): no attempt can succeed.
+	DisabledURLNotAllowed = "url_not_allowed"
+)
+
+// goneReason is what a merchant reads about an endpoint disabled for a 410.
+const goneReason = "endpoint answered 410 Gone"
+
+// disableEndpoint disables an endpoint (its pending deliveries are skipped
+// and its merchant gets a webhook_endpoint.disabled event) and counts it by
+// cause (DisabledGone, DisabledFailing).
+func (a *Activities) disableEndpoint(ctx context.Context, ep refund.WebhookEndpoint, cause, reason string) error {
+	_, disabled, err := a.Store.DisableWebhookEndpoint(ctx, ep.ID, reason)
+	if err != nil {
+		return fmt.Errorf("disable endpoint: %w", err)
+	}
+	if disabled {
+		logger(ctx).Warn("webhook endpoint disabled", "endpointId", ep.ID, "merchantId", ep.MerchantID, "reason", reason)
+		if a.EndpointDisabled != nil {
+			a.EndpointDisabled(cause)
+		}
+	}
+	return nil
+}
+
+// postAttempt posts one signed delivery of ev to ep and returns it as
+// webhook_attempts logs it (not yet numbered), and the URL policy's refusal
+// when it refuses the endpoint's URL for good (nothing was sent). The error
+// is for an event that cannot be encoded: no attempt was made.
+func postAttempt(ctx context.Context, client *http.Client, ev refund.Event, ep refund.WebhookEndpoint, timeout time.Duration) (refund.WebhookAttempt, *webhooks.NotAllowedError, error) {
 	body, err := json.Marshal(webhooks.Event{ID: ev.ID, Type: ev.Type, CreatedAt: ev.CreatedAt.UTC(), Sequence: ev.Sequence, Data: ev.Payload})
 	if err != nil {
-		return DeliveryResult{}, temporal.NewNonRetryableApplicationError("encode event", ErrTypeWebhookInvalid, err)
+		return refund.WebhookAttempt{}, nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
-	policy, _ := a.WebhookDeliveryPolicy(ctx)
-
-	status, latency, sendErr := post(ctx, a.webhookClient(), ep, ev.ID, body, policy.AttemptTimeout)
+	status, latency, sendErr := post(ctx, client, ep, ev.ID, body, timeout)
 	att := refund.WebhookAttempt{EventID: ev.ID, EndpointID: ep.ID, LatencyMS: int(latency.Milliseconds()),
 		Succeeded: sendErr == nil && status >= 200 && status < 300}
 	if status != 0 {
@@ -161,37 +232,10 @@ func (a *Activities) DeliverWebhook(ctx context.Context, d Delivery) (DeliveryRe
 	case !att.Succeeded:
 		att.Error = fmt.Sprintf("endpoint answered %d", status)
 	}
-	// Record even when the activity's own context is done, so no attempt goes unlogged.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	att, recErr := a.Store.RecordWebhookAttempt(rctx, att)
-	res := DeliveryResult{StatusCode: status, Attempt: att.Attempt}
-	if recErr != nil {
-		log.Error("record webhook attempt", "eventId", ev.ID, "endpointId", ep.ID, "error", recErr)
-	}
-
-	disable, outcome := "", DeliveryEndpointGone
 	if refused, ok := webhooks.IsNotAllowed(sendErr); ok && refused.Permanent {
-		// The URL itself is refused (an endpoint made before the policy): no attempt can ever succeed.
-		disable, outcome = refused.Error(), DeliveryURLNotAllowed
-	} else if status == http.StatusGone {
-		disable = "endpoint answered 410 Gone"
+		return att, refused, nil
 	}
-	switch {
-	case att.Succeeded:
-		// A lost attempt row must not cause a second delivery: it is logged above.
-		res.Outcome = DeliveryDelivered
-		return res, nil
-	case disable != "":
-		if err := a.Store.DisableWebhookEndpoint(rctx, ep.ID, disable); err != nil {
-			return res, fmt.Errorf("disable endpoint: %w", err)
-		}
-		log.Warn("webhook endpoint disabled", "reason", disable, "endpointId", ep.ID, "merchantId", ep.MerchantID, "eventId", ev.ID,
-			"refundId", ev.RefundID)
-		res.Outcome = outcome
-		return res, nil
-	}
-	return res, temporal.NewApplicationError(att.Error, ErrTypeWebhookFailed, errors.Join(sendErr, recErr))
+	return att, nil, nil
 }
 
 // post sends one signed delivery and returns the HTTP status (0 when none
@@ -237,21 +281,4 @@ func cleanText(b []byte) string {
 		s = string(r[:maxErrorBody]) + "..."
 	}
 	return s
-}
-
-// startDeliveries starts one delivery workflow per delivery (a delivery
-// already started is left alone). It returns how many it started.
-func (a *Activities) startDeliveries(ctx context.Context, ds []Delivery) (int, error) {
-	started := 0
-	for _, d := range ds {
-		_, err := a.Workflows.StartDelivery(ctx, d, false)
-		switch {
-		case errors.Is(err, refund.ErrAlreadyStarted):
-		case err != nil:
-			return started, fmt.Errorf("start delivery of event %s to endpoint %s: %w", d.EventID, d.EndpointID, err)
-		default:
-			started++
-		}
-	}
-	return started, nil
 }

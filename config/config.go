@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,18 @@ import (
 
 // DefaultTaskQueue is the task queue workers poll unless configured otherwise.
 const DefaultTaskQueue = "backflow-refunds"
+
+// WebhookTaskQueueFor is the webhooks task queue beside a refunds task
+// queue, unless BACKFLOW_WEBHOOK_TASK_QUEUE says otherwise.
+func WebhookTaskQueueFor(taskQueue string) string { return taskQueue + "-webhooks" }
+
+// The task queues a worker process can run (BACKFLOW_WORKER_QUEUES,
+// backflow worker --queues): refunds (refund workflows, the reconciler)
+// and webhooks (the webhook dispatchers).
+const (
+	QueueRefunds  = "refunds"
+	QueueWebhooks = "webhooks"
+)
 
 // Config is the whole configuration of every Backflow process. Temporal
 // connection settings are not here: they follow the SDK's own env conventions
@@ -46,6 +59,21 @@ type Config struct {
 	// WebhookAllowLoopback lets webhook endpoints be loopback addresses, and
 	// plain http to them (development and tests only).
 	WebhookAllowLoopback bool // BACKFLOW_WEBHOOK_ALLOW_LOOPBACK
+
+	// The worker's queues and webhook delivery (docs/webhooks.md, "Running the dispatchers").
+	WorkerQueues     []string // BACKFLOW_WORKER_QUEUES: refunds,webhooks (both) by default
+	WebhookTaskQueue string   // BACKFLOW_WEBHOOK_TASK_QUEUE: default <BACKFLOW_TASK_QUEUE>-webhooks
+	// WebhookDispatchers is how many dispatcher workflows share the outbox.
+	WebhookDispatchers int // BACKFLOW_WEBHOOK_DISPATCHERS
+	// WebhookWorkerSlots and WebhookWorkerPollers are the webhooks worker's
+	// activity slots (dispatchers one process runs at once) and pollers.
+	WebhookWorkerSlots         int           // BACKFLOW_WEBHOOK_WORKER_SLOTS
+	WebhookWorkerPollers       int           // BACKFLOW_WEBHOOK_WORKER_POLLERS
+	WebhookConcurrency         int           // BACKFLOW_WEBHOOK_CONCURRENCY: attempts in flight per dispatcher
+	WebhookEndpointConcurrency int           // BACKFLOW_WEBHOOK_ENDPOINT_CONCURRENCY: attempts in flight per endpoint and dispatcher
+	WebhookRate                float64       // BACKFLOW_WEBHOOK_RATE: attempts per second per dispatcher, 0 unlimited
+	WebhookTimeout             time.Duration // BACKFLOW_WEBHOOK_TIMEOUT: HTTP timeout of one attempt (at most 60s)
+	WebhookDisableAfter        time.Duration // BACKFLOW_WEBHOOK_DISABLE_AFTER: an endpoint failing this long is disabled
 
 	// Stripe's webhooks: the signing secret (whsec_...) of the endpoint
 	// registered at Stripe, or polling only (outcomes from status checks).
@@ -82,6 +110,22 @@ func Load() (Config, error) {
 	c.ProviderTimeout = durationEnv("BACKFLOW_PROVIDER_TIMEOUT", 10*time.Second, &errs)
 	c.ReconcileEvery = durationEnv("BACKFLOW_RECONCILE_EVERY", time.Minute, &errs)
 	c.VerifyEvery = durationEnv("BACKFLOW_VERIFY_EVERY", 15*time.Minute, &errs)
+	c.WorkerQueues = queuesEnv("BACKFLOW_WORKER_QUEUES", &errs)
+	c.WebhookTaskQueue = env("BACKFLOW_WEBHOOK_TASK_QUEUE", WebhookTaskQueueFor(c.TaskQueue))
+	if c.WebhookTaskQueue == c.TaskQueue {
+		errs = append(errs, fmt.Errorf("BACKFLOW_WEBHOOK_TASK_QUEUE: must differ from BACKFLOW_TASK_QUEUE, so refunds never wait behind deliveries"))
+	}
+	c.WebhookDispatchers = intEnv("BACKFLOW_WEBHOOK_DISPATCHERS", 1, &errs)
+	c.WebhookWorkerSlots = intEnv("BACKFLOW_WEBHOOK_WORKER_SLOTS", 2, &errs)
+	c.WebhookWorkerPollers = intEnv("BACKFLOW_WEBHOOK_WORKER_POLLERS", 2, &errs)
+	c.WebhookConcurrency = intEnv("BACKFLOW_WEBHOOK_CONCURRENCY", 32, &errs)
+	c.WebhookEndpointConcurrency = intEnv("BACKFLOW_WEBHOOK_ENDPOINT_CONCURRENCY", 4, &errs)
+	c.WebhookRate = floatEnv("BACKFLOW_WEBHOOK_RATE", 0, &errs)
+	c.WebhookTimeout = durationEnv("BACKFLOW_WEBHOOK_TIMEOUT", 10*time.Second, &errs)
+	if c.WebhookTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("BACKFLOW_WEBHOOK_TIMEOUT: at most 60s, so a slow endpoint holds a slot no longer; got %s", c.WebhookTimeout))
+	}
+	c.WebhookDisableAfter = durationEnv("BACKFLOW_WEBHOOK_DISABLE_AFTER", 72*time.Hour, &errs)
 	if err := c.LogLevel.UnmarshalText([]byte(env("BACKFLOW_LOG_LEVEL", "INFO"))); err != nil {
 		errs = append(errs, fmt.Errorf("BACKFLOW_LOG_LEVEL: %w", err))
 	}
@@ -112,6 +156,14 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("webhookAllowLoopback", c.WebhookAllowLoopback),
 		slog.Float64("rateLimit", c.RateLimit),
 		slog.Int("rateBurst", c.RateBurst),
+		slog.Any("workerQueues", c.WorkerQueues),
+		slog.String("webhookTaskQueue", c.WebhookTaskQueue),
+		slog.Int("webhookDispatchers", c.WebhookDispatchers),
+		slog.Int("webhookConcurrency", c.WebhookConcurrency),
+		slog.Int("webhookEndpointConcurrency", c.WebhookEndpointConcurrency),
+		slog.Float64("webhookRate", c.WebhookRate),
+		slog.Duration("webhookTimeout", c.WebhookTimeout),
+		slog.Duration("webhookDisableAfter", c.WebhookDisableAfter),
 	)
 }
 
@@ -155,6 +207,48 @@ func intEnv(key string, def int, errs *[]error) int {
 		return def
 	}
 	return n
+}
+
+// ParseQueues reads a comma-separated list of worker queues (refunds,
+// webhooks): at least one, each known.
+func ParseQueues(v string) ([]string, error) {
+	var out []string
+	for _, q := range strings.Split(v, ",") {
+		q = strings.TrimSpace(q)
+		switch {
+		case q == "":
+		case q != QueueRefunds && q != QueueWebhooks:
+			return nil, fmt.Errorf("unknown queue %q: want %s and/or %s", q, QueueRefunds, QueueWebhooks)
+		case !slices.Contains(out, q):
+			out = append(out, q)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no queue: want %s and/or %s", QueueRefunds, QueueWebhooks)
+	}
+	return out, nil
+}
+
+func queuesEnv(key string, errs *[]error) []string {
+	q, err := ParseQueues(env(key, QueueRefunds+","+QueueWebhooks))
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s: %w", key, err))
+		return []string{QueueRefunds, QueueWebhooks}
+	}
+	return q
+}
+
+func floatEnv(key string, def float64, errs *[]error) float64 {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 {
+		*errs = append(*errs, fmt.Errorf("%s: want a number ≥ 0, got %q", key, v))
+		return def
+	}
+	return f
 }
 
 func boolEnv(key string, def bool, errs *[]error) bool {

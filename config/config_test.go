@@ -101,3 +101,25 @@ func TestAccessSettings(t *testing.T) {
 			check: func(c Config) bool { return c.WebhookAllowLoopback }},
 	})
 }
+
+func TestWebhookSettings(t *testing.T) {
+	runLoadCases(t, []loadCase{
+		{name: "defaults: both queues, webhooks beside refunds", env: map[string]string{},
+			check: func(c Config) bool {
+				return strings.Join(c.WorkerQueues, ",") == "refunds,webhooks" && c.WebhookTaskQueue == "backflow-refunds-webhooks" &&
+					c.WebhookDispatchers == 1 && c.WebhookEndpointConcurrency == 4 && c.WebhookTimeout.String() == "10s"
+			}},
+		{name: "the webhooks queue follows the refunds one", env: map[string]string{"BACKFLOW_TASK_QUEUE": "eu"},
+			check: func(c Config) bool { return c.WebhookTaskQueue == "eu-webhooks" }},
+		{name: "webhooks alone", env: map[string]string{"BACKFLOW_WORKER_QUEUES": " webhooks ,webhooks"},
+			check: func(c Config) bool { return strings.Join(c.WorkerQueues, ",") == "webhooks" }},
+		{name: "unknown queue", env: map[string]string{"BACKFLOW_WORKER_QUEUES": "refunds,emails"},
+			wantErr: `BACKFLOW_WORKER_QUEUES: unknown queue "emails"`},
+		{name: "no queue", env: map[string]string{"BACKFLOW_WORKER_QUEUES": ","}, wantErr: "BACKFLOW_WORKER_QUEUES: no queue"},
+		{name: "one queue for both", env: map[string]string{"BACKFLOW_TASK_QUEUE": "q", "BACKFLOW_WEBHOOK_TASK_QUEUE": "q"},
+			wantErr: "BACKFLOW_WEBHOOK_TASK_QUEUE: must differ"},
+		{name: "a slow endpoint holds a slot a bounded time", env: map[string]string{"BACKFLOW_WEBHOOK_TIMEOUT": "5m"},
+			wantErr: "BACKFLOW_WEBHOOK_TIMEOUT: at most 60s"},
+		{name: "rate", env: map[string]string{"BACKFLOW_WEBHOOK_RATE": "-1"}, wantErr: "BACKFLOW_WEBHOOK_RATE: want a number ≥ 0"},
+	})
+}

@@ -56,6 +56,7 @@ type Metrics struct {
 	checkedAt        prometheus.Gauge
 	checkRegistered  bool // only processes that run the check export it
 	temporal         *temporalCollector
+	webhooks         webhookMetrics
 }
 
 // New returns a registry with the Go runtime and process collectors,
@@ -103,6 +104,7 @@ func New() *Metrics {
 		m.refundsCreated, m.refundsCompleted, m.refundsReversed, m.contradictions, m.refundDuration, m.httpRequests, m.httpDuration,
 		m.rateLimited, m.temporal,
 	)
+	m.webhooks = newWebhookMetrics(m.reg)
 	return m
 }
 

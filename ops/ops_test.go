@@ -315,6 +315,9 @@ func TestResolveUnknownOutcome(t *testing.T) {
 	s := rig.StartStack(t, rig.StackOptions{})
 	id := createRefund(t, s, 1006) // the sandbox never completes it
 	s.WaitRefund(t, id, waitFor, refund.StatusProcessing)
+	// PROCESSING is written before the provider call; a resolution is
+	// taken once the workflow waits for the outcome.
+	waitStep(t, s, id, workflows.StepAwaitingOutcome)
 
 	_, err := cli(t, s, "resolve", id, "--status", "FAILED")
 	if err == nil || !strings.Contains(err.Error(), "--reason is required") {

@@ -8,15 +8,17 @@ import (
 	"github.com/google/uuid"
 )
 
-// Event is an outbox row: one refund status change.
+// Event is an outbox row: one refund status change, or a change of one of
+// the merchant's webhook endpoints (webhook_endpoint.disabled).
 type Event struct {
-	ID         uuid.UUID       `json:"id"`
-	MerchantID uuid.UUID       `json:"merchantId"`
-	RefundID   uuid.UUID       `json:"refundId"`
-	Type       string          `json:"type"`
-	Sequence   int             `json:"sequence"`
-	Payload    json.RawMessage `json:"data"`
-	CreatedAt  time.Time       `json:"createdAt"`
+	ID         uuid.UUID `json:"id"`
+	MerchantID uuid.UUID `json:"merchantId"`
+	// RefundID is uuid.Nil for an event about an endpoint.
+	RefundID  uuid.UUID       `json:"refundId"`
+	Type      string          `json:"type"`
+	Sequence  int             `json:"sequence"`
+	Payload   json.RawMessage `json:"data"`
+	CreatedAt time.Time       `json:"createdAt"`
 }
 
 // EventRecord is an event and when it was handed to webhook delivery.
@@ -42,11 +44,37 @@ type Delivery struct {
 	EndpointID uuid.UUID
 }
 
-// LostDispatch is an event whose deliveries were never started, with the
-// deliveries it needs (none when no endpoint is subscribed).
-type LostDispatch struct {
-	EventID    uuid.UUID
-	Deliveries []Delivery
+// Statuses of a delivery in the webhook outbox.
+const (
+	DeliveryPending   = "PENDING"   // waiting for its next attempt
+	DeliveryDelivered = "DELIVERED" // the endpoint answered 2xx
+	DeliveryFailed    = "FAILED"    // retries gave up; it can be redelivered
+	DeliverySkipped   = "SKIPPED"   // the endpoint was deleted or disabled first
+)
+
+// DueDelivery is a delivery a dispatcher claimed, with what its attempt needs.
+type DueDelivery struct {
+	Event    Event
+	Endpoint WebhookEndpoint
+	// Attempts were made since WindowStartedAt (the event, or its last
+	// redelivery), before this one.
+	Attempts        int
+	WindowStartedAt time.Time
+}
+
+// DeliveryOutcome is how one claimed delivery's attempt ended.
+type DeliveryOutcome struct {
+	Delivery
+	// Attempt is the request made, logged in webhook_attempts; nil when
+	// none was made (the endpoint had gone).
+	Attempt *WebhookAttempt
+	// Status is the delivery's new status; PENDING retries at NextAttemptAt.
+	Status        string
+	NextAttemptAt time.Time
+	// EndpointRetryAt, after a failed attempt, holds back every delivery to
+	// the endpoint until then; a success clears it and the endpoint's
+	// failing state.
+	EndpointRetryAt time.Time
 }
 
 // MaxWebhookEndpoints bounds a merchant's live (not deleted) endpoints.
@@ -65,7 +93,21 @@ type WebhookEndpoint struct {
 	DisabledReason          string
 	DeletedAt               *time.Time
 	CreatedAt               time.Time
+	// Failures counts consecutive failed attempts; FailingSince is the
+	// first of them (nil after a success).
+	Failures     int
+	FailingSince *time.Time
 }
+
+// EndpointFailingAfter is how many consecutive failed attempts make an
+// endpoint failing: from then on it is held back as a whole on its own
+// backoff and gets one attempt at a time, until one succeeds. Fewer (a
+// flaky endpoint) only back off the deliveries that failed.
+const EndpointFailingAfter = 3
+
+// Failing reports whether the endpoint's last EndpointFailingAfter
+// attempts or more all failed.
+func (e WebhookEndpoint) Failing() bool { return e.Failures >= EndpointFailingAfter }
 
 // Active reports whether the endpoint receives deliveries.
 func (e WebhookEndpoint) Active() bool { return e.DeletedAt == nil && e.DisabledAt == nil }

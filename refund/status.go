@@ -95,10 +95,15 @@ const (
 	EventRefundFailed    = "refund.failed"
 	EventRefundCanceled  = "refund.canceled"
 	EventRefundReversed  = "refund.reversed"
+	// EventEndpointDisabled tells a merchant that Backflow disabled one of
+	// its endpoints (it answered 410, or failed for too long); it goes to
+	// the merchant's other endpoints.
+	EventEndpointDisabled = "webhook_endpoint.disabled"
 )
 
 // EventTypes lists every event type a webhook endpoint may subscribe to.
-var EventTypes = []string{EventRefundCreated, EventRefundSucceeded, EventRefundFailed, EventRefundCanceled, EventRefundReversed}
+var EventTypes = []string{EventRefundCreated, EventRefundSucceeded, EventRefundFailed, EventRefundCanceled, EventRefundReversed,
+	EventEndpointDisabled}
 
 // EventTypeFor is the event a refund's final status is told by.
 func EventTypeFor(s Status) string {

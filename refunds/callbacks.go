@@ -113,13 +113,12 @@ func reverses(r refund.Refund, res providers.Result) bool {
 	return r.Status == refund.StatusSucceeded && res.Status.Final() && res.Status != providers.StatusSucceeded
 }
 
-// reverse reverses a refund whose workflow has finished, then starts the
-// deliveries of refund.reversed (the reconciler starts them if this process
-// dies first).
+// reverse reverses a refund whose workflow has finished (refund.reversed
+// is queued for its webhooks in the same transaction).
 func (s *Service) reverse(ctx context.Context, r refund.Refund, res providers.Result) error {
 	code := cmp.Or(res.FailureCode, "provider.reversed")
 	msg := cmp.Or(res.FailureMessage, "the provider reported the refund "+strings.ToLower(string(res.Status))+" after it succeeded")
-	r, ev, _, err := s.store.Reverse(ctx, r.ID, code, msg, false)
+	r, ev, err := s.store.Reverse(ctx, r.ID, code, msg)
 	if err != nil || ev == nil {
 		return err
 	}
@@ -128,6 +127,5 @@ func (s *Service) reverse(ctx context.Context, r refund.Refund, res providers.Re
 	if s.hooks.Reversed != nil {
 		s.hooks.Reversed(r)
 	}
-	s.dispatch(ctx, *ev)
 	return nil
 }

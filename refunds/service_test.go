@@ -61,9 +61,9 @@ func (g *fakeGateway) ResumeRefund(_ context.Context, r refund.Refund) error {
 	return g.resume
 }
 
-func (g *fakeGateway) StartDelivery(_ context.Context, d refund.Delivery, redeliver bool) (string, error) {
-	g.record("delivery", d)
-	return "delivery-" + d.EventID.String(), nil
+func (g *fakeGateway) EnsureWebhookDispatchers(context.Context) error {
+	g.record("dispatchers", nil)
+	return nil
 }
 
 func (g *fakeGateway) BrokenRuns(context.Context, time.Time, int) ([]uuid.UUID, error) {

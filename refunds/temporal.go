@@ -51,10 +51,14 @@ const (
 	updateDeadline = 10 * time.Second
 )
 
-// TemporalGateway is the Gateway on a Temporal client and task queue.
+// TemporalGateway is the Gateway on a Temporal client: refunds on
+// TaskQueue, webhook dispatchers (WebhookDispatchers of them, at least one)
+// on WebhookTaskQueue.
 type TemporalGateway struct {
-	Client    client.Client
-	TaskQueue string
+	Client             client.Client
+	TaskQueue          string
+	WebhookTaskQueue   string
+	WebhookDispatchers int
 }
 
 var _ Gateway = TemporalGateway{}
@@ -163,16 +167,17 @@ func (g TemporalGateway) Describe(ctx context.Context, refundID uuid.UUID) workf
 	return wf
 }
 
-// StartDelivery starts one delivery workflow with the id the refund
-// workflow gives its children, so a delivery is never started twice
-// (refund.ErrAlreadyStarted); a redelivery gets a fresh id.
-func (g TemporalGateway) StartDelivery(ctx context.Context, d refund.Delivery, redeliver bool) (string, error) {
-	id := workflows.WebhookWorkflowID(d.EventID, d.EndpointID)
-	if redeliver {
-		id = workflows.WebhookRedeliveryID(d.EventID, d.EndpointID, uuid.Must(uuid.NewV7()))
+// EnsureWebhookDispatchers starts every webhook dispatcher not running;
+// starting a running one is a no-op.
+func (g TemporalGateway) EnsureWebhookDispatchers(ctx context.Context) error {
+	for n := range max(g.WebhookDispatchers, 1) {
+		_, err := g.Client.ExecuteWorkflow(ctx, workflows.WebhookDispatcherStartOptions(g.WebhookTaskQueue, n),
+			workflows.WebhookDispatcherWorkflowName)
+		if err != nil {
+			return unavailable(fmt.Errorf("start webhook dispatcher %d: %w", n, err))
+		}
 	}
-	_, err := g.Client.ExecuteWorkflow(ctx, workflows.WebhookStartOptions(id, g.TaskQueue, d), workflows.WebhookWorkflowName, d)
-	return id, started(err)
+	return nil
 }
 
 // BrokenRuns pages through visibility for refunds whose last run closed

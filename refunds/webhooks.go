@@ -3,7 +3,6 @@ package refunds
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,9 +10,6 @@ import (
 	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/webhooks"
 )
-
-// redeliverStartLimit bounds the starts of one redelivery request.
-const redeliverStartLimit = 10 * time.Second
 
 // CreateEndpoint adds a webhook endpoint with a new signing secret; a retry
 // with the same Idempotency-Key returns the endpoint it made. Its URL must
@@ -87,16 +83,16 @@ func (s *Service) EventAttempts(ctx context.Context, eventID uuid.UUID) ([]refun
 	return s.store.ListWebhookAttempts(ctx, eventID)
 }
 
-// Redelivery is one delivery workflow a redelivery started.
+// Redelivery is one delivery a redelivery queued.
 type Redelivery struct {
 	EndpointID uuid.UUID `json:"endpointId"`
-	WorkflowID string    `json:"workflowId"`
+	Status     string    `json:"status"` // PENDING: queued for an attempt now
 }
 
-// Redeliver starts a fresh delivery workflow of an event the scope can see
-// per endpoint (all its merchant's active endpoints subscribed to its type,
-// or only endpointID when set), each with a unique id so it runs even when
-// earlier deliveries of the event finished.
+// Redeliver queues an event again, with the same id and body, for each
+// endpoint (all its merchant's active endpoints subscribed to its type, or
+// only endpointID when set), whatever its earlier deliveries became; each
+// gets a fresh retry window.
 func (s *Service) Redeliver(ctx context.Context, scope refund.Scope, eventID, endpointID uuid.UUID) ([]Redelivery, error) {
 	ev, err := s.GetEvent(ctx, scope, eventID)
 	if err != nil {
@@ -120,41 +116,18 @@ func (s *Service) Redeliver(ctx context.Context, scope refund.Scope, eventID, en
 		}
 		ds = []refund.Delivery{{EventID: ev.ID, EndpointID: ep.ID}}
 	}
-	ctx, cancel := context.WithTimeout(ctx, redeliverStartLimit)
-	defer cancel()
 	out := make([]Redelivery, 0, len(ds))
+	ids := make([]uuid.UUID, 0, len(ds))
 	for _, d := range ds {
-		id, err := s.temporal.StartDelivery(ctx, d, true)
-		if err != nil {
-			s.log.ErrorContext(ctx, "start webhook redelivery", "eventId", d.EventID, "endpointId", d.EndpointID,
-				"merchantId", ev.MerchantID, "workflowId", id, "error", err)
-			return out, refund.Unavailable(fmt.Sprintf("started %d of %d redeliveries; retry", len(out), len(ds)), err)
+		ids = append(ids, d.EndpointID)
+		out = append(out, Redelivery{EndpointID: d.EndpointID, Status: refund.DeliveryPending})
+	}
+	if len(ids) > 0 {
+		if err := s.store.RedeliverEvent(ctx, ev.ID, ids); err != nil {
+			return nil, err
 		}
-		out = append(out, Redelivery{EndpointID: d.EndpointID, WorkflowID: id})
 	}
 	return out, nil
-}
-
-// dispatch starts the deliveries of an event written outside a workflow and
-// marks it dispatched. A failure is logged: the reconciler dispatches events
-// still undispatched after a minute, with the same workflow ids.
-func (s *Service) dispatch(ctx context.Context, ev refund.Event) {
-	ds, err := s.store.EventDeliveries(ctx, ev)
-	for _, d := range ds {
-		if err != nil {
-			break
-		}
-		if _, err = s.temporal.StartDelivery(ctx, d, false); errors.Is(err, refund.ErrAlreadyStarted) {
-			err = nil
-		}
-	}
-	if err == nil {
-		err = s.store.MarkEventsDispatched(ctx, []uuid.UUID{ev.ID})
-	}
-	if err != nil {
-		s.log.ErrorContext(ctx, "dispatch event; the reconciler will retry", "eventId", ev.ID, "refundId", ev.RefundID,
-			"merchantId", ev.MerchantID, "error", err)
-	}
 }
 
 // checkURL applies the webhook URL policy to an endpoint URL being created.

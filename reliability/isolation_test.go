@@ -195,7 +195,8 @@ func TestTenantIsolationEveryEndpoint(t *testing.T) {
 	}
 	var still server.WebhookEndpointObject
 	resp = must[rig.Response](t)(ca.Do(ctx, "GET", "/v1/webhook-endpoints/"+ep.ID.String(), nil))
-	if resp.Status != http.StatusOK || resp.Decode(&still) != nil || still.PreviousSecretExpiresAt != nil || still.Status != "ENABLED" {
+	// (Its deliveries may fail meanwhile: nothing listens there. B's attempts could only delete or rotate it.)
+	if resp.Status != http.StatusOK || resp.Decode(&still) != nil || still.PreviousSecretExpiresAt != nil || still.Status == "DISABLED" {
 		t.Errorf("A's endpoint after B's attempts: %d %s", resp.Status, resp.Body)
 	}
 

@@ -10,6 +10,9 @@
 #   BENCH_TEMPORAL=server (make bench TEMPORAL=server): temporal-server on
 #   the stack's Postgres, as make cluster runs it, instead of the dev server.
 #   BENCH_PROCS=2: two API and two worker processes (requests round-robin).
+#   BENCH_ENDPOINTS=2 BENCH_DEAD_ENDPOINTS=1 (the defaults): the merchant's
+#   webhook endpoints in phase (a), all on loopback, the dead ones refusing
+#   connections; phase (a0) runs the same refunds without them.
 #   BENCH_JSON=out.json (default bin/bench-last.json), BENCH_KEEP=1 keeps the
 #   temporary directory and its logs, BENCH_LOG_LEVEL sets the services' log level.
 # shellcheck source=scripts/lib.sh
@@ -150,4 +153,5 @@ URLS=$(IFS=,; echo "${API_URLS[*]}")
 # BENCH_FLAGS is a list of flags: split on purpose.
 # shellcheck disable=SC2086
 "$BF" bench --api-url "$URLS" --api-key "$API_KEY" --json "$BENCH_JSON" --label "$LABEL" "${PID_FLAGS[@]}" \
-  --pid "temporal=$TEMPORAL_PID" --pid "postgres=$PG_PID" --temporal-metrics "http://127.0.0.1:$TEMPORAL_METRICS_PORT/metrics" ${BENCH_FLAGS:-} "$@"
+  --pid "temporal=$TEMPORAL_PID" --pid "postgres=$PG_PID" --temporal-metrics "http://127.0.0.1:$TEMPORAL_METRICS_PORT/metrics" \
+  -endpoints "${BENCH_ENDPOINTS:-2}" -dead-endpoints "${BENCH_DEAD_ENDPOINTS:-1}" ${BENCH_FLAGS:-} "$@"

@@ -18,11 +18,12 @@ import (
 
 // Limits of the webhook API.
 const (
-	maxWebhookURLLen   = 2048
-	defaultSecretGrace = 24 * time.Hour
-	maxSecretGrace     = 7 * 24 * time.Hour
-	webhookStatusOn    = "ENABLED"
-	webhookStatusOff   = "DISABLED"
+	maxWebhookURLLen     = 2048
+	defaultSecretGrace   = 24 * time.Hour
+	maxSecretGrace       = 7 * 24 * time.Hour
+	webhookStatusOn      = "ENABLED"
+	webhookStatusFailing = "FAILING"
+	webhookStatusOff     = "DISABLED"
 )
 
 // webhookRoutes registers the webhook endpoint and event routes (scope webhooks:manage).
@@ -45,6 +46,8 @@ type WebhookEndpointObject struct {
 	URL                     string     `json:"url"`
 	EventTypes              []string   `json:"eventTypes"`
 	Status                  string     `json:"status"`
+	FailingSince            *time.Time `json:"failingSince,omitempty"`
+	ConsecutiveFailures     int        `json:"consecutiveFailures,omitempty"`
 	DisabledAt              *time.Time `json:"disabledAt,omitempty"`
 	DisabledReason          string     `json:"disabledReason,omitempty"`
 	PreviousSecretExpiresAt *time.Time `json:"previousSecretExpiresAt,omitempty"`
@@ -55,8 +58,11 @@ type WebhookEndpointObject struct {
 func endpointObject(e refund.WebhookEndpoint, withSecret bool) WebhookEndpointObject {
 	o := WebhookEndpointObject{ID: e.ID, URL: e.URL, EventTypes: e.EventTypes, Status: webhookStatusOn,
 		DisabledAt: utc(e.DisabledAt), DisabledReason: e.DisabledReason, CreatedAt: e.CreatedAt.UTC()}
-	if e.DisabledAt != nil {
+	switch {
+	case e.DisabledAt != nil:
 		o.Status = webhookStatusOff
+	case e.Failing():
+		o.Status, o.FailingSince, o.ConsecutiveFailures = webhookStatusFailing, utc(e.FailingSince), e.Failures
 	}
 	if e.PreviousSecretExpiresAt != nil && time.Now().Before(*e.PreviousSecretExpiresAt) {
 		o.PreviousSecretExpiresAt = utc(e.PreviousSecretExpiresAt)
@@ -200,12 +206,13 @@ func (s *Server) rotateWebhookSecret(c echo.Context) error {
 	return c.JSON(http.StatusOK, endpointObject(e, true))
 }
 
-// EventObject is a refund event as the API shows it; Data is the refund
-// object at the time of the event, as in the webhook body.
+// EventObject is an event as the API shows it; Data is the refund object
+// at the time of the event (or the endpoint disabled), as in the webhook
+// body.
 type EventObject struct {
 	ID        uuid.UUID       `json:"id"`
 	Type      string          `json:"type"`
-	RefundID  uuid.UUID       `json:"refundId"`
+	RefundID  *uuid.UUID      `json:"refundId,omitempty"`
 	Sequence  int             `json:"sequence"`
 	CreatedAt time.Time       `json:"createdAt"`
 	Data      json.RawMessage `json:"data"`
@@ -231,7 +238,11 @@ type WebhookAttemptObject struct {
 }
 
 func eventObject(e refund.Event) EventObject {
-	return EventObject{ID: e.ID, Type: e.Type, RefundID: e.RefundID, Sequence: e.Sequence, CreatedAt: e.CreatedAt.UTC(), Data: e.Payload}
+	o := EventObject{ID: e.ID, Type: e.Type, Sequence: e.Sequence, CreatedAt: e.CreatedAt.UTC(), Data: e.Payload}
+	if e.RefundID != uuid.Nil {
+		o.RefundID = &e.RefundID
+	}
+	return o
 }
 
 type eventPage struct {

@@ -11,35 +11,21 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// createdEventDispatch dispatches refund.created again while the refund is
-// PENDING: BeginRefund ran again before anything else happened.
-var createdEventDispatch = dispatchCTE(`type = '` + refund.EventRefundCreated + `'
-	AND EXISTS (SELECT 1 FROM refunds WHERE id = $1 AND status = 'PENDING')`)
-
 // BeginRefund marks that the refund's workflow runs and returns the refund
 // with what the provider call needs of its original transaction (the
-// provider reference, the payout destination and the amount) and the
-// deliveries of its events (see dispatchCTE).
-func (s *Store) BeginRefund(ctx context.Context, id uuid.UUID) (refund.Refund, refund.Transaction, []refund.Delivery, error) {
+// provider reference, the payout destination and the amount).
+func (s *Store) BeginRefund(ctx context.Context, id uuid.UUID) (refund.Refund, refund.Transaction, error) {
 	var r refund.Refund
 	var t refund.Transaction
-	var events, endpoints []uuid.UUID
-	// One round trip: the refund's update returns its transaction and deliveries too.
+	// One round trip: the refund's update returns its transaction too.
 	err := s.pool.QueryRow(ctx, `WITH r AS (
 			UPDATE refunds SET workflow_started_at = coalesce(workflow_started_at, now())
-			WHERE id = $1 RETURNING `+refundColumns+`),
-		`+createdEventDispatch+`
-		SELECT r.*, t.provider_reference, t.payout_destination, t.amount,
-			(SELECT coalesce(array_agg(event_id ORDER BY event_id, endpoint_id), '{}') FROM d),
-			(SELECT coalesce(array_agg(endpoint_id ORDER BY event_id, endpoint_id), '{}') FROM d)
+			WHERE id = $1 RETURNING `+refundColumns+`)
+		SELECT r.*, t.provider_reference, t.payout_destination, t.amount
 		FROM r JOIN transactions t ON t.id = r.transaction_id`, id).Scan(append(refundFields(&r),
-		&t.ProviderReference, &t.PayoutDestination, &t.Amount, &events, &endpoints)...)
+		&t.ProviderReference, &t.PayoutDestination, &t.Amount)...)
 	t.ID = r.TransactionID
-	ds := make([]refund.Delivery, len(events))
-	for i := range events {
-		ds[i] = refund.Delivery{EventID: events[i], EndpointID: endpoints[i]}
-	}
-	return r, t, ds, mapErr(err)
+	return r, t, mapErr(err)
 }
 
 // MarkProcessing moves a PENDING refund to PROCESSING just before it is sent
@@ -94,52 +80,34 @@ func (s *Store) SetStuck(ctx context.Context, id uuid.UUID, stuck bool, reason s
 // already final is returned unchanged with no event, so a retried or
 // duplicated finalize never moves money twice.
 func (s *Store) Finalize(ctx context.Context, id uuid.UUID, o refund.Outcome) (refund.Refund, *refund.Event, error) {
-	r, ev, _, err := s.finalize(ctx, id, o, false)
-	return r, ev, err
-}
-
-// FinalizeAndListDeliveries is Finalize for the refund's workflow: in the
-// same transaction it also dispatches the refund's events, the new one
-// included, and returns their deliveries; run again on a final refund, it
-// returns the final event's deliveries again (see dispatchCTE).
-func (s *Store) FinalizeAndListDeliveries(ctx context.Context, id uuid.UUID, o refund.Outcome) (refund.Refund, *refund.Event, []refund.Delivery, error) {
-	return s.finalize(ctx, id, o, true)
-}
-
-func (s *Store) finalize(ctx context.Context, id uuid.UUID, o refund.Outcome, deliveries bool) (refund.Refund, *refund.Event, []refund.Delivery, error) {
 	var out refund.Refund
 	var ev *refund.Event
-	var ds []refund.Delivery
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		r, err := scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
 			return fmt.Errorf("lock refund: %w", err)
 		}
 		out = r
-		if !r.Status.Final() {
-			// A refund sent to its provider is canceled only by the provider voiding it.
-			if o.Status == refund.StatusCanceled && r.Status != refund.StatusPending && o.FailureCode != refund.FailureVoided {
-				return refund.Rule(refund.CodeNotCancelable, "refund %s is %s: only a PENDING refund not yet sent can be canceled", id, r.Status)
-			}
-			if out, err = closeRefund(ctx, tx, r, o); err != nil {
-				return err
-			}
-			e, err := insertEvent(ctx, tx, out, refund.EventTypeFor(o.Status))
-			if err != nil {
-				return err
-			}
-			ev = &e
+		if r.Status.Final() {
+			return nil
 		}
-		if deliveries {
-			ds, err = dispatchEvents(ctx, tx, id, finalEventDispatch)
+		// A refund sent to its provider is canceled only by the provider voiding it.
+		if o.Status == refund.StatusCanceled && r.Status != refund.StatusPending && o.FailureCode != refund.FailureVoided {
+			return refund.Rule(refund.CodeNotCancelable, "refund %s is %s: only a PENDING refund not yet sent can be canceled", id, r.Status)
 		}
-		return err
+		if out, err = closeRefund(ctx, tx, r, o); err != nil {
+			return err
+		}
+		e, err := insertRefundEvent(ctx, tx, out, refund.EventTypeFor(o.Status))
+		if err != nil {
+			return err
+		}
+		ev = &e
+		return nil
 	})
-	return out, ev, ds, err
+	return out, ev, err
 }
 
-// closeRefund moves the balance, writes the ledger entry and the refund's
-// final state, in one round trip.
 func closeRefund(ctx context.Context, tx pgx.Tx, r refund.Refund, o refund.Outcome) (refund.Refund, error) {
 	b := &pgx.Batch{}
 	steps := queueMoveBalance(b, r, o.Status == refund.StatusSucceeded)
@@ -203,12 +171,10 @@ func queueMoveBalance(b *pgx.Batch, r refund.Refund, settle bool) []string {
 // refund.reversed event are written, and the refund becomes REVERSED. A
 // refund already REVERSED is returned unchanged with no event; any other
 // status is a RuleError (only a provider's word about a paid refund
-// reverses it). With deliveries, the refund's undispatched events are
-// dispatched and their deliveries returned (see dispatchCTE).
-func (s *Store) Reverse(ctx context.Context, id uuid.UUID, code, message string, deliveries bool) (refund.Refund, *refund.Event, []refund.Delivery, error) {
+// reverses it).
+func (s *Store) Reverse(ctx context.Context, id uuid.UUID, code, message string) (refund.Refund, *refund.Event, error) {
 	var out refund.Refund
 	var ev *refund.Event
-	var ds []refund.Delivery
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		r, err := scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
@@ -221,7 +187,7 @@ func (s *Store) Reverse(ctx context.Context, id uuid.UUID, code, message string,
 			if out, err = reverseRefund(ctx, tx, r, code, message); err != nil {
 				return err
 			}
-			e, err := insertEvent(ctx, tx, out, refund.EventRefundReversed)
+			e, err := insertRefundEvent(ctx, tx, out, refund.EventRefundReversed)
 			if err != nil {
 				return err
 			}
@@ -229,12 +195,9 @@ func (s *Store) Reverse(ctx context.Context, id uuid.UUID, code, message string,
 		default:
 			return refund.Rule(refund.CodeNotReversible, "refund %s is %s: only a SUCCEEDED refund can be reversed", id, r.Status)
 		}
-		if deliveries {
-			ds, err = dispatchEvents(ctx, tx, id, reversalDispatch)
-		}
-		return err
+		return nil
 	})
-	return out, ev, ds, err
+	return out, ev, err
 }
 
 // reverseRefund gives a settled refund's amount back and marks it REVERSED, in one round trip.

@@ -93,7 +93,7 @@ func (s *Store) CreateRefund(ctx context.Context, in refund.NewRefund) (refund.R
 		if err := reserve(ctx, tx, out); err != nil {
 			return err
 		}
-		_, err = insertEvent(ctx, tx, out, refund.EventRefundCreated)
+		_, err = insertRefundEvent(ctx, tx, out, refund.EventRefundCreated)
 		return err
 	})
 	return out, err
@@ -292,17 +292,25 @@ func queueLedger(b *pgx.Batch, r refund.Refund, kind string) {
 	b.Queue(insertLedgerSQL, uuid.Must(uuid.NewV7()), r.TransactionID, r.ID, kind, r.Amount)
 }
 
-// insertEvent writes the outbox row of a status change; the caller holds the refund's row.
-func insertEvent(ctx context.Context, tx pgx.Tx, r refund.Refund, eventType string) (refund.Event, error) {
+// insertRefundEvent writes the event of a refund's status change; the
+// caller holds the refund's row.
+func insertRefundEvent(ctx context.Context, tx pgx.Tx, r refund.Refund, eventType string) (refund.Event, error) {
 	payload, err := json.Marshal(map[string]any{"refund": r.Object()})
 	if err != nil {
 		return refund.Event{}, fmt.Errorf("encode event: %w", err)
 	}
-	e := refund.Event{ID: uuid.Must(uuid.NewV7()), MerchantID: r.MerchantID, RefundID: r.ID, Type: eventType, Payload: payload}
-	err = tx.QueryRow(ctx, `INSERT INTO refund_events (id, merchant_id, refund_id, type, sequence, payload)
-		VALUES ($1, $2, $3, $4, (SELECT coalesce(max(sequence), 0) + 1 FROM refund_events WHERE refund_id = $3), $5)
-		RETURNING sequence, created_at`, e.ID, e.MerchantID, e.RefundID, e.Type, e.Payload).Scan(&e.Sequence, &e.CreatedAt)
-	if err != nil {
+	return insertEvent(ctx, tx, r.MerchantID, r.ID, eventType, payload)
+}
+
+// insertEvent writes an event (of refund refundID, or uuid.Nil) with its
+// webhook deliveries (the outbox, see insertEventSQL).
+func insertEvent(ctx context.Context, tx pgx.Tx, merchantID, refundID uuid.UUID, eventType string, payload []byte) (refund.Event, error) {
+	e := refund.Event{ID: uuid.Must(uuid.NewV7()), MerchantID: merchantID, RefundID: refundID, Type: eventType, Payload: payload}
+	var ref *uuid.UUID
+	if refundID != uuid.Nil {
+		ref = &refundID
+	}
+	if err := tx.QueryRow(ctx, insertEventSQL, e.ID, e.MerchantID, ref, e.Type, e.Payload).Scan(&e.Sequence, &e.CreatedAt); err != nil {
 		return refund.Event{}, fmt.Errorf("insert event: %w", err)
 	}
 	return e, nil

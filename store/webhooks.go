@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,13 +12,23 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-const endpointColumns = `id, merchant_id, url, event_types, secret, coalesce(previous_secret, ''), previous_secret_expires_at,
-	disabled_at, coalesce(disabled_reason, ''), deleted_at, created_at`
+// endpointColumnsOf lists an endpoint's columns, of table alias t ("" for none).
+func endpointColumnsOf(t string) string {
+	return fmt.Sprintf(`%[1]sid, %[1]smerchant_id, %[1]surl, %[1]sevent_types, %[1]ssecret, coalesce(%[1]sprevious_secret, ''),
+	%[1]sprevious_secret_expires_at, %[1]sdisabled_at, coalesce(%[1]sdisabled_reason, ''), %[1]sdeleted_at, %[1]screated_at,
+	%[1]sfailures, %[1]sfailing_since`, t)
+}
+
+var endpointColumns = endpointColumnsOf("")
+
+func endpointFields(e *refund.WebhookEndpoint) []any {
+	return []any{&e.ID, &e.MerchantID, &e.URL, &e.EventTypes, &e.Secret, &e.PreviousSecret, &e.PreviousSecretExpiresAt,
+		&e.DisabledAt, &e.DisabledReason, &e.DeletedAt, &e.CreatedAt, &e.Failures, &e.FailingSince}
+}
 
 func scanEndpoint(row pgx.Row) (refund.WebhookEndpoint, error) {
 	var e refund.WebhookEndpoint
-	err := row.Scan(&e.ID, &e.MerchantID, &e.URL, &e.EventTypes, &e.Secret, &e.PreviousSecret, &e.PreviousSecretExpiresAt,
-		&e.DisabledAt, &e.DisabledReason, &e.DeletedAt, &e.CreatedAt)
+	err := row.Scan(endpointFields(&e)...)
 	return e, err
 }
 
@@ -83,14 +94,21 @@ func (s *Store) GetWebhookEndpoint(ctx context.Context, scope refund.Scope, id u
 	return e, mapErr(err)
 }
 
-// DeleteWebhookEndpoint soft-deletes an endpoint: its attempts stay, and
-// deliveries in flight stop at their next attempt. A deleted or unknown
-// endpoint is ErrNotFound.
+// DeleteWebhookEndpoint soft-deletes an endpoint: its attempts stay, its
+// pending deliveries are skipped, and one in flight is its last. A deleted
+// or unknown endpoint is ErrNotFound.
 func (s *Store) DeleteWebhookEndpoint(ctx context.Context, merchantID, id uuid.UUID) (refund.WebhookEndpoint, error) {
-	e, err := scanEndpoint(s.pool.QueryRow(ctx, `UPDATE webhook_endpoints SET deleted_at = now()
-		WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL RETURNING `+endpointColumns, id, merchantID))
+	e, err := scanEndpoint(s.pool.QueryRow(ctx, `WITH ep AS (
+			UPDATE webhook_endpoints SET deleted_at = now()
+			WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL RETURNING `+endpointColumns+`),
+		skipped AS (`+skipPendingSQL+` AND EXISTS (SELECT 1 FROM ep))
+		SELECT * FROM ep`, id, merchantID))
 	return e, mapErr(err)
 }
+
+// skipPendingSQL ends endpoint $1's pending deliveries: it is deleted or disabled.
+const skipPendingSQL = `UPDATE webhook_deliveries SET status = 'SKIPPED', finished_at = now(), leased_until = NULL
+	WHERE endpoint_id = $1 AND status = 'PENDING'`
 
 // RotateWebhookSecret makes secret the endpoint's signing secret and keeps
 // the current one valid for grace (deliveries carry both signatures until
@@ -110,19 +128,55 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, merchantID, id uuid.UUI
 	return e, mapErr(err)
 }
 
-// DisableWebhookEndpoint stops deliveries to an endpoint, e.g. after it
-// answered 410 Gone. Disabling twice keeps the first time and reason.
-func (s *Store) DisableWebhookEndpoint(ctx context.Context, id uuid.UUID, reason string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2
-		WHERE id = $1 AND disabled_at IS NULL`, id, reason)
-	return mapErr(err)
+// DisableWebhookEndpoint stops deliveries to an endpoint (it answered 410
+// Gone, or failed for too long): in one transaction its pending deliveries
+// are skipped and a webhook_endpoint.disabled event for its merchant is
+// written (and queued for its other endpoints). It reports whether this
+// call disabled it: disabling twice keeps the first time and reason.
+func (s *Store) DisableWebhookEndpoint(ctx context.Context, id uuid.UUID, reason string) (refund.WebhookEndpoint, bool, error) {
+	var e refund.WebhookEndpoint
+	disabled := false
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		e, err = scanEndpoint(tx.QueryRow(ctx, `UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2
+			WHERE id = $1 AND disabled_at IS NULL AND deleted_at IS NULL RETURNING `+endpointColumns, id, reason))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("disable endpoint: %w", err)
+		}
+		disabled = true
+		if _, err := tx.Exec(ctx, skipPendingSQL, id); err != nil {
+			return fmt.Errorf("skip deliveries of disabled endpoint: %w", err)
+		}
+		payload, err := json.Marshal(map[string]any{"endpoint": map[string]any{"id": e.ID, "url": e.URL, "status": "DISABLED",
+			"disabledAt": e.DisabledAt.UTC(), "disabledReason": e.DisabledReason}})
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		_, err = insertEvent(ctx, tx, e.MerchantID, uuid.Nil, refund.EventEndpointDisabled, payload)
+		return err
+	})
+	return e, disabled, mapErr(err)
 }
 
-const eventColumns = `id, merchant_id, refund_id, type, sequence, payload, created_at`
+// eventColumnsOf lists an event's columns, of table alias t ("" for none);
+// an event about an endpoint reads as refund uuid.Nil.
+func eventColumnsOf(t string) string {
+	return fmt.Sprintf(`%[1]sid, %[1]smerchant_id, coalesce(%[1]srefund_id, '00000000-0000-0000-0000-000000000000'),
+	%[1]stype, %[1]ssequence, %[1]spayload, %[1]screated_at`, t)
+}
+
+var eventColumns = eventColumnsOf("")
+
+func eventFields(e *refund.Event) []any {
+	return []any{&e.ID, &e.MerchantID, &e.RefundID, &e.Type, &e.Sequence, &e.Payload, &e.CreatedAt}
+}
 
 func scanEvent(row pgx.Row) (refund.Event, error) {
 	var e refund.Event
-	err := row.Scan(&e.ID, &e.MerchantID, &e.RefundID, &e.Type, &e.Sequence, &e.Payload, &e.CreatedAt)
+	err := row.Scan(eventFields(&e)...)
 	return e, err
 }
 
@@ -182,49 +236,6 @@ func (s *Store) ListWebhookAttempts(ctx context.Context, eventID uuid.UUID) ([]r
 	return out, mapErr(err)
 }
 
-// dispatchCTE marks refund $1's undispatched events dispatched and, in d,
-// lists one delivery per such event and subscribed, active endpoint. It also
-// lists the events matching again (a condition on refund_events) that are
-// already dispatched: a local activity whose result was lost (its worker
-// died before the workflow recorded it) runs again and must return the same
-// deliveries, or the webhook is lost; the delivery workflow's id makes a
-// second start a no-op. The reconciler starts the deliveries of events
-// written outside a workflow.
-func dispatchCTE(again string) string {
-	return `ev AS (
-		UPDATE refund_events SET dispatched_at = now() WHERE refund_id = $1 AND dispatched_at IS NULL
-		RETURNING id, merchant_id, type),
-	again AS (
-		SELECT id, merchant_id, type FROM refund_events
-		WHERE refund_id = $1 AND dispatched_at IS NOT NULL AND ` + again + `),
-	d AS (
-		SELECT x.id AS event_id, e.id AS endpoint_id FROM (SELECT * FROM ev UNION ALL SELECT * FROM again) x
-		JOIN webhook_endpoints e ON e.merchant_id = x.merchant_id AND x.type = ANY (e.event_types)
-			AND e.deleted_at IS NULL AND e.disabled_at IS NULL)`
-}
-
-// finalEventDispatch dispatches the refund's final event again when Finalize
-// runs again; reversalDispatch its refund.reversed event when Reverse does.
-var (
-	finalEventDispatch = dispatchCTE(`type IN ('` + refund.EventRefundSucceeded + `', '` + refund.EventRefundFailed + `', '` + refund.EventRefundCanceled + `')`)
-	reversalDispatch   = dispatchCTE(`type = '` + refund.EventRefundReversed + `'`)
-)
-
-// dispatchEvents returns the deliveries of the refund's undispatched events
-// and of the events cte dispatches again (see dispatchCTE).
-func dispatchEvents(ctx context.Context, tx pgx.Tx, refundID uuid.UUID, cte string) ([]refund.Delivery, error) {
-	rows, err := tx.Query(ctx, `WITH `+cte+`
-		SELECT event_id, endpoint_id FROM d ORDER BY event_id, endpoint_id`, refundID)
-	if err != nil {
-		return nil, fmt.Errorf("dispatch events: %w", mapErr(err))
-	}
-	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (refund.Delivery, error) {
-		var d refund.Delivery
-		return d, r.Scan(&d.EventID, &d.EndpointID)
-	})
-	return ds, mapErr(err)
-}
-
 // EventDeliveries returns one delivery of an event per active endpoint of
 // its merchant subscribed to its type (for a redelivery).
 func (s *Store) EventDeliveries(ctx context.Context, ev refund.Event) ([]refund.Delivery, error) {
@@ -243,56 +254,4 @@ func (s *Store) EventDeliveries(ctx context.Context, ev refund.Event) ([]refund.
 		out = append(out, refund.Delivery{EventID: ev.ID, EndpointID: id})
 	}
 	return out, nil
-}
-
-// LostDispatches lists events older than grace that are still undispatched:
-// their refund's workflow wrote them but crashed, or the event was written
-// outside a workflow. The caller starts the deliveries, then calls
-// MarkEventsDispatched.
-func (s *Store) LostDispatches(ctx context.Context, grace time.Duration, limit int) ([]refund.LostDispatch, error) {
-	rows, err := s.pool.Query(ctx, `WITH ev AS (
-			SELECT id, merchant_id, type, created_at FROM refund_events
-			WHERE dispatched_at IS NULL AND created_at < now() - make_interval(secs => $1)
-			ORDER BY created_at LIMIT $2)
-		SELECT ev.id, e.id FROM ev LEFT JOIN webhook_endpoints e
-			ON e.merchant_id = ev.merchant_id AND ev.type = ANY (e.event_types)
-			AND e.deleted_at IS NULL AND e.disabled_at IS NULL
-		ORDER BY ev.created_at, ev.id, e.id`, grace.Seconds(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("list lost dispatches: %w", mapErr(err))
-	}
-	type pair struct {
-		event    uuid.UUID
-		endpoint *uuid.UUID
-	}
-	pairs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pair, error) {
-		var p pair
-		return p, r.Scan(&p.event, &p.endpoint)
-	})
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	var out []refund.LostDispatch
-	for _, p := range pairs {
-		if len(out) == 0 || out[len(out)-1].EventID != p.event {
-			out = append(out, refund.LostDispatch{EventID: p.event})
-		}
-		if p.endpoint != nil {
-			last := &out[len(out)-1]
-			last.Deliveries = append(last.Deliveries, refund.Delivery{EventID: p.event, EndpointID: *p.endpoint})
-		}
-	}
-	return out, nil
-}
-
-// MarkEventsDispatched records that the events' deliveries were started.
-func (s *Store) MarkEventsDispatched(ctx context.Context, ids []uuid.UUID) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	_, err := s.pool.Exec(ctx, `UPDATE refund_events SET dispatched_at = now() WHERE id = ANY ($1) AND dispatched_at IS NULL`, ids)
-	if err != nil {
-		return fmt.Errorf("mark events dispatched: %w", mapErr(err))
-	}
-	return nil
 }

@@ -6,19 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/internal/rig"
@@ -42,6 +36,7 @@ const waitLimit = 30 * time.Second
 func TestWebhooks(t *testing.T) {
 	s := rig.StartStack(t, rig.StackOptions{NoWorker: true})
 	s.Activities.Webhooks = fastWebhooks
+	s.Activities.EndpointDisabled = countDisabled
 	s.StartWorker(t)
 
 	t.Run("RetriedUntilDeliveredWhileOthersFlow", func(t *testing.T) { t.Parallel(); testRetriedUntilDelivered(t, s) })
@@ -53,7 +48,12 @@ func TestWebhooks(t *testing.T) {
 	t.Run("EventsAPI", func(t *testing.T) { t.Parallel(); testEventsAPI(t, s) })
 	t.Run("CanceledEvent", func(t *testing.T) { t.Parallel(); testCanceledEvent(t, s) })
 	t.Run("ReconcilerRedispatchesLostEvents", func(t *testing.T) { t.Parallel(); testReconcilerRedispatch(t, s) })
-	t.Run("DispatchRepeatedWhenItsResultIsLost", func(t *testing.T) { t.Parallel(); testDispatchRepeated(t, s) })
+	t.Run("QueuedWithTheirEvents", func(t *testing.T) { t.Parallel(); testQueuedWithTheirEvents(t, s) })
+	t.Run("DeadEndpointHeldBack", func(t *testing.T) { t.Parallel(); testDeadEndpointHeldBack(t, s) })
+	t.Run("OrderedPerRefund", func(t *testing.T) { t.Parallel(); testOrderedPerRefund(t, s) })
+	t.Run("SlowEndpointBounded", func(t *testing.T) { t.Parallel(); testSlowEndpointBounded(t, s) })
+	t.Run("FailingTooLongDisabled", func(t *testing.T) { t.Parallel(); testFailingTooLongDisabled(t, s) })
+	t.Run("DeletedMidAttempt", func(t *testing.T) { t.Parallel(); testDeletedMidAttempt(t, s) })
 }
 
 // testRetriedUntilDelivered: an endpoint that answers 500 gets every event
@@ -177,64 +177,6 @@ func testRetriedUntilDelivered(t *testing.T, s *rig.Stack) {
 	}
 }
 
-// testGoneDisablesEndpoint: a 410 disables the endpoint and ends its deliveries.
-func testGoneDisablesEndpoint(t *testing.T, s *rig.Stack) {
-	_, key := s.NewMerchantKey(t, nil)
-	recv := newReceiver(t)
-	recv.setStatus(http.StatusGone)
-	ep := createEndpoint(t, s, key, recv.url())
-	rf := createRefund(t, s, key, 2500)
-	waitRefund(t, s, key, rf, refund.StatusSucceeded)
-
-	var got server.WebhookEndpointObject
-	poll(t, "endpoint disabled", func() bool {
-		rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/webhook-endpoints/"+ep.ID.String(), nil), http.StatusOK).JSON(t, &got)
-		return got.Status == "DISABLED"
-	})
-	if got.DisabledAt == nil || !strings.Contains(got.DisabledReason, "410") || got.Secret != "" {
-		t.Fatalf("disabled endpoint = %+v", got)
-	}
-	events := listEvents(t, s, key, "?refundId="+rf)
-	if len(events) != 2 {
-		t.Fatalf("events = %+v", events)
-	}
-	// The delivery workflows end successfully, without retrying. An event
-	// written after the endpoint was disabled gets no delivery at all.
-	for _, e := range events {
-		id := workflows.WebhookWorkflowID(e.ID, ep.ID)
-		var nf *serviceerror.NotFound
-		if _, err := s.Temporal.DescribeWorkflowExecution(context.Background(), id, ""); errors.As(err, &nf) {
-			continue
-		}
-		res := waitDelivery(t, s, id)
-		if res.Outcome != activities.DeliveryEndpointGone && res.Outcome != activities.DeliverySkipped {
-			t.Fatalf("delivery of %s ended %+v", e.Type, res)
-		}
-	}
-	n := len(recv.all())
-	if n < 1 || n > 2 {
-		t.Fatalf("endpoint answering 410 got %d requests, want 1 or 2 (one per event at most)", n)
-	}
-	var detail server.EventDetail
-	rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/events/"+events[1].ID.String(), nil), http.StatusOK).JSON(t, &detail)
-	for _, a := range detail.Attempts {
-		if a.Succeeded || a.StatusCode == nil || *a.StatusCode != http.StatusGone {
-			t.Fatalf("attempt %+v, want a failed 410", a)
-		}
-	}
-	// A disabled endpoint receives no redelivery.
-	r := s.DoWithKey(t, key, "POST", "/v1/events/"+events[0].ID.String()+"/redeliver", map[string]any{"endpointId": ep.ID})
-	rig.AssertProblem(t, r, http.StatusConflict, refund.CodeWebhookEndpointDisabled)
-	var res server.RedeliveryResult
-	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/events/"+events[0].ID.String()+"/redeliver", nil), http.StatusAccepted).JSON(t, &res)
-	if len(res.Deliveries) != 0 {
-		t.Fatalf("redelivery went to a disabled endpoint: %+v", res)
-	}
-	if len(recv.all()) != n {
-		t.Fatal("the disabled endpoint received another request")
-	}
-}
-
 // testMerchantIsolation: another merchant's endpoints and events are 404
 // and never listed.
 func testMerchantIsolation(t *testing.T, s *rig.Stack) {
@@ -289,66 +231,6 @@ func testMerchantIsolation(t *testing.T, s *rig.Stack) {
 		if strings.Contains(string(d.body), refundB) {
 			t.Fatalf("merchant A's endpoint received merchant B's event: %s", d.body)
 		}
-	}
-}
-
-// testRedelivery: a redelivery starts a fresh workflow and delivers the same
-// event again; endpoints not subscribed to the type get nothing.
-func testRedelivery(t *testing.T, s *rig.Stack) {
-	_, key := s.NewMerchantKey(t, nil)
-	recv := newReceiver(t)
-	ep := createEndpoint(t, s, key, recv.url())
-	canceledOnly := newReceiver(t)
-	createEndpoint(t, s, key, canceledOnly.url(), refund.EventRefundCanceled)
-	rf := createRefund(t, s, key, 2500)
-	waitRefund(t, s, key, rf, refund.StatusSucceeded)
-	recv.waitFor(t, "both events", func(ds []received) bool { return len(deliveredTypes(ds)) == 2 })
-	events := listEvents(t, s, key, "?refundId="+rf)
-	created := events[1]
-	waitAttempts(t, s, key, created.ID, func(as []server.WebhookAttemptObject) bool { return len(as) == 1 })
-
-	var res server.RedeliveryResult
-	r := s.DoWithKey(t, key, "POST", "/v1/events/"+created.ID.String()+"/redeliver", nil, "Idempotency-Key", "redeliver-"+created.ID.String())
-	rig.Must(t, r, http.StatusAccepted).JSON(t, &res)
-	if res.EventID != created.ID || len(res.Deliveries) != 1 || res.Deliveries[0].EndpointID != ep.ID ||
-		!strings.HasPrefix(res.Deliveries[0].WorkflowID, workflows.WebhookWorkflowID(created.ID, ep.ID)+"-redeliver-") {
-		t.Fatalf("redelivery = %+v", res)
-	}
-	all := recv.waitFor(t, "the redelivered event", func(ds []received) bool { return countEvent(t, ds, created.ID) == 2 })
-	var bodies [][]byte
-	for _, d := range all {
-		if d.event(t).ID == created.ID {
-			bodies = append(bodies, d.body)
-		}
-	}
-	if !bytes.Equal(bodies[0], bodies[1]) {
-		t.Fatalf("redelivered body differs:\n%s\n%s", bodies[0], bodies[1])
-	}
-	detail := waitAttempts(t, s, key, created.ID, func(as []server.WebhookAttemptObject) bool { return len(as) == 2 })
-	if detail.Attempts[1].Attempt != 2 || !detail.Attempts[1].Succeeded {
-		t.Fatalf("attempts after redelivery = %+v", detail.Attempts)
-	}
-	if res := waitDelivery(t, s, res.Deliveries[0].WorkflowID); res.Outcome != activities.DeliveryDelivered {
-		t.Fatalf("redelivery workflow ended %+v", res)
-	}
-
-	// Replaying the request does not redeliver again; a new request does, with a new workflow id.
-	r = s.DoWithKey(t, key, "POST", "/v1/events/"+created.ID.String()+"/redeliver", nil, "Idempotency-Key", "redeliver-"+created.ID.String())
-	if rig.Must(t, r, http.StatusAccepted); r.Header.Get("Idempotent-Replayed") != "true" {
-		t.Fatal("same Idempotency-Key was not replayed")
-	}
-	var again server.RedeliveryResult
-	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/events/"+created.ID.String()+"/redeliver", map[string]any{"endpointId": ep.ID}), http.StatusAccepted).JSON(t, &again)
-	if len(again.Deliveries) != 1 || again.Deliveries[0].WorkflowID == res.Deliveries[0].WorkflowID {
-		t.Fatalf("second redelivery = %+v", again)
-	}
-	recv.waitFor(t, "the second redelivery", func(ds []received) bool { return countEvent(t, ds, created.ID) == 3 })
-	waitDelivery(t, s, again.Deliveries[0].WorkflowID)
-	if n := len(canceledOnly.all()); n != 0 {
-		t.Fatalf("an endpoint subscribed to rf.canceled only got %d requests", n)
-	}
-	if n := countEvent(t, recv.all(), created.ID); n != 3 {
-		t.Fatalf("event delivered %d times, want 3 (first, redelivery, second redelivery)", n)
 	}
 }
 
@@ -594,349 +476,4 @@ func testCanceledEvent(t *testing.T, s *rig.Stack) {
 	if err := webhooks.Verify(ds[0].body, ds[0].header.Get(webhooks.SignatureHeader), ep.Secret, 0, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// testReconcilerRedispatch: an event left undispatched (its workflow
-// crashed before starting the deliveries) is delivered by the reconciler,
-// under the same workflow id and type the refund workflow would use.
-func testReconcilerRedispatch(t *testing.T, s *rig.Stack) {
-	_, key := s.NewMerchantKey(t, nil)
-	rf := createRefund(t, s, key, 2500)
-	waitRefund(t, s, key, rf, refund.StatusSucceeded)
-	events := listEvents(t, s, key, "?refundId="+rf)
-	lost := events[0]
-
-	// The endpoint appears after the dispatch; then the event looks lost.
-	recv := newReceiver(t)
-	ep := createEndpoint(t, s, key, recv.url())
-	ctx := context.Background()
-	if _, err := s.Pool.Exec(ctx, `UPDATE refund_events SET dispatched_at = NULL, created_at = now() - interval '2 minutes'
-		WHERE id = $1`, lost.ID); err != nil {
-		t.Fatal(err)
-	}
-	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-test-" + uuid.NewString(), TaskQueue: s.TaskQueue},
-		workflows.ReconcileWorkflowName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var report activities.ReconcileReport
-	if err := run.Get(ctx, &report); err != nil {
-		t.Fatalf("reconcile: %v", err)
-	}
-	if report.EventsRedispatched < 1 || report.DeliveriesStarted < 1 {
-		t.Fatalf("report = %+v", report)
-	}
-	ds := recv.waitFor(t, "the re-dispatched event", func(ds []received) bool { return countEvent(t, ds, lost.ID) == 1 })
-	if err := webhooks.Verify(ds[0].body, ds[0].header.Get(webhooks.SignatureHeader), ep.Secret, 0, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	desc, err := s.Temporal.DescribeWorkflowExecution(ctx, workflows.WebhookWorkflowID(lost.ID, ep.ID), "")
-	if err != nil {
-		t.Fatalf("describe the delivery workflow by its canonical id: %v", err)
-	}
-	if typ := desc.GetWorkflowExecutionInfo().GetType().GetName(); typ != workflows.WebhookWorkflowName {
-		t.Fatalf("reconciler started workflow type %q, want %q", typ, workflows.WebhookWorkflowName)
-	}
-	var dispatched *time.Time
-	if err := s.Pool.QueryRow(ctx, `SELECT dispatched_at FROM refund_events WHERE id = $1`, lost.ID).Scan(&dispatched); err != nil || dispatched == nil {
-		t.Fatalf("event not marked dispatched (%v)", err)
-	}
-	// A second pass finds nothing to do for it and starts no duplicate.
-	run, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-test-" + uuid.NewString(), TaskQueue: s.TaskQueue},
-		workflows.ReconcileWorkflowName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := run.Get(ctx, &report); err != nil {
-		t.Fatal(err)
-	}
-	waitDelivery(t, s, workflows.WebhookWorkflowID(lost.ID, ep.ID))
-	if n := countEvent(t, recv.all(), lost.ID); n != 1 {
-		t.Fatalf("event delivered %d times after two passes", n)
-	}
-}
-
-// testDispatchRepeated: a worker that dies after BeginRefund or
-// FinalizeRefund committed, but before the workflow recorded their result,
-// runs them again. The second run must return the same deliveries, or the
-// rf.created and rf.succeeded webhooks are lost; starting them twice
-// delivers each once.
-func testDispatchRepeated(t *testing.T, s *rig.Stack) {
-	ctx := context.Background()
-	merchantID, key := s.NewMerchantKey(t, nil)
-	recv := newReceiver(t)
-	ep := createEndpoint(t, s, key, recv.url())
-	// The refund is written as the API would, but no workflow runs it: the
-	// test plays the workflow's local activities itself.
-	r, err := s.Store.CreateRefund(ctx, refund.NewRefund{MerchantID: merchantID, TransactionID: uuid.MustParse(createTransaction(t, s, key)),
-		Amount: 2500, Currency: "EUR", Route: func(refund.Transaction, string) (refund.Method, error) { return refund.MethodProviderRefund, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var deliveries [][]activities.Delivery
-	for range 2 {
-		plan, err := s.Activities.BeginRefund(ctx, r.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		deliveries = append(deliveries, plan.Deliveries)
-	}
-	if err := s.Activities.MarkProcessing(ctx, r.ID); err != nil {
-		t.Fatal(err)
-	}
-	// Once the refund moved on (a run continued as new), BeginRefund does not
-	// start refund.created's deliveries again.
-	if plan, err := s.Activities.BeginRefund(ctx, r.ID); err != nil || len(plan.Deliveries) != 0 {
-		t.Fatalf("BeginRefund on a PROCESSING refund: deliveries %v, error %v; want none", plan.Deliveries, err)
-	}
-	for range 2 {
-		res, err := s.Activities.FinalizeRefund(ctx, activities.FinalizeInput{RefundID: r.ID,
-			Outcome: refund.Outcome{Status: refund.StatusSucceeded, ProviderReference: "re_" + uuid.NewString()[:8], Attempts: 1}})
-		if err != nil || res.Status != refund.StatusSucceeded {
-			t.Fatalf("finalize: %+v, %v", res, err)
-		}
-		deliveries = append(deliveries, res.Deliveries)
-	}
-	events := listEvents(t, s, key, "?refundId="+r.ID.String())
-	if len(events) != 2 {
-		t.Fatalf("%d events, want refund.created and refund.succeeded", len(events))
-	}
-	byType := map[string]uuid.UUID{}
-	for _, e := range events {
-		byType[e.Type] = e.ID
-	}
-	created := activities.Delivery{EventID: byType[refund.EventRefundCreated], EndpointID: ep.ID}
-	succeeded := activities.Delivery{EventID: byType[refund.EventRefundSucceeded], EndpointID: ep.ID}
-	want := []activities.Delivery{created}
-	for i, ds := range deliveries {
-		if i == 2 {
-			want = []activities.Delivery{succeeded}
-		}
-		if !slices.Equal(ds, want) {
-			t.Fatalf("run %d of the dispatching activity returned %v, want %v", i+1, ds, want)
-		}
-	}
-	// The workflow starts both deliveries (twice, as a repeated dispatch would).
-	for _, ds := range deliveries {
-		for _, d := range ds {
-			if _, err := s.Activities.Workflows.StartDelivery(ctx, d, false); err != nil && !errors.Is(err, refund.ErrAlreadyStarted) {
-				t.Fatal(err)
-			}
-		}
-	}
-	recv.waitFor(t, "both events", func(ds []received) bool { return len(ds) >= 2 })
-	for _, id := range byType {
-		waitDelivery(t, s, workflows.WebhookWorkflowID(id, ep.ID))
-	}
-	if n := len(recv.all()); n != 2 {
-		t.Fatalf("%d deliveries, want each event once", n)
-	}
-	// Dispatched, so the reconciler will not start them a third time.
-	var undispatched int
-	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM refund_events WHERE refund_id = $1 AND dispatched_at IS NULL`, r.ID).Scan(&undispatched); err != nil || undispatched != 0 {
-		t.Fatalf("%d events undispatched (%v)", undispatched, err)
-	}
-}
-
-// --- helpers ---
-
-// received is one request a receiver got and the status it answered.
-type received struct {
-	body   []byte
-	header http.Header
-	status int
-}
-
-func (r received) event(t *testing.T) webhooks.Event {
-	t.Helper()
-	var e webhooks.Event
-	if err := json.Unmarshal(r.body, &e); err != nil {
-		t.Fatalf("decode delivery %s: %v", r.body, err)
-	}
-	return e
-}
-
-// receiver is a merchant's webhook endpoint: it answers 500 while down, a
-// fixed status when one is set, else 200, and records every request.
-type receiver struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	down   bool
-	status int
-	got    []received
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		status := http.StatusOK
-		switch {
-		case r.status != 0:
-			status = r.status
-		case r.down:
-			status = http.StatusInternalServerError
-		}
-		r.got = append(r.got, received{body: body, header: req.Header.Clone(), status: status})
-		r.mu.Unlock()
-		w.WriteHeader(status)
-		if status >= 300 {
-			_, _ = io.WriteString(w, "receiver says no")
-		}
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *receiver) url() string { return r.srv.URL + "/hooks/backflow" }
-
-func (r *receiver) setDown(down bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.down = down
-}
-
-func (r *receiver) setStatus(status int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.status = status
-}
-
-func (r *receiver) all() []received {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.got)
-}
-
-func (r *receiver) waitFor(t *testing.T, what string, cond func([]received) bool) []received {
-	t.Helper()
-	return r.waitForWithin(t, waitLimit, what, cond)
-}
-
-func (r *receiver) waitForWithin(t *testing.T, limit time.Duration, what string, cond func([]received) bool) []received {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		got := r.all()
-		if cond(got) {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s still waiting for %s; %d requests received", limit, what, len(got))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// deliveredTypes are the event types answered 2xx.
-func deliveredTypes(ds []received) map[string]bool {
-	out := map[string]bool{}
-	for _, d := range ds {
-		var e webhooks.Event
-		if d.status/100 == 2 && json.Unmarshal(d.body, &e) == nil {
-			out[e.Type] = true
-		}
-	}
-	return out
-}
-
-func countEvent(t *testing.T, ds []received, id uuid.UUID) int {
-	n := 0
-	for _, d := range ds {
-		if d.event(t).ID == id {
-			n++
-		}
-	}
-	return n
-}
-
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func createEndpoint(t *testing.T, s *rig.Stack, key, url string, types ...string) server.WebhookEndpointObject {
-	t.Helper()
-	body := map[string]any{"url": url}
-	if len(types) > 0 {
-		body["eventTypes"] = types
-	}
-	var ep server.WebhookEndpointObject
-	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/webhook-endpoints", body), http.StatusCreated).JSON(t, &ep)
-	return ep
-}
-
-// createRefund registers a captured card payment for key's merchant and
-// refunds amount of it; it returns the refund id.
-func createRefund(t *testing.T, s *rig.Stack, key string, amount int64) string {
-	t.Helper()
-	txID := createTransaction(t, s, key)
-	var r refund.Object
-	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/refunds", map[string]any{
-		"originalTransactionId": txID, "refundValue": map[string]any{"amount": amount, "currency": "EUR"},
-	}), http.StatusAccepted).JSON(t, &r)
-	return r.TransactionID.String()
-}
-
-// createTransaction registers a captured 100 EUR card payment for key's
-// merchant; it returns the transaction id.
-func createTransaction(t *testing.T, s *rig.Stack, key string) string {
-	t.Helper()
-	var sess struct{ SessionID string }
-	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/sessions", map[string]any{}), http.StatusCreated).JSON(t, &sess)
-	var tx struct{ TransactionID string }
-	rig.Must(t, s.DoWithKey(t, key, "POST", "/v1/transactions", map[string]any{
-		"sessionId": sess.SessionID, "provider": "cardpay", "method": "card", "amount": 10000, "currency": "EUR",
-		"status": "CAPTURED", "providerReference": "pay_" + uuid.NewString()[:8],
-	}), http.StatusCreated).JSON(t, &tx)
-	return tx.TransactionID
-}
-
-func waitRefund(t *testing.T, s *rig.Stack, key, id string, status refund.Status) {
-	t.Helper()
-	var r refund.Object
-	poll(t, "refund "+id+" "+string(status), func() bool {
-		rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/refunds/"+id, nil), http.StatusOK).JSON(t, &r)
-		return r.Status == status
-	})
-}
-
-func listEvents(t *testing.T, s *rig.Stack, key, query string) []server.EventObject {
-	t.Helper()
-	var page struct{ Data []server.EventObject }
-	rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/events"+query, nil), http.StatusOK).JSON(t, &page)
-	return page.Data
-}
-
-func waitAttempts(t *testing.T, s *rig.Stack, key string, eventID uuid.UUID, cond func([]server.WebhookAttemptObject) bool) server.EventDetail {
-	t.Helper()
-	var d server.EventDetail
-	poll(t, "attempts of event "+eventID.String(), func() bool {
-		rig.Must(t, s.DoWithKey(t, key, "GET", "/v1/events/"+eventID.String(), nil), http.StatusOK).JSON(t, &d)
-		return cond(d.Attempts)
-	})
-	return d
-}
-
-// waitDelivery waits for a delivery workflow to complete and returns its result.
-func waitDelivery(t *testing.T, s *rig.Stack, workflowID string) activities.DeliveryResult {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	var res activities.DeliveryResult
-	if err := s.Temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, &res); err != nil {
-		t.Fatalf("delivery workflow %s: %v", workflowID, err)
-	}
-	desc, err := s.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
-	if err != nil || desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-		t.Fatalf("delivery workflow %s: %v %v", workflowID, desc.GetWorkflowExecutionInfo().GetStatus(), err)
-	}
-	return res
 }

@@ -7,9 +7,9 @@ import (
 	"github.com/backflow/backflow/workflows"
 )
 
-// registerWebhooks registers the webhook delivery workflow. Its activities
-// (DeliverWebhook, WebhookDeliveryPolicy) are methods of
-// activities.Activities and are registered with the others.
+// registerWebhooks registers the webhook dispatcher workflow. Its
+// activity (DispatchWebhooks) is a method of activities.Activities and is
+// registered with the others.
 func registerWebhooks(r sdkworker.WorkflowRegistry) {
-	r.RegisterWorkflowWithOptions(workflows.WebhookDeliveryWorkflow, workflow.RegisterOptions{Name: workflows.WebhookWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.WebhookDispatcherWorkflow, workflow.RegisterOptions{Name: workflows.WebhookDispatcherWorkflowName})
 }

@@ -19,35 +19,51 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/backflow/backflow/activities"
+	"github.com/backflow/backflow/config"
 	"github.com/backflow/backflow/refunds"
 	"github.com/backflow/backflow/workflows"
 )
 
-// New returns a worker on taskQueue with every workflow and activity
-// registered and the logging Interceptor; the activities start workflows
-// through the refunds gateway unless they have their own.
+// New returns the refunds worker on taskQueue: refund workflows, the
+// reconciler, and the delivery workflows of the previous release still
+// running. The activities start workflows through the refunds gateway
+// (webhook dispatchers on config.WebhookTaskQueueFor(taskQueue)) unless
+// they have their own. Every worker has the logging Interceptor.
 func New(c client.Client, taskQueue string, acts *activities.Activities, opts sdkworker.Options) sdkworker.Worker {
 	if acts.Workflows == nil {
-		acts.Workflows = refunds.TemporalGateway{Client: c, TaskQueue: taskQueue}
+		acts.Workflows = refunds.TemporalGateway{Client: c, TaskQueue: taskQueue, WebhookTaskQueue: config.WebhookTaskQueueFor(taskQueue)}
 	}
 	opts.Interceptors = append(opts.Interceptors, Interceptor())
 	w := sdkworker.New(c, taskQueue, opts)
-	Register(w, acts)
+	registerRefunds(w)
+	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 	return w
 }
 
-// Register registers every workflow and activity on a worker.
-func Register(r sdkworker.Registry, acts *activities.Activities) {
-	RegisterWorkflows(r)
-	r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+// NewWebhooks returns the webhooks worker on webhookTaskQueue: it runs the
+// webhook dispatchers (WebhookDispatcherWorkflow and its DispatchWebhooks
+// activity), apart from the refunds worker so refunds never wait behind
+// deliveries. Start the dispatchers with EnsureWebhookDispatchers.
+func NewWebhooks(c client.Client, webhookTaskQueue string, acts *activities.Activities, opts sdkworker.Options) sdkworker.Worker {
+	opts.Interceptors = append(opts.Interceptors, Interceptor())
+	w := sdkworker.New(c, webhookTaskQueue, opts)
+	registerWebhooks(w)
+	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+	return w
 }
 
-// RegisterWorkflows registers the workflows by their public names, on a
-// worker or on a replayer.
+// RegisterWorkflows registers every workflow by its public name, on a
+// replayer.
 func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
+	registerRefunds(r)
+	registerWebhooks(r)
+}
+
+func registerRefunds(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.RefundWorkflow, workflow.RegisterOptions{Name: workflows.RefundWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.ReconcileWorkflow, workflow.RegisterOptions{Name: workflows.ReconcileWorkflowName})
-	registerWebhooks(r)
+	// Delivery workflows the previous release started, until they finish.
+	r.RegisterWorkflowWithOptions(workflows.WebhookDeliveryWorkflow, workflow.RegisterOptions{Name: workflows.WebhookWorkflowName})
 }
 
 // EnsureSearchAttributes registers Backflow's custom search attributes on the

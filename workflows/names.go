@@ -4,6 +4,7 @@
 package workflows
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/google/uuid"
@@ -12,10 +13,21 @@ import (
 
 // Workflow type names, as Temporal UI shows them.
 const (
-	RefundWorkflowName    = "RefundWorkflow"
-	WebhookWorkflowName   = "WebhookDeliveryWorkflow"
-	ReconcileWorkflowName = "ReconcileWorkflow"
+	RefundWorkflowName = "RefundWorkflow"
+	// WebhookWorkflowName delivered one event to one endpoint before the
+	// webhook outbox; its executions still running finish on the refunds
+	// task queue.
+	WebhookWorkflowName = "WebhookDeliveryWorkflow"
+	// WebhookDispatcherWorkflowName delivers the outbox, on the webhooks task queue.
+	WebhookDispatcherWorkflowName = "WebhookDispatcherWorkflow"
+	ReconcileWorkflowName         = "ReconcileWorkflow"
 )
+
+// WebhookDispatcherID names dispatcher n (0, 1, ...) of a webhooks task
+// queue: starting one that runs is a no-op.
+func WebhookDispatcherID(webhookTaskQueue string, n int) string {
+	return fmt.Sprintf("backflow-webhook-dispatcher-%s-%d", webhookTaskQueue, n)
+}
 
 // ReconcileScheduleID names the reconciler's schedule: one per task queue,
 // so deployments sharing a namespace each repair their own refunds.
@@ -37,6 +49,7 @@ const (
 const (
 	changeStuckContinueAsNew = "stuck-continue-as-new"
 	changeReversal           = "reversal-after-success"
+	changeWebhookOutbox      = "webhook-outbox"
 )
 
 const refundWorkflowPrefix = "refund-"

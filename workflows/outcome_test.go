@@ -131,7 +131,7 @@ func TestRefundReversedAfterSuccess(t *testing.T) {
 			require.Equal(t, tc.code, h.reversed[0].FailureCode)
 			st := h.result()
 			require.Equal(t, refund.StatusReversed, st.Status)
-			require.Subset(t, h.children, childIDs(h.reversalDeliveries...), "refund.reversed is delivered")
+			require.Subset(t, h.handedOver(), childIDs(h.reversalDeliveries...), "refund.reversed is delivered")
 			require.Equal(t, refund.StatusReversed, h.statusSA[len(h.statusSA)-1])
 		})
 	}

@@ -539,7 +539,8 @@ func (w *refundRun) continueAsNew(resubmit bool) error {
 }
 
 // finalize settles or releases the reservation on a disconnected context, so
-// it also runs when the workflow was canceled, then starts the webhooks.
+// it also runs when the workflow was canceled (the final event's webhooks
+// are queued in the same Postgres transaction).
 func (w *refundRun) finalize(o refund.Outcome) error {
 	w.mark(StepFinalizing, string(o.Status))
 	ctx, _ := workflow.NewDisconnectedContext(w.ctx)
@@ -593,12 +594,26 @@ func (w *refundRun) reverseIfReported() error {
 	return nil
 }
 
-// startDeliveries starts one durable delivery workflow per event and
-// endpoint; they outlive this workflow and never delay the refund.
+// startDeliveries hands over webhook deliveries that a local activity of
+// the previous release returned instead of queueing them with their
+// events (today's return none: the refund's webhooks cost its workflow
+// nothing, whatever its merchant's endpoints). Histories from before the
+// outbox started one abandoned child per delivery and replay that way; a
+// run that meets such a result now queues them in the outbox with one
+// local activity.
 func (w *refundRun) startDeliveries(ds []activities.Delivery) {
+	if len(ds) == 0 {
+		return
+	}
 	// Disconnected: the events are already marked dispatched, so a canceled
-	// workflow must still start their deliveries.
+	// workflow must still hand their deliveries over.
 	ctx, _ := workflow.NewDisconnectedContext(w.ctx)
+	if workflow.GetVersion(ctx, changeWebhookOutbox, workflow.DefaultVersion, 1) == 1 {
+		if err := workflow.ExecuteLocalActivity(localCtx(ctx), a.QueueDeliveries, ds).Get(ctx, nil); err != nil {
+			workflow.GetLogger(w.ctx).Error("queue webhook deliveries", "deliveries", len(ds), "error", err)
+		}
+		return
+	}
 	for _, d := range ds {
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID:            WebhookWorkflowID(d.EventID, d.EndpointID),

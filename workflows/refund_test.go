@@ -90,6 +90,7 @@ type harness struct {
 	reversed     []activities.ReverseInput
 	children     []string
 	childInputs  []activities.Delivery
+	queued       []activities.Delivery // handed to QueueDeliveries
 	statusSA     []refund.Status
 	stuckSA      []bool
 }
@@ -244,6 +245,12 @@ func (h *harness) run(in workflows.RefundInput) {
 			h.reversed = append(h.reversed, in)
 			return activities.FinalizeResult{Status: refund.StatusReversed, Deliveries: h.reversalDeliveries}, nil
 		}).Maybe()
+	env.OnActivity(acts.QueueDeliveries, mock.Anything, mock.Anything).Return(func(_ context.Context, ds []activities.Delivery) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.queued = append(h.queued, ds...)
+		return nil
+	}).Maybe()
 	env.OnActivity(acts.FinalizeRefund, mock.Anything, mock.Anything).After(h.finalizeDelay).Return(
 		func(_ context.Context, in activities.FinalizeInput) (activities.FinalizeResult, error) {
 			h.mu.Lock()
@@ -321,6 +328,14 @@ func nonEmpty(s, def string) string {
 	return s
 }
 
+// handedOver lists the ids of the deliveries the workflow handed over, as
+// children (histories before the outbox) or to QueueDeliveries.
+func (h *harness) handedOver() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append(childIDs(h.queued...), h.children...)
+}
+
 func deliveries(n int) []activities.Delivery {
 	out := make([]activities.Delivery, n)
 	for i := range out {
@@ -378,9 +393,10 @@ func TestRefundSucceedsSynchronously(t *testing.T) {
 			require.Equal(t, tc.method, h.submits[0].Method)
 			require.Equal(t, h.plan.Submit, h.submits[0], "the submit request (and its idempotency key) comes from the plan")
 
-			// One child per delivery: the refund.created ones, then the final one.
-			require.ElementsMatch(t, childIDs(append(created, h.finalDeliveries...)...), h.children)
-			require.ElementsMatch(t, append(created, h.finalDeliveries...), h.childInputs)
+			// Deliveries a worker of the previous release returned are queued:
+			// the refund.created ones, then the final one.
+			require.ElementsMatch(t, childIDs(append(created, h.finalDeliveries...)...), h.handedOver())
+			require.ElementsMatch(t, append(created, h.finalDeliveries...), h.queued)
 
 			st := h.result()
 			require.Equal(t, refund.StatusSucceeded, st.Status)
@@ -433,7 +449,7 @@ func TestRefundProviderRefusesFinally(t *testing.T) {
 			require.Equal(t, 1, o.Attempts)
 			h.calls("SubmitRefund", 1) // non-retryable: never retried
 			h.calls("SetStuck", 0)
-			require.ElementsMatch(t, childIDs(h.finalDeliveries...), h.children)
+			require.ElementsMatch(t, childIDs(h.finalDeliveries...), h.handedOver())
 
 			st := h.result()
 			require.Equal(t, tc.wantStatus, st.Status)
@@ -594,7 +610,7 @@ func TestRefundAsyncProviderEvent(t *testing.T) {
 			require.Equal(t, tc.wantCode, o.FailureCode)
 			require.Equal(t, tc.event.ProviderReference, o.ProviderReference)
 			require.Equal(t, 1, o.Attempts)
-			require.ElementsMatch(t, childIDs(h.finalDeliveries...), h.children)
+			require.ElementsMatch(t, childIDs(h.finalDeliveries...), h.handedOver())
 			st := h.result()
 			require.Equal(t, tc.wantStatus, st.Status)
 			require.Equal(t, workflows.StepDone, st.Step)
@@ -697,7 +713,7 @@ func TestRefundDuplicateProviderEventsFinalizeOnce(t *testing.T) {
 	require.Equal(t, refund.StatusSucceeded, o.Status)
 	h.calls("FinalizeRefund", 1)
 	h.calls("CheckRefund", 0)
-	require.Len(t, h.children, 1)
+	require.Len(t, h.handedOver(), 1)
 	st := h.result()
 	require.Equal(t, refund.StatusSucceeded, st.Status)
 	require.Equal(t, []refund.Status{refund.StatusProcessing, refund.StatusSucceeded}, h.statusSA)
@@ -731,7 +747,7 @@ func TestRefundCancelUpdateBeforeSubmit(t *testing.T) {
 			require.Equal(t, 0, o.Attempts)
 			h.calls("MarkProcessing", 0)
 			h.calls("SubmitRefund", 0)
-			require.ElementsMatch(t, childIDs(h.finalDeliveries...), h.children)
+			require.ElementsMatch(t, childIDs(h.finalDeliveries...), h.handedOver())
 			st := h.result()
 			require.Equal(t, refund.StatusCanceled, st.Status)
 			require.Nil(t, st.SubmittedAt)
@@ -837,7 +853,7 @@ func TestRefundApprovalRejected(t *testing.T) {
 	require.Equal(t, 0, o.Attempts)
 	h.calls("MarkProcessing", 0)
 	h.calls("SubmitRefund", 0)
-	require.ElementsMatch(t, childIDs(h.finalDeliveries...), h.children)
+	require.ElementsMatch(t, childIDs(h.finalDeliveries...), h.handedOver())
 	st := h.result()
 	require.Equal(t, refund.StatusCanceled, st.Status)
 	require.Equal(t, "rejected by bob: too large", st.LastError)
@@ -868,7 +884,7 @@ func TestRefundWorkflowCanceledBeforeSubmit(t *testing.T) {
 			require.Equal(t, "canceled", o.FailureCode)
 			h.calls("MarkProcessing", 0)
 			h.calls("SubmitRefund", 0)
-			require.ElementsMatch(t, childIDs(append(h.plan.Deliveries, h.finalDeliveries...)...), h.children,
+			require.ElementsMatch(t, childIDs(append(h.plan.Deliveries, h.finalDeliveries...)...), h.handedOver(),
 				"webhooks are started even though the workflow was canceled")
 			require.Equal(t, refund.StatusCanceled, h.query().Status)
 			require.Equal(t, workflows.StepDone, h.query().Step)
@@ -949,7 +965,7 @@ func TestRefundAlreadyFinal(t *testing.T) {
 			h.calls("CheckRefund", 0)
 			h.calls("SetStuck", 0)
 			h.notFinalized()
-			require.Empty(t, h.children)
+			require.Empty(t, h.handedOver())
 			require.Empty(t, h.statusSA)
 			st := h.result()
 			require.Equal(t, status, st.Status)

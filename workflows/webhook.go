@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -16,15 +15,50 @@ import (
 // webhookDBSlack is added to the HTTP timeout for the attempt's database reads and writes.
 const webhookDBSlack = 20 * time.Second
 
-// WebhookDeliveryWorkflow delivers one event to one endpoint. It is a single
+// Slices of a webhook dispatcher: each DispatchWebhooks activity runs for
+// dispatchSlice, and a run continues as new after slicesPerRun of them, so
+// its history stays small however long it lives.
+const (
+	dispatchSlice = 10 * time.Minute
+	slicesPerRun  = 50
+)
+
+// WebhookDispatcherWorkflow is one webhook dispatcher: it runs the
+// DispatchWebhooks activity, which delivers the outbox, forever, slice
+// after slice. The activity heartbeats, so when its worker dies Temporal
+// gives it to another worker of the webhooks task queue within
+// dispatcherHeartbeat; it is retried without end (a database down stops
+// deliveries, never the dispatcher). The webhooks worker and the
+// reconciler start the dispatchers that do not run
+// (refunds.TemporalGateway.EnsureWebhookDispatchers).
+func WebhookDispatcherWorkflow(ctx workflow.Context) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: dispatchSlice + 2*time.Minute,
+		HeartbeatTimeout:    dispatcherHeartbeat,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+	})
+	for range slicesPerRun {
+		var rep activities.DispatchReport
+		if err := workflow.ExecuteActivity(ctx, a.DispatchWebhooks, dispatchSlice).Get(ctx, &rep); err != nil {
+			return fmt.Errorf("dispatch webhooks: %w", err)
+		}
+	}
+	return workflow.NewContinueAsNewError(ctx, WebhookDispatcherWorkflow)
+}
+
+// dispatcherHeartbeat is how long a dispatcher's worker may be silent
+// before Temporal hands the dispatcher to another worker.
+const dispatcherHeartbeat = 10 * time.Second
+
+// WebhookDeliveryWorkflow delivers one event to one endpoint, as the
+// refund workflow of the previous release started it (one per event and
+// endpoint); executions of it still running finish. It is a single
 // DeliverWebhook activity that Temporal retries with exponential backoff
 // (WebhookPolicy: 10 s doubling up to 1 h apart, for 3 days): retries add no
 // history events, so the history stays a dozen events however many attempts
 // it takes. Every attempt is logged by the activity in webhook_attempts.
 //
-// The refund workflow starts it as an abandoned child, so a slow or dead
-// endpoint never delays a refund; the reconciler and redeliveries start it
-// directly.
+// The refund workflow started it as an abandoned child.
 func WebhookDeliveryWorkflow(ctx workflow.Context, d activities.Delivery) (activities.DeliveryResult, error) {
 	var p activities.WebhookPolicy
 	if err := workflow.ExecuteLocalActivity(localCtx(ctx), a.WebhookDeliveryPolicy).Get(ctx, &p); err != nil {
@@ -50,22 +84,13 @@ func WebhookDeliveryWorkflow(ctx workflow.Context, d activities.Delivery) (activ
 	return res, nil
 }
 
-// WebhookRedeliveryID is the workflow id of a redelivery: the delivery's
-// own id with a unique suffix, so it never collides with the first delivery
-// or another redelivery.
-func WebhookRedeliveryID(eventID, endpointID, nonce uuid.UUID) string {
-	return WebhookWorkflowID(eventID, endpointID) + "-redeliver-" + nonce.String()
-}
-
-// WebhookStartOptions are the options of a delivery workflow started from
-// outside a workflow (a dispatch, a repair, a redelivery). A delivery
-// whose id exists, running or closed, is reported, not started again.
-func WebhookStartOptions(workflowID, taskQueue string, d activities.Delivery) client.StartWorkflowOptions {
+// WebhookDispatcherStartOptions start dispatcher n of a webhooks task
+// queue, or find it running: starting it again is a no-op.
+func WebhookDispatcherStartOptions(webhookTaskQueue string, n int) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
-		ID:                                       workflowID,
-		TaskQueue:                                taskQueue,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		Memo:                                     map[string]any{"eventId": d.EventID.String(), "endpointId": d.EndpointID.String()},
+		ID:                       WebhookDispatcherID(webhookTaskQueue, n),
+		TaskQueue:                webhookTaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 	}
 }

@@ -51,6 +51,8 @@ func runBench(ctx context.Context, cfg config.Config, args []string) error {
 	samples := fs.Int("samples", 20, "workflow histories read per phase")
 	apiURL := fs.String("api-url", benchEnvOr("BACKFLOW_URL", cfg.PublicURL), "Backflow API base URL; several API processes comma-separated (requests go round-robin)")
 	apiKey := fs.String("api-key", os.Getenv("BACKFLOW_API_KEY"), "merchant API key (scopes refunds:write, transactions:write)")
+	endpoints := fs.Int("endpoints", 0, "webhook endpoints of the merchant in phase (a): loopback receivers the bench starts, answering 204; (a0) runs the refunds before they exist")
+	deadEndpoints := fs.Int("dead-endpoints", 0, "more webhook endpoints in phase (a): loopback ports that refuse connections")
 	provider := fs.String("provider", "cardpay", "provider of the captured transactions")
 	currency := fs.String("currency", "EUR", "currency")
 	amount := fs.Int64("amount", 1000, "refund amount in minor units; must end in 00 (sandbox: immediate success)")
@@ -77,6 +79,9 @@ func runBench(ctx context.Context, cfg config.Config, args []string) error {
 	if len(urls) == 0 {
 		return errors.New("bench: set --api-url or BACKFLOW_URL")
 	}
+	if *endpoints < 0 || *deadEndpoints < 0 || *endpoints+*deadEndpoints > 16 {
+		return errors.New("bench: -endpoints and -dead-endpoints are at least 0, and at most 16 together (a merchant's limit)")
+	}
 	if *warmup < 0 {
 		*warmup = 2 * *conc
 	}
@@ -91,7 +96,7 @@ func runBench(ctx context.Context, cfg config.Config, args []string) error {
 	bc := bench.Config{
 		APIURLs: urls, APIKey: *apiKey, DatabaseURL: cfg.DatabaseURL, Temporal: tc,
 		Refunds: *n, Concurrency: *conc, Rate: *rate, Warmup: *warmup, HalfRate: *halfRate, Baseline: *baseline,
-		Samples: *samples, Provider: *provider, Currency: *currency, TxAmount: 10 * *amount, Amount: *amount,
+		Samples: *samples, Endpoints: *endpoints, DeadEndpoints: *deadEndpoints, Provider: *provider, Currency: *currency, TxAmount: 10 * *amount, Amount: *amount,
 		IdempotencyKeys: *idem, Label: *label, BaselineTaskQueue: bench.BaselineTaskQueue, Procs: procs, Progress: progress,
 		TemporalMetricsURL: *temporalMetrics,
 	}

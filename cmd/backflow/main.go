@@ -5,10 +5,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,7 +36,8 @@ const usage = `usage: backflow <command>
 
 commands:
   api       serve the merchant and ops HTTP API
-  worker    run the Temporal worker (refund workflows, webhooks, reconciler)
+  worker    run the Temporal worker: refund workflows and the reconciler, and the
+            webhook dispatchers (backflow worker --queues refunds,webhooks; either alone)
   sandbox   serve the sandbox PSP (cardpay, paydesk, orchestra, momo, banktransfer)
   migrate   apply database migrations
   seed      create the demo merchant, keys and sample transactions (idempotent)
@@ -64,7 +68,7 @@ func run(ctx context.Context, args []string) error {
 	case "api":
 		return runAPI(ctx, cfg)
 	case "worker":
-		return runWorker(ctx, cfg)
+		return runWorker(ctx, cfg, args[1:])
 	case "sandbox":
 		return runSandbox(ctx, cfg)
 	case "migrate":
@@ -93,13 +97,13 @@ func runAPI(ctx context.Context, cfg config.Config) error {
 	if cfg.APIWorker {
 		// A worker on the API's own client lets StartWorkflow hand the first
 		// workflow task straight back (eager start), skipping matching.
-		w, err := startWorker(ctx, cfg, deps, m)
+		stop, err := startWorkers(ctx, cfg, deps, m, []string{config.QueueRefunds})
 		if err != nil {
 			return err
 		}
-		defer w.Stop()
+		defer stop()
 	}
-	svc := refunds.New(deps.Store, deps.Providers, refunds.TemporalGateway{Client: deps.Temporal, TaskQueue: cfg.TaskQueue}, logger,
+	svc := refunds.New(deps.Store, deps.Providers, gateway(cfg, deps), logger,
 		refunds.Hooks{Created: m.RefundCreated, Reversed: m.RefundFinished, Contradiction: m.Contradiction},
 		refunds.WithWebhookURLs(webhookURLs(cfg)))
 	srv := server.New(server.Deps{Service: svc, Logger: logger, Metrics: m.Handler(),
@@ -109,7 +113,17 @@ func runAPI(ctx context.Context, cfg config.Config) error {
 	return serve(ctx, cfg.HTTPAddr, srv.Handler())
 }
 
-func runWorker(ctx context.Context, cfg config.Config) error {
+func runWorker(ctx context.Context, cfg config.Config, args []string) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	queues := fs.String("queues", strings.Join(cfg.WorkerQueues, ","),
+		"task queues to run: refunds (refund workflows, reconciler), webhooks (webhook dispatchers), or both (BACKFLOW_WORKER_QUEUES)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	run, err := config.ParseQueues(*queues)
+	if err != nil {
+		return fmt.Errorf("--queues: %w", err)
+	}
 	logger := app.NewLogger(cfg.LogLevel)
 	m := metrics.New()
 	deps, err := app.Open(ctx, cfg, logger, client.Options{MetricsHandler: m.Temporal()})
@@ -118,44 +132,82 @@ func runWorker(ctx context.Context, cfg config.Config) error {
 	}
 	defer deps.Close()
 	m.WatchStore(deps.Store, metrics.StoreScrapeTimeout, logger)
-	w, err := startWorker(ctx, cfg, deps, m)
+	stop, err := startWorkers(ctx, cfg, deps, m, run)
 	if err != nil {
 		return err
 	}
-	defer w.Stop()
-	logger.Info("worker running", "taskQueue", cfg.TaskQueue, "namespace", deps.Namespace, "config", cfg)
-	go verifyEvery(ctx, deps, cfg.VerifyEvery, m)
+	defer stop()
+	logger.Info("worker running", "queues", run, "taskQueue", cfg.TaskQueue, "webhookTaskQueue", cfg.WebhookTaskQueue,
+		"namespace", deps.Namespace, "config", cfg)
+	if slices.Contains(run, config.QueueRefunds) {
+		go verifyEvery(ctx, deps, cfg.VerifyEvery, m)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
 	mux.Handle("/metrics", m.Handler())
 	return serve(ctx, cfg.WorkerHTTPAddr, mux)
 }
 
-// startWorker registers the search attributes and the reconciler schedule,
-// then starts a worker with every workflow and activity.
-func startWorker(ctx context.Context, cfg config.Config, deps *app.Deps, m *metrics.Metrics) (sdkworker.Worker, error) {
-	if err := worker.EnsureSearchAttributes(ctx, deps.Temporal, deps.Namespace); err != nil {
-		// Temporal Cloud manages search attributes through its control plane.
-		deps.Logger.Warn("could not register search attributes; register them by hand", "error", err)
-	}
-	if err := worker.EnsureReconcileSchedule(ctx, deps.Temporal, cfg.TaskQueue, cfg.ReconcileEvery); err != nil {
-		return nil, err
-	}
+// gateway is the refunds gateway of the configured task queues.
+func gateway(cfg config.Config, deps *app.Deps) refunds.TemporalGateway {
+	return refunds.TemporalGateway{Client: deps.Temporal, TaskQueue: cfg.TaskQueue, WebhookTaskQueue: cfg.WebhookTaskQueue,
+		WebhookDispatchers: cfg.WebhookDispatchers}
+}
+
+// startWorkers starts a worker per queue asked for, each with its own
+// options: the refunds worker (after the search attributes and the
+// reconciler schedule) and the webhooks worker (then its dispatchers). The
+// returned function stops them.
+func startWorkers(ctx context.Context, cfg config.Config, deps *app.Deps, m *metrics.Metrics, queues []string) (func(), error) {
 	policy := activities.DefaultPolicy()
 	policy.StuckAfter, policy.ApprovalTimeout = cfg.StuckAfter, cfg.ApprovalTimeout
-	acts := &activities.Activities{Store: worker.ActivityStore(deps.Store), Providers: deps.Providers, Policy: policy, Observe: m.RefundFinished,
-		WebhookClient: webhookURLs(cfg).Client()}
-	w := worker.New(deps.Temporal, cfg.TaskQueue, acts, sdkworker.Options{})
-	if err := w.Start(); err != nil {
-		return nil, fmt.Errorf("start worker: %w", err)
+	acts := &activities.Activities{Store: worker.ActivityStore(deps.Store), Providers: deps.Providers, Policy: policy,
+		Webhooks: activities.WebhookPolicy{AttemptTimeout: cfg.WebhookTimeout}, WebhookClient: webhookURLs(cfg).Client(),
+		Dispatch: activities.DispatchOptions{Concurrency: cfg.WebhookConcurrency, PerEndpoint: cfg.WebhookEndpointConcurrency,
+			Rate: cfg.WebhookRate, DisableAfter: cfg.WebhookDisableAfter},
+		Workflows: gateway(cfg, deps), Observe: m.RefundFinished, ObserveDelivery: m.WebhookAttempted, EndpointDisabled: m.WebhookEndpointDisabled}
+	var started []sdkworker.Worker
+	stop := func() {
+		for _, w := range started {
+			w.Stop()
+		}
 	}
-	return w, nil
+	if slices.Contains(queues, config.QueueRefunds) {
+		if err := worker.EnsureSearchAttributes(ctx, deps.Temporal, deps.Namespace); err != nil {
+			// Temporal Cloud manages search attributes through its control plane.
+			deps.Logger.Warn("could not register search attributes; register them by hand", "error", err)
+		}
+		if err := worker.EnsureReconcileSchedule(ctx, deps.Temporal, cfg.TaskQueue, cfg.ReconcileEvery); err != nil {
+			return nil, err
+		}
+		w := worker.New(deps.Temporal, cfg.TaskQueue, acts, sdkworker.Options{})
+		if err := w.Start(); err != nil {
+			return nil, fmt.Errorf("start refunds worker: %w", err)
+		}
+		started = append(started, w)
+	}
+	if slices.Contains(queues, config.QueueWebhooks) {
+		w := worker.NewWebhooks(deps.Temporal, cfg.WebhookTaskQueue, acts, sdkworker.Options{
+			MaxConcurrentActivityExecutionSize: cfg.WebhookWorkerSlots, MaxConcurrentActivityTaskPollers: cfg.WebhookWorkerPollers})
+		if err := w.Start(); err != nil {
+			stop()
+			return nil, fmt.Errorf("start webhooks worker: %w", err)
+		}
+		started = append(started, w)
+		if err := acts.Workflows.EnsureWebhookDispatchers(ctx); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	return stop, nil
 }
 
 // webhookURLs is the webhook URL policy: https to public addresses, plus
-// loopback with BACKFLOW_WEBHOOK_ALLOW_LOOPBACK (development).
+// loopback with BACKFLOW_WEBHOOK_ALLOW_LOOPBACK (development). Its client
+// keeps as many idle connections per endpoint as a dispatcher has attempts
+// in flight to it, so a busy endpoint is not redialled for every delivery.
 func webhookURLs(cfg config.Config) webhooks.URLPolicy {
-	return webhooks.URLPolicy{AllowLoopback: cfg.WebhookAllowLoopback}
+	return webhooks.URLPolicy{AllowLoopback: cfg.WebhookAllowLoopback, IdleConnsPerHost: 2 * cfg.WebhookEndpointConcurrency}
 }
 
 func runSandbox(ctx context.Context, cfg config.Config) error {

@@ -45,6 +45,13 @@ type Config struct {
 	Baseline bool
 	Samples  int // histories read per workflow kind
 
+	// Endpoints and DeadEndpoints, when set, give the merchant webhook
+	// endpoints for phase (a): loopback receivers answering 204, and
+	// loopback ports that refuse connections. Phase (a0) runs the same
+	// refunds before they exist, for the ratio.
+	Endpoints     int
+	DeadEndpoints int
+
 	Provider        string
 	Currency        string
 	TxAmount        int64 // captured amount of each transaction
@@ -109,8 +116,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	say("machine busy before the run: %.0f%% of %d CPUs", rep.IdleBusyPercent, rep.Machine.CPUs)
 
 	// (a) Backflow: refunds through the API.
-	say("creating %d captured transactions through the API", cfg.Warmup+cfg.Refunds)
-	txs, err := api.createTransactions(ctx, cfg.Warmup+cfg.Refunds, 16, cfg.Provider, cfg.Currency, cfg.TxAmount, tag+"a")
+	hooks := cfg.Endpoints+cfg.DeadEndpoints > 0
+	perPhase := cfg.Refunds
+	if hooks {
+		perPhase = 2 * cfg.Refunds // (a0) without endpoints, then (a)
+	}
+	say("creating %d captured transactions through the API", cfg.Warmup+perPhase)
+	txs, err := api.createTransactions(ctx, cfg.Warmup+perPhase, 16, cfg.Provider, cfg.Currency, cfg.TxAmount, tag+"a")
 	if err != nil {
 		return nil, err
 	}
@@ -152,9 +164,29 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("warm-up: no refund completed: %v", w.FirstErrors)
 		}
 	}
+	offset := cfg.Warmup
+	var recv *Receivers
+	if hooks {
+		a0, err := refundsWithoutEndpoints(ctx, cfg, say, pool, procs, func() PhaseResult {
+			return refundPhase("no-endpoints", offset, cfg.Refunds, cfg.Concurrency, cfg.Rate)
+		}, refundIDs[offset:offset+cfg.Refunds])
+		if err != nil {
+			return nil, err
+		}
+		rep.NoEndpoints = a0
+		offset += cfg.Refunds
+		if recv, err = StartReceivers(cfg.Endpoints, cfg.DeadEndpoints); err != nil {
+			return nil, err
+		}
+		defer recv.Close()
+		if err := api.registerEndpoints(ctx, append(slices.Clone(recv.Live), recv.Dead...)); err != nil {
+			return nil, err
+		}
+		say("webhook endpoints: %d loopback receivers answering 204, %d loopback ports refusing connections", len(recv.Live), len(recv.Dead))
+	}
 	say("(a) Backflow: %d refunds, %s", cfg.Refunds, mode(cfg))
 	a, err := measure(ctx, cfg.TemporalMetricsURL, pool, procs, func() PhaseResult {
-		return refundPhase("backflow", cfg.Warmup, cfg.Refunds, cfg.Concurrency, cfg.Rate)
+		return refundPhase("backflow", offset, cfg.Refunds, cfg.Concurrency, cfg.Rate)
 	})
 	if err != nil {
 		return nil, err
@@ -163,7 +195,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if ctx.Err() != nil {
 		return rep, ctx.Err()
 	}
-	ids := nonNil(refundIDs[cfg.Warmup:])
+	if recv != nil {
+		expected := 2 * a.Completed * len(recv.Live)
+		say("waiting for the %d webhook deliveries of (a) to the live endpoints", expected)
+		w := recv.waitDeliveries(ctx, expected, a.Started, time.Minute)
+		rep.Webhooks = &w
+	}
+	ids := nonNil(refundIDs[offset : offset+cfg.Refunds])
 	db, err := refundTimes(ctx, pool, ids)
 	if err != nil {
 		return nil, err
@@ -437,4 +475,26 @@ func StartWorkerProcess(ctx context.Context, exe string, args []string, stderr i
 		return 0, nil, ctx.Err()
 	}
 	return cmd.Process.Pid, stop, nil
+}
+
+// refundsWithoutEndpoints is phase (a0): the refunds of phase (a) for the
+// merchant before it has webhook endpoints, measured the same way, for the
+// ratio of (a) to it.
+func refundsWithoutEndpoints(ctx context.Context, cfg Config, say func(string, ...any), pool *pgxpool.Pool, procs []Proc,
+	run func() PhaseResult, ids []uuid.UUID) (*PhaseReport, error) {
+	say("(a0) Backflow, merchant without webhook endpoints: %d refunds, %s", cfg.Refunds, mode(cfg))
+	a0, err := measure(ctx, cfg.TemporalMetricsURL, pool, procs, run)
+	if err != nil || ctx.Err() != nil {
+		return nil, errors.Join(err, ctx.Err())
+	}
+	wfIDs := make([]string, 0, cfg.Samples)
+	for _, id := range sample(nonNil(ids), cfg.Samples) {
+		wfIDs = append(wfIDs, workflows.RefundWorkflowID(id))
+	}
+	hist, err := analyzeHistories(ctx, cfg.Temporal, wfIDs)
+	if err != nil {
+		return nil, err
+	}
+	a0.History = &hist
+	return &a0, nil
 }

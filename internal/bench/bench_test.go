@@ -2,9 +2,14 @@ package bench
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 func TestSummarize(t *testing.T) {
@@ -51,5 +56,32 @@ func TestProcAccounting(t *testing.T) {
 	cpu := cpuSeconds([]Proc{{Name: "self", PID: os.Getpid()}})
 	if cpu["machine"] <= 0 || cpu["self"] < 0 {
 		t.Fatalf("cpuSeconds = %v", cpu)
+	}
+}
+
+// TestReceivers: live receivers count distinct deliveries and duplicates
+// with their latency; dead endpoints refuse connections.
+func TestReceivers(t *testing.T) {
+	r, err := StartReceivers(2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	id := uuid.New()
+	body := fmt.Sprintf(`{"id":%q,"createdAt":%q}`, id, time.Now().Add(-50*time.Millisecond).Format(time.RFC3339Nano))
+	start := time.Now()
+	for _, u := range append(r.Live, r.Live[0]) {
+		resp, err := http.Post(u, "application/json", strings.NewReader(body))
+		if err != nil || resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("post to %s: %v %v", u, resp, err)
+		}
+		resp.Body.Close()
+	}
+	if _, err := http.Post(r.Dead[0], "application/json", strings.NewReader(body)); err == nil {
+		t.Fatal("the dead endpoint answered")
+	}
+	w := r.waitDeliveries(context.Background(), 2, start, time.Second)
+	if w.Delivered != 2 || w.Duplicates != 1 || w.Latency.P50 < 50 || w.LiveEndpoints != 2 || w.DeadEndpoints != 1 {
+		t.Fatalf("report = %+v", w)
 	}
 }

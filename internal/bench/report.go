@@ -23,8 +23,12 @@ type Report struct {
 	IdleBusyPercent float64      `json:"idleBusyPercent"`
 	Config          ReportConfig `json:"config"`
 	Backflow        PhaseReport  `json:"backflow"`
-	Baseline        *PhaseReport `json:"baseline,omitempty"`
-	HalfRate        *PhaseReport `json:"halfRate,omitempty"`
+	// NoEndpoints is phase (a0), and Webhooks what the endpoints of phase
+	// (a) received, when the run gave the merchant endpoints.
+	NoEndpoints *PhaseReport   `json:"noEndpoints,omitempty"`
+	Webhooks    *WebhookReport `json:"webhooks,omitempty"`
+	Baseline    *PhaseReport   `json:"baseline,omitempty"`
+	HalfRate    *PhaseReport   `json:"halfRate,omitempty"`
 	// Ratio is Backflow / baseline.
 	Ratio   *Ratio            `json:"ratio,omitempty"`
 	Memory  map[string]Memory `json:"memoryAtEnd"`
@@ -155,12 +159,14 @@ type ReportConfig struct {
 	IdempotencyKeys bool    `json:"idempotencyKeys"`
 	Samples         int     `json:"historySamples"`
 	Label           string  `json:"label,omitempty"`
+	Endpoints       int     `json:"endpoints,omitempty"`
+	DeadEndpoints   int     `json:"deadEndpoints,omitempty"`
 }
 
 func reportConfig(c Config) ReportConfig {
 	return ReportConfig{Refunds: c.Refunds, Concurrency: c.Concurrency, Rate: c.Rate, Warmup: c.Warmup,
 		HalfRateSeconds: c.HalfRate.Seconds(), Provider: c.Provider, Amount: c.Amount, Currency: c.Currency,
-		IdempotencyKeys: c.IdempotencyKeys, Samples: c.Samples, Label: c.Label}
+		IdempotencyKeys: c.IdempotencyKeys, Samples: c.Samples, Label: c.Label, Endpoints: c.Endpoints, DeadEndpoints: c.DeadEndpoints}
 }
 
 // finish computes the ratios and checks the targets.
@@ -177,6 +183,28 @@ func (r *Report) finish() {
 			Name: "  same, by CPU cost per workflow (robust to a shared machine)",
 			Got:  fmt.Sprintf("%.2f× (%.1f vs %.1f ms)", r.Ratio.CPUCeiling, a.CPU.StackMsPerItem, b.CPU.StackMsPerItem),
 			Pass: r.Ratio.CPUCeiling >= 2,
+		})
+	}
+	if z := r.NoEndpoints; z != nil && z.Completed > 0 {
+		got := ratio(a.Throughput, z.Throughput)
+		r.Targets = append(r.Targets, Target{
+			Name: fmt.Sprintf("refunds/s with %d endpoints (%d dead) ≥ 90%% of none (same run)", r.Config.Endpoints+r.Config.DeadEndpoints, r.Config.DeadEndpoints),
+			Got:  fmt.Sprintf("%.0f%% (%.1f/s vs %.1f/s)", got*100, a.Throughput, z.Throughput),
+			Pass: got >= 0.9,
+		})
+		if a.History != nil && z.History != nil {
+			r.Targets = append(r.Targets, Target{
+				Name: "history events per refund independent of the endpoints",
+				Got:  fmt.Sprintf("%.1f with, %.1f without", a.History.Events, z.History.Events),
+				Pass: a.History.Events == z.History.Events,
+			})
+		}
+	}
+	if w := r.Webhooks; w != nil {
+		r.Targets = append(r.Targets, Target{
+			Name: "every webhook delivery to a live endpoint made",
+			Got:  fmt.Sprintf("%d of %d", w.Delivered, w.Expected),
+			Pass: w.Delivered >= w.Expected,
 		})
 	}
 	if h := r.HalfRate; h != nil && h.Completed > 0 {
@@ -334,6 +362,43 @@ func (r *Report) WriteText(out io.Writer) {
 		if p != nil && p.CPU.OtherPercent > 10 {
 			fmt.Fprintf(out, "WARNING: %.0f%% of the machine's CPU went to other processes during %s: the figures are skewed; run again on a quiet machine.\n",
 				p.CPU.OtherPercent, p.Name)
+		}
+	}
+
+	if z := r.NoEndpoints; z != nil {
+		c := r.Config
+		fmt.Fprintf(out, "\nwebhooks: in (a) the merchant has %d endpoints: %d loopback receivers answering 204, %d loopback ports refusing connections; (a0) ran as many refunds before they existed\n",
+			c.Endpoints+c.DeadEndpoints, c.Endpoints, c.DeadEndpoints)
+		line("", "(a0) no endpoints", "(a) with endpoints", "a/a0")
+		for _, x := range []struct {
+			name string
+			f    func(p *PhaseReport) float64
+		}{
+			{"throughput (refunds/s)", func(p *PhaseReport) float64 { return p.Throughput }},
+			{"end-to-end p50 (ms)", func(p *PhaseReport) float64 { return p.E2E.P50 }},
+			{"end-to-end p99 (ms)", func(p *PhaseReport) float64 { return p.E2E.P99 }},
+			{"history events / refund", func(p *PhaseReport) float64 {
+				if p.History == nil {
+					return 0
+				}
+				return p.History.Events
+			}},
+			{"Temporal persistence ops / refund", func(p *PhaseReport) float64 {
+				if p.Persistence == nil {
+					return 0
+				}
+				return p.Persistence.OpsPerItem
+			}},
+			{"CPU ms / refund: the stack", func(p *PhaseReport) float64 { return p.CPU.StackMsPerItem }},
+			{"machine CPU busy (%)", func(p *PhaseReport) float64 { return p.CPU.BusyPercent }},
+			{"  of which other processes (%)", func(p *PhaseReport) float64 { return p.CPU.OtherPercent }},
+		} {
+			line(x.name, fmt.Sprintf("%.1f", x.f(z)), fmt.Sprintf("%.1f", x.f(&a)), fmt.Sprintf("%.2f", ratio(x.f(&a), x.f(z))))
+		}
+		flush()
+		if w := r.Webhooks; w != nil {
+			fmt.Fprintf(out, "webhook deliveries of (a) to the live endpoints: %d of %d, %d duplicates, %.1f/s; latency (event created → received) p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n",
+				w.Delivered, w.Expected, w.Duplicates, w.PerSec, w.Latency.P50, w.Latency.P95, w.Latency.P99)
 		}
 	}
 

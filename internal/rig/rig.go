@@ -26,6 +26,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/backflow/backflow/activities"
+	"github.com/backflow/backflow/config"
 	"github.com/backflow/backflow/providers"
 	"github.com/backflow/backflow/providers/sandbox"
 	"github.com/backflow/backflow/refund"
@@ -96,7 +97,7 @@ type Rig struct {
 	Logger     *slog.Logger
 
 	mu        sync.Mutex
-	worker    sdkworker.Worker
+	workers   []sdkworker.Worker
 	opsAPIKey string
 	api       *httptest.Server
 	psp       *httptest.Server
@@ -161,8 +162,11 @@ func StartRig(o RigOptions) (*Rig, error) {
 	}
 	apiSrv.Config.Handler = api
 	apiSrv.Start()
+	// Dispatchers poll often, so tests see deliveries within tens of ms.
 	acts := &activities.Activities{Store: worker.ActivityStore(o.Store), Providers: reg, Policy: o.Policy,
-		WebhookClient: o.WebhookURLs.Client()}
+		WebhookClient: o.WebhookURLs.Client(),
+		Dispatch:      activities.DispatchOptions{PollInterval: 50 * time.Millisecond},
+		Workflows:     gateway(o.Temporal, o.TaskQueue)}
 	if o.WebhookPolicy != nil {
 		acts.Webhooks = *o.WebhookPolicy
 	}
@@ -177,28 +181,39 @@ func StartRig(o RigOptions) (*Rig, error) {
 	return r, nil
 }
 
-// StartWorker starts (or restarts) the rig's in-process worker.
+// StartWorker starts (or restarts) the rig's in-process workers, refunds
+// and webhooks (on config.WebhookTaskQueueFor(TaskQueue)), and its webhook
+// dispatcher.
 func (r *Rig) StartWorker() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.worker != nil {
+	if r.workers != nil {
 		return nil
 	}
-	w := worker.New(r.Temporal, r.TaskQueue, r.Activities, sdkworker.Options{})
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	refundsWorker := worker.New(r.Temporal, r.TaskQueue, r.Activities, sdkworker.Options{})
+	webhooksWorker := worker.NewWebhooks(r.Temporal, config.WebhookTaskQueueFor(r.TaskQueue), r.Activities, sdkworker.Options{})
+	for i, w := range []sdkworker.Worker{refundsWorker, webhooksWorker} {
+		if err := w.Start(); err != nil {
+			for _, started := range r.workers[:i] {
+				started.Stop()
+			}
+			r.workers = nil
+			return fmt.Errorf("start worker: %w", err)
+		}
+		r.workers = append(r.workers, w)
 	}
-	r.worker = w
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return r.Activities.Workflows.EnsureWebhookDispatchers(ctx)
 }
 
-// StopWorker stops the worker, as a deploy would; running activities are abandoned.
+// StopWorker stops the workers, as a deploy would; running activities are abandoned.
 func (r *Rig) StopWorker() {
 	r.mu.Lock()
-	w := r.worker
-	r.worker = nil
+	ws := r.workers
+	r.workers = nil
 	r.mu.Unlock()
-	if w != nil {
+	for _, w := range ws {
 		w.Stop()
 	}
 }
@@ -244,5 +259,10 @@ func (r *Rig) Client(m Merchant) *Client { return NewClient(r.APIURL, m.Key) }
 func NewService(st *store.Store, c client.Client, taskQueue string, reg *providers.Registry, log *slog.Logger, h refunds.Hooks,
 	opts ...refunds.Option) *refunds.Service {
 	opts = append([]refunds.Option{refunds.WithWebhookURLs(TestURLPolicy(nil))}, opts...)
-	return refunds.New(st, reg, refunds.TemporalGateway{Client: c, TaskQueue: taskQueue}, log, h, opts...)
+	return refunds.New(st, reg, gateway(c, taskQueue), log, h, opts...)
+}
+
+// gateway is the refunds gateway of a rig's task queues, with one webhook dispatcher.
+func gateway(c client.Client, taskQueue string) refunds.TemporalGateway {
+	return refunds.TemporalGateway{Client: c, TaskQueue: taskQueue, WebhookTaskQueue: config.WebhookTaskQueueFor(taskQueue), WebhookDispatchers: 1}
 }
