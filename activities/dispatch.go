@@ -59,6 +59,12 @@ type DispatchReport struct {
 	Attempts, Delivered, Retrying, Failed, Skipped int64
 }
 
+// Add sums two reports (a dispatcher's run).
+func (r DispatchReport) Add(o DispatchReport) DispatchReport {
+	return DispatchReport{Attempts: r.Attempts + o.Attempts, Delivered: r.Delivered + o.Delivered, Retrying: r.Retrying + o.Retrying,
+		Failed: r.Failed + o.Failed, Skipped: r.Skipped + o.Skipped}
+}
+
 // DispatchWebhooks is one slice of a webhook dispatcher: until slice has
 // passed (or the activity is canceled), it claims due deliveries from the
 // outbox and makes their attempts, at most Concurrency at once, recording

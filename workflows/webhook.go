@@ -37,11 +37,16 @@ func WebhookDispatcherWorkflow(ctx workflow.Context) error {
 		HeartbeatTimeout:    dispatcherHeartbeat,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 	})
-	for range slicesPerRun {
+	var run activities.DispatchReport
+	since := workflow.Now(ctx)
+	workflow.SetCurrentDetails(ctx, DispatcherDetails(0, since, run))
+	for slice := range slicesPerRun {
 		var rep activities.DispatchReport
 		if err := workflow.ExecuteActivity(ctx, a.DispatchWebhooks, dispatchSlice).Get(ctx, &rep); err != nil {
 			return fmt.Errorf("dispatch webhooks: %w", err)
 		}
+		run = run.Add(rep)
+		workflow.SetCurrentDetails(ctx, DispatcherDetails(slice+1, since, run))
 	}
 	return workflow.NewContinueAsNewError(ctx, WebhookDispatcherWorkflow)
 }
@@ -75,6 +80,8 @@ func WebhookDeliveryWorkflow(ctx workflow.Context, d activities.Delivery) (activ
 		},
 	})
 	log := workflow.GetLogger(ctx)
+	// Attempts show as the pending activity's attempt count.
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("Webhook delivery of event %s to endpoint %s", d.EventID, d.EndpointID))
 	var res activities.DeliveryResult
 	if err := workflow.ExecuteActivity(ctx, a.DeliverWebhook, d).Get(ctx, &res); err != nil {
 		log.Error("webhook delivery gave up", "eventId", d.EventID, "endpointId", d.EndpointID, "error", err)
@@ -84,12 +91,23 @@ func WebhookDeliveryWorkflow(ctx workflow.Context, d activities.Delivery) (activ
 	return res, nil
 }
 
+// DispatcherDetails are a dispatcher's current details in Temporal UI: the
+// slices of this run and what they did (the slice in progress shows in its
+// activity's heartbeat details).
+func DispatcherDetails(slices int, since time.Time, r activities.DispatchReport) string {
+	return fmt.Sprintf("Webhook dispatcher: delivers the outbox (webhook_deliveries)\n\n"+
+		"%d of %d slices of this run since %s: **%d attempts**, %d delivered, %d to retry, %d failed, %d skipped",
+		slices, slicesPerRun, since.UTC().Format(time.RFC3339), r.Attempts, r.Delivered, r.Retrying, r.Failed, r.Skipped)
+}
+
 // WebhookDispatcherStartOptions start dispatcher n of a webhooks task
 // queue, or find it running: starting it again is a no-op.
 func WebhookDispatcherStartOptions(webhookTaskQueue string, n int) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
 		ID:                       WebhookDispatcherID(webhookTaskQueue, n),
 		TaskQueue:                webhookTaskQueue,
+		StaticSummary:            fmt.Sprintf("Webhook dispatcher %d · %s", n, webhookTaskQueue),
+		StaticDetails:            "Claims due deliveries from the webhook outbox and posts them; see docs/webhooks.md.",
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -103,4 +104,17 @@ func TestWebhookDispatcherRunsSlicesThenContinuesAsNew(t *testing.T) {
 	require.ErrorAs(t, env.GetWorkflowError(), &can)
 	require.Equal(t, workflows.WebhookDispatcherWorkflowName, can.WorkflowType.Name)
 	require.Greater(t, calls, 10, "slices before continuing as new, the failed one retried")
+	// Temporal UI shows what the run's slices did.
+	v, err := env.QueryWorkflow("__temporal_workflow_metadata")
+	require.NoError(t, err)
+	var md sdkpb.WorkflowMetadata
+	require.NoError(t, v.Get(&md))
+	require.Contains(t, md.GetCurrentDetails(), "50 of 50 slices of this run")
+	require.Contains(t, md.GetCurrentDetails(), "**0 attempts**, 50 delivered")
+}
+
+func TestDispatcherStartOptionsExplainThemselves(t *testing.T) {
+	o := workflows.WebhookDispatcherStartOptions("backflow-refunds-webhooks", 1)
+	require.Equal(t, "Webhook dispatcher 1 · backflow-refunds-webhooks", o.StaticSummary)
+	require.Contains(t, o.StaticDetails, "webhook outbox")
 }
