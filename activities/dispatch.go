@@ -163,7 +163,8 @@ type attemptResult struct {
 // once its retry window has passed; skipped when the endpoint answered 410
 // or the URL policy refuses its URL for good (both disable it).
 func attemptDue(ctx context.Context, client *http.Client, d refund.DueDelivery, p WebhookPolicy) attemptResult {
-	r := attemptResult{due: d, out: refund.DeliveryOutcome{Delivery: refund.Delivery{EventID: d.Event.ID, EndpointID: d.Endpoint.ID}}}
+	r := attemptResult{due: d, out: refund.DeliveryOutcome{Delivery: refund.Delivery{EventID: d.Event.ID, EndpointID: d.Endpoint.ID},
+		WindowStartedAt: d.WindowStartedAt}}
 	att, refused, err := postAttempt(ctx, client, d.Event, d.Endpoint, p.AttemptTimeout)
 	now := time.Now()
 	switch {

@@ -65,6 +65,10 @@ type DueDelivery struct {
 // DeliveryOutcome is how one claimed delivery's attempt ended.
 type DeliveryOutcome struct {
 	Delivery
+	// WindowStartedAt is the claimed delivery's (DueDelivery.WindowStartedAt):
+	// an outcome of an attempt made before a redelivery restarted the
+	// window does not end the redelivery.
+	WindowStartedAt time.Time
 	// Attempt is the request made, logged in webhook_attempts; nil when
 	// none was made (the endpoint had gone).
 	Attempt *WebhookAttempt

@@ -149,7 +149,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, perEndpoint int, lea
 // FinishDeliveries records how claimed deliveries' attempts ended, in one
 // statement for the batch: each attempt (numbered after the event's
 // earlier attempts to the endpoint), each delivery's new status, and each
-// endpoint's health. A failed attempt holds back the endpoint's other
+// endpoint's health (an attempt older than a redelivery of its delivery is
+// logged but leaves the redelivery pending). A failed attempt holds back the endpoint's other
 // pending deliveries until its retry time; an endpoint whose attempts in
 // the batch all succeeded is no longer failing. It returns the attempts
 // logged, numbered.
@@ -165,9 +166,10 @@ func (s *Store) FinishDeliveries(ctx context.Context, outs []refund.DeliveryOutc
 		errs, statuses         = make([]string, n), make([]string, n)
 		oks, made              = make([]bool, n), make([]bool, n)
 		next, retry            = make([]*time.Time, n), make([]*time.Time, n)
+		windows                = make([]time.Time, n)
 	)
 	for i, o := range outs {
-		events[i], endpoints[i], ids[i], statuses[i] = o.EventID, o.EndpointID, uuid.Must(uuid.NewV7()), o.Status
+		events[i], endpoints[i], ids[i], statuses[i], windows[i] = o.EventID, o.EndpointID, uuid.Must(uuid.NewV7()), o.Status, o.WindowStartedAt
 		if o.Attempt != nil {
 			made[i], oks[i], codes[i], latencies[i], errs[i] = true, o.Attempt.Succeeded, o.Attempt.StatusCode, o.Attempt.LatencyMS, o.Attempt.Error
 		}
@@ -180,8 +182,9 @@ func (s *Store) FinishDeliveries(ctx context.Context, outs []refund.DeliveryOutc
 	}
 	rows, err := s.pool.Query(ctx, `WITH o AS (
 			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::int[], $6::text[], $7::bool[], $8::bool[],
-				$9::text[], $10::timestamptz[], $11::timestamptz[])
-				AS o (event_id, endpoint_id, attempt_id, status_code, latency_ms, error, ok, made, status, next_attempt_at, retry_at)),
+				$9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[])
+				AS o (event_id, endpoint_id, attempt_id, status_code, latency_ms, error, ok, made, status, next_attempt_at, retry_at,
+					window_started_at)),
 		att AS (
 			INSERT INTO webhook_attempts (id, event_id, endpoint_id, attempt, status_code, latency_ms, error, succeeded)
 			SELECT o.attempt_id, o.event_id, o.endpoint_id,
@@ -193,8 +196,10 @@ func (s *Store) FinishDeliveries(ctx context.Context, outs []refund.DeliveryOutc
 			UPDATE webhook_deliveries w SET status = o.status, attempts = w.attempts + CASE WHEN o.made THEN 1 ELSE 0 END,
 				next_attempt_at = coalesce(o.next_attempt_at, w.next_attempt_at), leased_until = NULL, last_error = nullif(o.error, ''),
 				finished_at = CASE WHEN o.status = 'PENDING' THEN NULL ELSE now() END
-			-- A delivery skipped meanwhile (its endpoint deleted or disabled) stays so.
-			FROM o WHERE w.event_id = o.event_id AND w.endpoint_id = o.endpoint_id AND w.status = 'PENDING'),
+			-- A delivery skipped meanwhile (its endpoint deleted or disabled) stays so; one
+			-- redelivered meanwhile (a new window) is made again.
+			FROM o WHERE w.event_id = o.event_id AND w.endpoint_id = o.endpoint_id AND w.status = 'PENDING'
+				AND w.window_started_at = o.window_started_at),
 		health AS (
 			SELECT endpoint_id, bool_and(ok) AS ok, count(*) FILTER (WHERE NOT ok) AS failed, max(retry_at) AS retry_at
 			FROM o WHERE made GROUP BY endpoint_id),
@@ -210,7 +215,7 @@ func (s *Store) FinishDeliveries(ctx context.Context, outs []refund.DeliveryOutc
 				AND w.next_attempt_at < h.retry_at AND (w.leased_until IS NULL OR w.leased_until <= now())
 				AND NOT EXISTS (SELECT 1 FROM o WHERE o.event_id = w.event_id AND o.endpoint_id = w.endpoint_id))
 		SELECT id, attempt, created_at FROM att`,
-		events, endpoints, ids, codes, latencies, errs, oks, made, statuses, next, retry)
+		events, endpoints, ids, codes, latencies, errs, oks, made, statuses, next, retry, windows)
 	if err != nil {
 		return nil, fmt.Errorf("finish deliveries: %w", mapErr(err))
 	}
