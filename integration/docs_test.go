@@ -108,14 +108,20 @@ func TestDocsNameRealCode(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, file := range files {
-			if strings.HasSuffix(file, "_test.go") {
-				continue
-			}
 			f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
 			if err != nil {
 				t.Fatal(err)
 			}
-			collect(f.Name.Name, f, exported)
+			if !strings.HasSuffix(file, "_test.go") {
+				collect(f.Name.Name, f, exported)
+				continue
+			}
+			// Docs cite tests as `pkg.TestName`, whichever test package holds them.
+			for _, d := range f.Decls {
+				if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil && strings.HasPrefix(fn.Name.Name, "Test") {
+					exported[strings.TrimSuffix(f.Name.Name, "_test")+"."+fn.Name.Name] = true
+				}
+			}
 		}
 	}
 	code := sourceText(t)

@@ -127,7 +127,8 @@ func TestWebhookURLPolicy(t *testing.T) {
 	var events struct{ Data []server.EventObject }
 	rig.Must(t, s.Do(t, "GET", "/v1/events?refundId="+created.TransactionID.String(), nil), http.StatusOK).JSON(t, &events)
 	t.Cleanup(func() { stopDeliveries(s, events.Data, ep.ID, legacy) })
-	// The first delivery to the legacy endpoint disables it; the other event's is skipped.
+	// The first delivery to the legacy endpoint disables it; the other event's is skipped (or,
+	// claimed before the endpoint was disabled, refused the same way: nothing is ever sent).
 	var rebound, old []server.WebhookAttemptObject
 	err := rig.Poll(context.Background(), 30*time.Second, "refused attempts to both endpoints", func(context.Context) (bool, error) {
 		rebound, old = nil, nil
@@ -136,7 +137,7 @@ func TestWebhookURLPolicy(t *testing.T) {
 			rig.Must(t, s.Do(t, "GET", "/v1/events/"+e.ID.String(), nil), http.StatusOK).JSON(t, &detail)
 			rebound, old = append(rebound, attemptsOf(detail, ep.ID)...), append(old, attemptsOf(detail, legacy)...)
 		}
-		return len(rebound) >= 3 && len(old) == 1, nil
+		return len(rebound) >= 3 && len(old) >= 1, nil
 	})
 	if err != nil {
 		t.Fatalf("%v: rebinding %+v, legacy %+v", err, rebound, old)
@@ -146,8 +147,13 @@ func TestWebhookURLPolicy(t *testing.T) {
 			t.Errorf("rebinding attempt = %+v", a)
 		}
 	}
-	if a := old[0]; a.StatusCode != nil || !strings.Contains(a.Error, "must use https") {
-		t.Errorf("legacy endpoint attempt = %+v", a)
+	if len(old) > len(events.Data) {
+		t.Errorf("%d attempts to the legacy endpoint for %d events: want one at most per event", len(old), len(events.Data))
+	}
+	for _, a := range old {
+		if a.StatusCode != nil || !strings.Contains(a.Error, "must use https") {
+			t.Errorf("legacy endpoint attempt = %+v", a)
+		}
 	}
 	var disabled server.WebhookEndpointObject
 	rig.Must(t, s.Do(t, "GET", "/v1/webhook-endpoints/"+legacy.String(), nil), http.StatusOK).JSON(t, &disabled)
@@ -155,7 +161,7 @@ func TestWebhookURLPolicy(t *testing.T) {
 		t.Errorf("legacy endpoint = %+v, want disabled by the policy", disabled)
 	}
 	rig.Must(t, s.Do(t, "GET", "/v1/webhook-endpoints/"+ep.ID.String(), nil), http.StatusOK).JSON(t, &ep)
-	if ep.Status != "ENABLED" {
+	if ep.Status == "DISABLED" { // FAILING after its refused attempts
 		t.Errorf("rebinding endpoint = %+v, want it kept: its name may resolve outside again", ep)
 	}
 
