@@ -65,7 +65,8 @@ type StackOptions struct {
 func StartStack(t testing.TB, opts StackOptions) *Stack {
 	t.Helper()
 	env := testenv.Get(t)
-	ro := RigOptions{Store: env.Store, Temporal: env.Temporal, TaskQueue: env.TaskQueue, Logger: env.Logger,
+	// A queue per stack: a schedule or worker process a test left behind never runs another test's refunds.
+	ro := RigOptions{Store: env.Store, Temporal: env.Temporal, TaskQueue: env.TaskQueue + "-" + uuid.NewString()[:8], Logger: env.Logger,
 		Policy: StackPolicy(), ProviderTimeout: 5 * time.Second, AsyncDelay: opts.AsyncDelay, ProviderProxy: opts.ProviderProxy,
 		NoWorker: opts.NoWorker, ExtraProviders: opts.ExtraProviders, WebhookURLs: opts.WebhookURLs, RateLimit: opts.RateLimit,
 		HTTPLimits: opts.HTTPLimits}
