@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/backflow/backflow/activities"
 	"github.com/backflow/backflow/internal/rig"
+	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/webhooks"
 )
@@ -146,6 +148,8 @@ func TestWebhookReceiverDownForALongTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The dispatcher logs an attempt after the receiver has answered it.
+	waitDelivered(t, r, events)
 	requests, distinct, total, badSig := recv.stats()
 	if badSig != 0 {
 		t.Errorf("%d deliveries failed signature or id checks", badSig)
@@ -207,6 +211,26 @@ func countAttempts(t *testing.T, r *rig.Rig, events []server.EventObject, succee
 		}
 	}
 	return n
+}
+
+// waitDelivered waits until every event has a succeeded attempt logged.
+func waitDelivered(t *testing.T, r *rig.Rig, events []server.EventObject) {
+	t.Helper()
+	err := rig.Poll(context.Background(), 30*time.Second, "every delivery logged", func(ctx context.Context) (bool, error) {
+		for _, e := range events {
+			as, err := r.Store.ListWebhookAttempts(ctx, e.ID)
+			if err != nil {
+				return false, err
+			}
+			if !slices.ContainsFunc(as, func(a refund.WebhookAttempt) bool { return a.Succeeded }) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitFailedAttempts waits until the events have at least k failed
