@@ -1,0 +1,269 @@
+package server_test
+
+// Fixtures of TestOpenAPIConformance: each subtest makes the merchants,
+// payments, refunds and webhook endpoints it needs, so none depends on
+// another having run.
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/backflow/backflow/internal/rig"
+	"github.com/backflow/backflow/ops"
+	"github.com/backflow/backflow/refund"
+	"github.com/backflow/backflow/server"
+	"github.com/backflow/backflow/webhooks"
+)
+
+// newMerchant is c calling as a new merchant, whose lists hold only what
+// the subtest made.
+func (c *conformance) newMerchant(t *testing.T) *conformance {
+	t.Helper()
+	m := *c
+	m.merchantID, m.key = c.s.NewMerchantKey(t, nil)
+	return &m
+}
+
+// client calls the API as c's merchant, for set-up the document need not check.
+func (c *conformance) client() *rig.Client { return rig.NewClient(c.s.APIURL, c.key) }
+
+// cardBasket is what the card payments of the fixtures bought: two items
+// and a gift-card redemption.
+var cardBasket = map[string]any{
+	"lineItems":           []map[string]any{{"id": "sku-1", "amount": 2000, "quantity": 2}, {"id": "sku-2", "amount": 1000, "quantity": 1}},
+	"giftCardRedemptions": []map[string]any{{"id": "gc-1", "amount": 1500}},
+}
+
+// newCardTransaction registers a session and a captured cardpay payment of
+// 10000 EUR with cardBasket.
+func (c *conformance) newCardTransaction(t *testing.T) rig.Transaction {
+	t.Helper()
+	tx, err := c.client().CreateTransaction(context.Background(), cardBasket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+// newRefund creates a refund of amount on tx and returns its id.
+func (c *conformance) newRefund(t *testing.T, tx rig.Transaction, amount int64) string {
+	t.Helper()
+	id, err := c.client().Refund(context.Background(), tx, amount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// newSucceededRefund refunds 2000 of a new card payment and waits until the
+// provider took it.
+func (c *conformance) newSucceededRefund(t *testing.T) string {
+	t.Helper()
+	id := c.newRefund(t, c.newCardTransaction(t), 2000)
+	c.waitSucceeded(t, id)
+	return id
+}
+
+// waitSucceeded waits until the refund, of any merchant, is SUCCEEDED.
+func (c *conformance) waitSucceeded(t *testing.T, id string) {
+	t.Helper()
+	waitOps(t, c.s, id, func(d ops.RefundDetail) bool { return d.Refund.Status == refund.StatusSucceeded })
+}
+
+// hookedMerchant is a new merchant with webhook endpoints on a receiver of
+// its own: ok gets refund.created and refund.succeeded, flaky and gone get
+// every type, canceledOnly gets refund.canceled only.
+type hookedMerchant struct {
+	*conformance // calls as the merchant
+	recv         *hookReceiver
+
+	ok, flaky, gone, canceledOnly server.WebhookEndpointObject
+}
+
+func (c *conformance) newHookedMerchant(t *testing.T) *hookedMerchant {
+	t.Helper()
+	m := &hookedMerchant{conformance: c.newMerchant(t), recv: newHookReceiver(t)}
+	for _, ep := range []struct {
+		into  *server.WebhookEndpointObject
+		path  string
+		types []string
+	}{
+		{&m.ok, "/ok", []string{refund.EventRefundCreated, refund.EventRefundSucceeded}},
+		{&m.flaky, "/flaky", refund.EventTypes},
+		{&m.gone, "/gone", refund.EventTypes},
+		{&m.canceledOnly, "/canceled", []string{refund.EventRefundCanceled}},
+	} {
+		body := map[string]any{"url": m.recv.url(ep.path), "eventTypes": ep.types}
+		rig.Must(t, c.s.DoWithKey(t, m.key, "POST", "/v1/webhook-endpoints", body), http.StatusCreated).JSON(t, ep.into)
+	}
+	return m
+}
+
+// deliveredRefund is a succeeded refund of a hooked merchant whose
+// refund.created event reached ok, and flaky at its third attempt, and
+// whose 410 disabled gone.
+type deliveredRefund struct {
+	*hookedMerchant
+	refundID string
+	created  server.EventObject // the refund's refund.created event
+}
+
+func (c *conformance) newDeliveredRefund(t *testing.T) deliveredRefund {
+	t.Helper()
+	m := c.newHookedMerchant(t)
+	d := deliveredRefund{hookedMerchant: m, refundID: m.newSucceededRefund(t)}
+	var page struct{ Data []server.EventObject }
+	rig.Must(t, c.s.DoWithKey(t, m.key, "GET", "/v1/events?type="+refund.EventRefundCreated+"&refundId="+d.refundID, nil), http.StatusOK).JSON(t, &page)
+	if len(page.Data) != 1 {
+		t.Fatalf("refund.created events of the refund = %+v", page.Data)
+	}
+	d.created = page.Data[0]
+	m.waitEvent(t, d.created.ID.String(), func(e server.EventDetail) bool {
+		return len(attemptsTo(e, m.flaky.ID)) == 3 && len(attemptsTo(e, m.ok.ID)) == 1
+	})
+	m.waitEndpointDisabled(t, m.gone.ID.String())
+	return d
+}
+
+// hookReceiver is a merchant's webhook receiver. Per path and event: /ok
+// answers 200; /flaky first cuts the connection without an answer, then
+// answers 500, then 200; /gone answers 410; anything else 200.
+type hookReceiver struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen map[string]int // path + " " + event id → requests
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{seen: map[string]int{}}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		h.mu.Lock()
+		key := r.URL.Path + " " + r.Header.Get(webhooks.EventIDHeader)
+		h.seen[key]++
+		n := h.seen[key]
+		h.mu.Unlock()
+		switch {
+		case r.URL.Path == "/flaky" && n == 1:
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+		case r.URL.Path == "/flaky" && n == 2:
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, "receiver says no")
+		case r.URL.Path == "/gone":
+			w.WriteHeader(http.StatusGone)
+		default:
+			w.WriteHeader(http.StatusOK)
+		}
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hookReceiver) url(path string) string { return h.srv.URL + path }
+
+// wait waits until path got n requests for the event.
+func (h *hookReceiver) wait(t *testing.T, path, eventID string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		h.mu.Lock()
+		got := h.seen[path+" "+eventID]
+		h.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s got %d deliveries of event %s, want %d", path, got, eventID, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitAny waits until path got a request.
+func (h *hookReceiver) waitAny(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		h.mu.Lock()
+		got := 0
+		for k, n := range h.seen {
+			if strings.HasPrefix(k, path+" ") {
+				got += n
+			}
+		}
+		h.mu.Unlock()
+		if got > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s got no delivery", path)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitEvent polls GET /v1/events/{id} (c's merchant) until ok.
+func (c *conformance) waitEvent(t *testing.T, id string, ok func(server.EventDetail) bool) server.EventDetail {
+	t.Helper()
+	var d server.EventDetail
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rig.Must(t, c.s.DoWithKey(t, c.key, "GET", "/v1/events/"+id, nil), http.StatusOK).JSON(t, &d)
+		if ok(d) {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event %s: attempts = %+v", id, d.Attempts)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitEndpointDisabled polls GET /v1/webhook-endpoints/{id} (c's merchant)
+// until the endpoint is DISABLED, for 30 s at most; the caller checks.
+func (c *conformance) waitEndpointDisabled(t *testing.T, id string) {
+	t.Helper()
+	var ep server.WebhookEndpointObject
+	for deadline := time.Now().Add(30 * time.Second); ep.Status != "DISABLED" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		rig.Must(t, c.s.DoWithKey(t, c.key, "GET", "/v1/webhook-endpoints/"+id, nil), http.StatusOK).JSON(t, &ep)
+	}
+}
+
+// attemptsTo is the event's attempts to one endpoint, oldest first.
+func attemptsTo(d server.EventDetail, endpoint uuid.UUID) []server.WebhookAttemptObject {
+	var out []server.WebhookAttemptObject
+	for _, a := range d.Attempts {
+		if a.EndpointID == endpoint {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// waitOps polls GET /v1/ops/refunds/{id} until ok.
+func waitOps(t *testing.T, s *rig.Stack, id string, ok func(ops.RefundDetail) bool) ops.RefundDetail {
+	t.Helper()
+	var d ops.RefundDetail
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rig.Must(t, s.DoWithKey(t, s.OpsKey, "GET", "/v1/ops/refunds/"+id, nil), http.StatusOK).JSON(t, &d)
+		if ok(d) {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("refund %s: status %s, workflow %+v", id, d.Refund.Status, d.Workflow)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
