@@ -135,7 +135,7 @@ func TestWebhookURLPolicy(t *testing.T) {
 		for _, e := range events.Data {
 			var detail server.EventDetail
 			rig.Must(t, s.Do(t, "GET", "/v1/events/"+e.ID.String(), nil), http.StatusOK).JSON(t, &detail)
-			rebound, old = append(rebound, attemptsOf(detail, ep.ID)...), append(old, attemptsOf(detail, legacy)...)
+			rebound, old = append(rebound, rig.AttemptsTo(detail, ep.ID)...), append(old, rig.AttemptsTo(detail, legacy)...)
 		}
 		return len(rebound) >= 3 && len(old) >= 1, nil
 	})
@@ -179,16 +179,6 @@ func TestWebhookURLPolicy(t *testing.T) {
 			t.Errorf("dialed %s", a)
 		}
 	}
-}
-
-func attemptsOf(d server.EventDetail, endpoint uuid.UUID) []server.WebhookAttemptObject {
-	var out []server.WebhookAttemptObject
-	for _, a := range d.Attempts {
-		if a.EndpointID == endpoint {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 // stopDeliveries ends the delivery workflows of events to endpoints, which

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/ops"
 	"github.com/backflow/backflow/refund"
@@ -127,7 +125,7 @@ func (c *conformance) newDeliveredRefund(t *testing.T) deliveredRefund {
 	}
 	d.created = page.Data[0]
 	m.waitEvent(t, d.created.ID.String(), func(e server.EventDetail) bool {
-		return len(attemptsTo(e, m.flaky.ID)) == 3 && len(attemptsTo(e, m.ok.ID)) == 1
+		return len(rig.AttemptsTo(e, m.flaky.ID)) == 3 && len(rig.AttemptsTo(e, m.ok.ID)) == 1
 	})
 	m.waitEndpointDisabled(t, m.gone.ID.String())
 	return d
@@ -238,17 +236,6 @@ func (c *conformance) waitEndpointDisabled(t *testing.T, id string) {
 	for deadline := time.Now().Add(30 * time.Second); ep.Status != "DISABLED" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		rig.Must(t, c.s.DoWithKey(t, c.key, "GET", "/v1/webhook-endpoints/"+id, nil), http.StatusOK).JSON(t, &ep)
 	}
-}
-
-// attemptsTo is the event's attempts to one endpoint, oldest first.
-func attemptsTo(d server.EventDetail, endpoint uuid.UUID) []server.WebhookAttemptObject {
-	var out []server.WebhookAttemptObject
-	for _, a := range d.Attempts {
-		if a.EndpointID == endpoint {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 // waitOps polls GET /v1/ops/refunds/{id} until ok.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/backflow/backflow/internal/rig"
 	"github.com/backflow/backflow/refund"
 	"github.com/backflow/backflow/server"
 	"github.com/backflow/backflow/webhooks"
@@ -149,9 +150,9 @@ func testEventsConformance(t *testing.T, c *conformance) {
 
 	// The flaky endpoint's attempts: no answer (statusCode null), 500, then 200.
 	detail := m.waitEvent(t, createdEvent.ID.String(), func(d server.EventDetail) bool {
-		return len(attemptsTo(d, m.flaky.ID)) == 3 && len(attemptsTo(d, m.ok.ID)) == 1
+		return len(rig.AttemptsTo(d, m.flaky.ID)) == 3 && len(rig.AttemptsTo(d, m.ok.ID)) == 1
 	})
-	fl := attemptsTo(detail, m.flaky.ID)
+	fl := rig.AttemptsTo(detail, m.flaky.ID)
 	if fl[0].StatusCode != nil || fl[0].Error == "" || fl[1].StatusCode == nil || *fl[1].StatusCode != 500 || !fl[2].Succeeded {
 		t.Errorf("flaky attempts = %+v", fl)
 	}
@@ -189,7 +190,7 @@ func testEventsConformance(t *testing.T, c *conformance) {
 	m.recv.wait(t, "/ok", createdEvent.ID.String(), 3)
 	m.recv.wait(t, "/flaky", createdEvent.ID.String(), 4)
 	m.waitEvent(t, createdEvent.ID.String(), func(d server.EventDetail) bool {
-		return len(attemptsTo(d, m.ok.ID)) == 3 && len(attemptsTo(d, m.flaky.ID)) == 4
+		return len(rig.AttemptsTo(d, m.ok.ID)) == 3 && len(rig.AttemptsTo(d, m.flaky.ID)) == 4
 	})
 	m.do(t, call{method: "GET", path: "/v1/events/" + createdEvent.ID.String(), want: 200})
 

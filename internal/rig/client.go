@@ -211,3 +211,14 @@ func (c *Client) GetTransaction(ctx context.Context, id string) (TransactionStat
 	err := c.expect(ctx, http.StatusOK, &o, "GET", "/v1/transactions/"+id, nil)
 	return o, err
 }
+
+// AttemptsTo is the event's delivery attempts to one endpoint, oldest first.
+func AttemptsTo(d server.EventDetail, endpoint uuid.UUID) []server.WebhookAttemptObject {
+	var out []server.WebhookAttemptObject
+	for _, a := range d.Attempts {
+		if a.EndpointID == endpoint {
+			out = append(out, a)
+		}
+	}
+	return out
+}
