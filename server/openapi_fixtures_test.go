@@ -6,6 +6,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -170,44 +171,36 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 
 func (h *hookReceiver) url(path string) string { return h.srv.URL + path }
 
+// requests counts the requests whose path and event id start with prefix
+// ("path eventID", or "path " for every event).
+func (h *hookReceiver) requests(prefix string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	got := 0
+	for k, n := range h.seen {
+		if strings.HasPrefix(k, prefix) {
+			got += n
+		}
+	}
+	return got
+}
+
 // wait waits until path got n requests for the event.
 func (h *hookReceiver) wait(t *testing.T, path, eventID string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		h.mu.Lock()
-		got := h.seen[path+" "+eventID]
-		h.mu.Unlock()
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s got %d deliveries of event %s, want %d", path, got, eventID, n)
-		}
-		time.Sleep(50 * time.Millisecond)
+	key := path + " " + eventID
+	if err := rig.Poll(context.Background(), 30*time.Second, fmt.Sprintf("%d deliveries of event %s to %s", n, eventID, path),
+		func(context.Context) (bool, error) { return h.requests(key) >= n, nil }); err != nil {
+		t.Fatalf("%v: got %d", err, h.requests(key))
 	}
 }
 
 // waitAny waits until path got a request.
 func (h *hookReceiver) waitAny(t *testing.T, path string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		h.mu.Lock()
-		got := 0
-		for k, n := range h.seen {
-			if strings.HasPrefix(k, path+" ") {
-				got += n
-			}
-		}
-		h.mu.Unlock()
-		if got > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s got no delivery", path)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := rig.Poll(context.Background(), 30*time.Second, "a delivery to "+path,
+		func(context.Context) (bool, error) { return h.requests(path+" ") > 0, nil }); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -215,42 +208,35 @@ func (h *hookReceiver) waitAny(t *testing.T, path string) {
 func (c *conformance) waitEvent(t *testing.T, id string, ok func(server.EventDetail) bool) server.EventDetail {
 	t.Helper()
 	var d server.EventDetail
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if err := rig.Poll(context.Background(), 30*time.Second, "event "+id, func(context.Context) (bool, error) {
 		rig.Must(t, c.s.DoWithKey(t, c.key, "GET", "/v1/events/"+id, nil), http.StatusOK).JSON(t, &d)
-		if ok(d) {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("event %s: attempts = %+v", id, d.Attempts)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return ok(d), nil
+	}); err != nil {
+		t.Fatalf("%v: attempts = %+v", err, d.Attempts)
 	}
+	return d
 }
 
 // waitEndpointDisabled polls GET /v1/webhook-endpoints/{id} (c's merchant)
 // until the endpoint is DISABLED, for 30 s at most; the caller checks.
 func (c *conformance) waitEndpointDisabled(t *testing.T, id string) {
 	t.Helper()
-	var ep server.WebhookEndpointObject
-	for deadline := time.Now().Add(30 * time.Second); ep.Status != "DISABLED" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	_ = rig.Poll(context.Background(), 30*time.Second, "endpoint "+id+" disabled", func(context.Context) (bool, error) {
+		var ep server.WebhookEndpointObject
 		rig.Must(t, c.s.DoWithKey(t, c.key, "GET", "/v1/webhook-endpoints/"+id, nil), http.StatusOK).JSON(t, &ep)
-	}
+		return ep.Status == "DISABLED", nil
+	})
 }
 
 // waitOps polls GET /v1/ops/refunds/{id} until ok.
 func waitOps(t *testing.T, s *rig.Stack, id string, ok func(ops.RefundDetail) bool) ops.RefundDetail {
 	t.Helper()
 	var d ops.RefundDetail
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if err := rig.Poll(context.Background(), 30*time.Second, "refund "+id, func(context.Context) (bool, error) {
 		rig.Must(t, s.DoWithKey(t, s.OpsKey, "GET", "/v1/ops/refunds/"+id, nil), http.StatusOK).JSON(t, &d)
-		if ok(d) {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("refund %s: status %s, workflow %+v", id, d.Refund.Status, d.Workflow)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return ok(d), nil
+	}); err != nil {
+		t.Fatalf("%v: status %s, workflow %+v", err, d.Refund.Status, d.Workflow)
 	}
+	return d
 }
