@@ -13,14 +13,18 @@ import (
 	"github.com/backflow/backflow/workflows"
 )
 
+// beforeSubmit are the moments before the refund is sent at which a cancel
+// must release it.
+var beforeSubmit = []struct {
+	name  string
+	setup func(h *harness)
+}{
+	{"awaiting approval", func(h *harness) { h.plan.RequiresApproval = true }},
+	{"while beginning", func(h *harness) { h.beginDelay = 5 * time.Second }},
+}
+
 func TestRefundCancelUpdateBeforeSubmit(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		setup func(h *harness)
-	}{
-		{"awaiting approval", func(h *harness) { h.plan.RequiresApproval = true }},
-		{"while beginning", func(h *harness) { h.beginDelay = 5 * time.Second }},
-	} {
+	for _, tc := range beforeSubmit {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			tc.setup(h)
@@ -156,13 +160,7 @@ func TestRefundApprovalRejected(t *testing.T) {
 // Workflow cancellation before the refund is sent releases it (the CANCELED
 // finalize runs on a disconnected context).
 func TestRefundWorkflowCanceledBeforeSubmit(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		setup func(h *harness)
-	}{
-		{"awaiting approval", func(h *harness) { h.plan.RequiresApproval = true }},
-		{"while beginning", func(h *harness) { h.beginDelay = 5 * time.Second }},
-	} {
+	for _, tc := range beforeSubmit {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			tc.setup(h)
